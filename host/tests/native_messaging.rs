@@ -1,0 +1,381 @@
+//! The built host binary, spoken to over pipes the way a browser does.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const HOST: &str = env!("CARGO_BIN_EXE_cacbridge-host");
+const CHROME_ORIGIN: &str = "chrome-extension://abcdefghijklmnopabcdefghijklmnop/";
+const CAP: usize = 64 * 1024;
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_ne_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+struct HostProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    _logs: tempfile::TempDir,
+    log_dir: std::path::PathBuf,
+}
+
+impl HostProcess {
+    fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_log_level(args, "debug")
+    }
+
+    fn spawn_with_log_level(args: &[&str], level: &str) -> Self {
+        let logs = tempfile::tempdir().unwrap();
+        let mut child = Command::new(HOST)
+            .args(args)
+            .env("CACBRIDGE_LOG_DIR", logs.path())
+            .env("CACBRIDGE_LOG", level)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let log_dir = logs.path().to_owned();
+        Self {
+            child,
+            stdin,
+            stdout,
+            _logs: logs,
+            log_dir,
+        }
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn send(&mut self, request: &Value) {
+        self.write_raw(&frame(request.to_string().as_bytes()));
+    }
+
+    /// Read one reply; `None` at end of stdout.
+    fn recv(&mut self) -> Option<Value> {
+        let mut prefix = [0u8; 4];
+        if self.stdout.read_exact(&mut prefix).is_err() {
+            return None;
+        }
+        let len = u32::from_ne_bytes(prefix) as usize;
+        assert!(len <= 1024 * 1024, "reply over the browser's cap: {len}");
+        let mut body = vec![0u8; len];
+        self.stdout.read_exact(&mut body).unwrap();
+        Some(serde_json::from_slice(&body).expect("every reply is JSON"))
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "host did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        read_dir_text(&self.log_dir)
+    }
+
+    fn assert_version_works(&mut self, id: &str) {
+        self.send(&json!({"id": id, "command": "version"}));
+        let reply = self.recv().expect("a reply to version");
+        assert_eq!(reply["id"], id, "{reply}");
+        assert_eq!(reply["result"]["protocol"], 1, "{reply}");
+        assert_eq!(reply["result"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+}
+
+fn read_dir_text(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    text
+}
+
+#[test]
+fn version_then_end_of_input_exits_zero() {
+    let mut host = HostProcess::spawn(&[]);
+    host.assert_version_works("v1");
+    host.close_stdin();
+    assert_eq!(host.recv(), None);
+    assert_eq!(host.wait().code(), Some(0));
+}
+
+#[test]
+fn pipelined_requests_are_answered_with_their_ids() {
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    let mut batch = Vec::new();
+    let ids: Vec<Value> = (0..50)
+        .map(|i| {
+            if i % 2 == 0 {
+                json!(i)
+            } else {
+                json!(format!("req-{i}"))
+            }
+        })
+        .collect();
+    for id in &ids {
+        batch.extend(frame(
+            json!({"id": id, "command": "version"})
+                .to_string()
+                .as_bytes(),
+        ));
+    }
+    host.write_raw(&batch);
+    host.close_stdin();
+    let mut answered = Vec::new();
+    while let Some(reply) = host.recv() {
+        assert_eq!(reply["result"]["protocol"], 1);
+        answered.push(reply["id"].clone());
+    }
+    let mut expected = ids.iter().map(Value::to_string).collect::<Vec<_>>();
+    let mut got = answered.iter().map(Value::to_string).collect::<Vec<_>>();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+    assert_eq!(host.wait().code(), Some(0));
+}
+
+#[test]
+fn every_recoverable_bad_input_gets_its_code_and_the_host_keeps_serving() {
+    let cases: Vec<(&str, Vec<u8>, &str, Value)> = vec![
+        (
+            "invalid utf-8",
+            b"{\"id\":1,\"command\":\"\xc3\x28\"}".to_vec(),
+            "invalid-json",
+            Value::Null,
+        ),
+        (
+            "invalid json",
+            b"{\"id\":1,\"command\":".to_vec(),
+            "invalid-json",
+            Value::Null,
+        ),
+        ("zero length", Vec::new(), "invalid-json", Value::Null),
+        (
+            "not an object",
+            b"[\"version\"]".to_vec(),
+            "invalid-request",
+            Value::Null,
+        ),
+        (
+            "a bare string",
+            b"\"version\"".to_vec(),
+            "invalid-request",
+            Value::Null,
+        ),
+        (
+            "missing id",
+            br#"{"command":"version"}"#.to_vec(),
+            "invalid-request",
+            Value::Null,
+        ),
+        (
+            "null id",
+            br#"{"id":null,"command":"version"}"#.to_vec(),
+            "invalid-request",
+            Value::Null,
+        ),
+        (
+            "object id",
+            br#"{"id":{},"command":"version"}"#.to_vec(),
+            "invalid-request",
+            Value::Null,
+        ),
+        (
+            "missing command",
+            br#"{"id":"m"}"#.to_vec(),
+            "invalid-request",
+            json!("m"),
+        ),
+        (
+            "numeric command",
+            br#"{"id":9,"command":9}"#.to_vec(),
+            "invalid-request",
+            json!(9),
+        ),
+        (
+            "array arguments",
+            br#"{"id":"a","command":"version","arguments":[]}"#.to_vec(),
+            "invalid-request",
+            json!("a"),
+        ),
+        (
+            "unknown command",
+            br#"{"id":"u","command":"format-card"}"#.to_vec(),
+            "unknown-command",
+            json!("u"),
+        ),
+    ];
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    for (i, (name, body, code, id)) in cases.into_iter().enumerate() {
+        host.write_raw(&frame(&body));
+        let reply = host.recv().unwrap_or_else(|| panic!("{name}: no reply"));
+        assert_eq!(reply["error"]["code"], code, "{name}: {reply}");
+        assert_eq!(reply["id"], id, "{name}: {reply}");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+        assert!(reply.get("result").is_none(), "{name}");
+        host.assert_version_works(&format!("after-{i}"));
+    }
+    host.close_stdin();
+    assert_eq!(host.wait().code(), Some(0));
+}
+
+#[test]
+fn a_frame_of_exactly_the_cap_is_served() {
+    let mut host = HostProcess::spawn(&[]);
+    let mut body = br#"{"id":"cap","command":"version"}"#.to_vec();
+    body.resize(CAP, b' ');
+    host.write_raw(&frame(&body));
+    let reply = host.recv().unwrap();
+    assert_eq!(reply["id"], "cap");
+    assert_eq!(reply["result"]["protocol"], 1);
+    host.assert_version_works("after-cap");
+}
+
+#[test]
+fn a_length_over_the_cap_is_answered_then_the_host_exits_without_reading_further() {
+    let mut host = HostProcess::spawn(&[]);
+    host.assert_version_works("before");
+    // Announce cap+1 bytes, then (as if resynchronising) a perfectly good request.
+    let mut bytes = ((CAP + 1) as u32).to_ne_bytes().to_vec();
+    bytes.extend(frame(br#"{"id":"smuggled","command":"version"}"#));
+    host.write_raw(&bytes);
+    let reply = host.recv().unwrap();
+    assert_eq!(reply["error"]["code"], "message-too-large", "{reply}");
+    assert_eq!(reply["id"], Value::Null);
+    assert_eq!(reply["error"]["limit"], CAP);
+    assert_eq!(
+        host.recv(),
+        None,
+        "nothing after the oversized frame is read"
+    );
+    let status = host.wait();
+    assert!(!status.success(), "{status:?}");
+}
+
+#[test]
+fn a_truncated_frame_ends_the_host_with_a_failure() {
+    let mut host = HostProcess::spawn(&[]);
+    host.assert_version_works("before");
+    let whole = frame(br#"{"id":"cut","command":"version"}"#);
+    host.write_raw(&whole[..whole.len() - 5]);
+    host.close_stdin();
+    assert_eq!(host.recv(), None);
+    let status = host.wait();
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        host.log_text().contains("inside a frame"),
+        "the truncation is logged"
+    );
+}
+
+#[test]
+fn quit_replies_then_exits_zero_while_stdin_stays_open() {
+    let mut host = HostProcess::spawn(&[]);
+    host.send(&json!({"id": 5, "command": "quit"}));
+    let reply = host.recv().unwrap();
+    assert_eq!(reply, json!({"id": 5, "result": {}}));
+    assert_eq!(host.wait().code(), Some(0));
+}
+
+#[test]
+fn chrome_style_arguments_are_accepted_and_the_caller_remembered() {
+    for args in [
+        vec![CHROME_ORIGIN],
+        vec![CHROME_ORIGIN, "--parent-window=0"],
+    ] {
+        let mut host = HostProcess::spawn(&args);
+        host.assert_version_works("chrome");
+        host.close_stdin();
+        assert_eq!(host.wait().code(), Some(0));
+        assert!(host.log_text().contains("abcdefghijklmnopabcdefghijklmnop"));
+    }
+}
+
+#[test]
+fn firefox_style_arguments_are_accepted_and_the_caller_remembered() {
+    let mut host = HostProcess::spawn(&[
+        "/usr/lib/mozilla/native-messaging-hosts/mil.cacbridge.host.json",
+        "cacbridge@cacbridge.mil",
+    ]);
+    host.assert_version_works("firefox");
+    host.close_stdin();
+    assert_eq!(host.wait().code(), Some(0));
+    assert!(host
+        .log_text()
+        .contains("firefox extension cacbridge@cacbridge.mil"));
+}
+
+#[test]
+fn request_bodies_never_reach_the_log() {
+    const SECRET: &str = "97531864";
+    let mut host = HostProcess::spawn_with_log_level(&[CHROME_ORIGIN], "trace");
+    host.send(&json!({"id": 1, "command": "authenticate", "arguments": {"pin": SECRET}}));
+    assert_eq!(host.recv().unwrap()["error"]["code"], "unknown-command");
+    host.send(&json!({"id": 2, "command": "version", "arguments": {"pin": SECRET}}));
+    assert_eq!(host.recv().unwrap()["id"], 2);
+    host.write_raw(&frame(
+        format!(r#"{{"id":3,"command":"sign","arguments":{{"pin":"{SECRET}""#).as_bytes(),
+    ));
+    assert_eq!(host.recv().unwrap()["error"]["code"], "invalid-json");
+    host.close_stdin();
+    assert_eq!(host.wait().code(), Some(0));
+    let log = host.log_text();
+    assert!(log.contains("authenticate"), "the log is written: {log}");
+    assert!(!log.contains(SECRET), "PIN leaked into the log:\n{log}");
+}
+
+#[test]
+fn version_subcommand_prints_for_people() {
+    let out = Command::new(HOST).arg("version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("cacbridge-host {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+
+    let out = Command::new(HOST)
+        .args(["version", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["protocol"], 1);
+}
+
+#[test]
+fn help_shows_the_person_facing_subcommands() {
+    let out = Command::new(HOST).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for sub in ["version", "list", "doctor", "install", "uninstall"] {
+        assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
+    }
+}
