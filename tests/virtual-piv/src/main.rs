@@ -47,6 +47,9 @@ struct Args {
     /// Log every APDU and response to stderr.
     #[arg(long)]
     trace: bool,
+    /// Wait this long before each answer (to pull the card out mid-operation in tests).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 fn main() -> io::Result<()> {
@@ -81,7 +84,7 @@ fn main() -> io::Result<()> {
             match TcpStream::connect((Ipv4Addr::LOCALHOST, args.port)) {
                 Ok(stream) => {
                     eprintln!("virtual-piv: inserted into vpcd port {}", args.port);
-                    let ended = serve(stream, &mut card, &atr, args.trace);
+                    let ended = serve(stream, &mut card, &atr, &args);
                     eprintln!("virtual-piv: vpcd connection ended ({ended:?}); reconnecting");
                     card.power_cycle();
                 }
@@ -94,7 +97,7 @@ fn main() -> io::Result<()> {
 /// vpcd's protocol: each message is a 2-byte big-endian length and a payload. A 1-byte payload
 /// is a control code (0 power off, 1 power on, 2 reset, 4 get ATR); anything longer is a
 /// C-APDU, answered with the R-APDU.
-fn serve(stream: TcpStream, card: &mut VirtualCard<'_>, atr: &[u8], trace: bool) -> io::Error {
+fn serve(stream: TcpStream, card: &mut VirtualCard<'_>, atr: &[u8], args: &Args) -> io::Error {
     let socket = socket2::SockRef::from(&stream);
     let _ = stream.set_nodelay(true);
     let mut stream = &stream;
@@ -124,7 +127,10 @@ fn serve(stream: TcpStream, card: &mut VirtualCard<'_>, atr: &[u8], trace: bool)
             }
             apdu => {
                 let response = card.transmit(apdu);
-                if trace {
+                if args.delay_ms > 0 {
+                    sleep(Duration::from_millis(args.delay_ms));
+                }
+                if args.trace {
                     eprintln!("> {}\n< {}", hex::encode(apdu), hex::encode(&response));
                 }
                 response

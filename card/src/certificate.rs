@@ -1,0 +1,268 @@
+//! What a person and a portal need to know about a card's certificate, read with x509-parser.
+
+use sha2::{Digest as _, Sha256};
+use x509_parser::prelude::*;
+
+use crate::error::CardError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    Rsa { bits: usize },
+    EcP256,
+    EcP384,
+}
+
+impl KeyAlgorithm {
+    /// "RSA-2048", "EC-P256", "EC-P384".
+    pub fn name(self) -> String {
+        match self {
+            KeyAlgorithm::Rsa { bits } => format!("RSA-{bits}"),
+            KeyAlgorithm::EcP256 => "EC-P256".into(),
+            KeyAlgorithm::EcP384 => "EC-P384".into(),
+        }
+    }
+
+    /// Bytes in an RSA modulus or an EC field element.
+    pub fn size_bytes(self) -> usize {
+        match self {
+            KeyAlgorithm::Rsa { bits } => bits.div_ceil(8),
+            KeyAlgorithm::EcP256 => 32,
+            KeyAlgorithm::EcP384 => 48,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// Hex SHA-256 of the DER: stable across readers, cards and sessions.
+    pub id: String,
+    pub subject: String,
+    pub issuer: String,
+    pub common_name: Option<String>,
+    /// Hex, upper case, no separators.
+    pub serial_number: String,
+    /// RFC 3339, UTC.
+    pub not_before: String,
+    pub not_after: String,
+    pub not_before_unix: i64,
+    pub not_after_unix: i64,
+    pub key_algorithm: KeyAlgorithm,
+    pub key_usage: Vec<&'static str>,
+    pub extended_key_usage: Vec<String>,
+    /// The DoD ID number: last part of a CN `LAST.FIRST[.MIDDLE].EDIPI`.
+    pub edipi: Option<String>,
+    pub upn: Option<String>,
+    pub email: Option<String>,
+}
+
+const OID_UPN: &str = "1.3.6.1.4.1.311.20.2.3";
+const OID_SMARTCARD_LOGON: &str = "1.3.6.1.4.1.311.20.2.2";
+const OID_PIV_CARD_AUTH: &str = "2.16.840.1.101.3.6.8";
+const OID_DOCUMENT_SIGNING: &str = "1.3.6.1.4.1.311.10.3.12";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+
+pub fn certificate_id(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+/// Parse a certificate read from a card.
+pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CardError> {
+    let bad = |what: String| CardError::Malformed(format!("certificate: {what}"));
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(bad(format!("{} bytes after the certificate", rest.len())));
+    }
+
+    let spki = cert.public_key();
+    let key_algorithm = match spki.parsed().map_err(|e| bad(e.to_string()))? {
+        x509_parser::public_key::PublicKey::RSA(rsa) => KeyAlgorithm::Rsa {
+            bits: rsa.key_size(),
+        },
+        x509_parser::public_key::PublicKey::EC(_) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|oid| oid.to_id_string());
+            match curve.as_deref() {
+                Some(OID_P256) => KeyAlgorithm::EcP256,
+                Some(OID_P384) => KeyAlgorithm::EcP384,
+                other => return Err(bad(format!("unsupported EC curve {other:?}"))),
+            }
+        }
+        _ => return Err(bad("unsupported key type".into())),
+    };
+
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    let edipi = common_name.as_deref().and_then(edipi_from_cn);
+
+    let mut key_usage = Vec::new();
+    if let Ok(Some(ku)) = cert.key_usage() {
+        let ku = ku.value;
+        for (set, name) in [
+            (ku.digital_signature(), "digitalSignature"),
+            (ku.non_repudiation(), "nonRepudiation"),
+            (ku.key_encipherment(), "keyEncipherment"),
+            (ku.data_encipherment(), "dataEncipherment"),
+            (ku.key_agreement(), "keyAgreement"),
+            (ku.key_cert_sign(), "keyCertSign"),
+            (ku.crl_sign(), "cRLSign"),
+        ] {
+            if set {
+                key_usage.push(name);
+            }
+        }
+    }
+
+    let mut extended_key_usage = Vec::new();
+    if let Ok(Some(eku)) = cert.extended_key_usage() {
+        let eku = eku.value;
+        for (set, name) in [
+            (eku.any, "anyExtendedKeyUsage"),
+            (eku.server_auth, "serverAuth"),
+            (eku.client_auth, "clientAuth"),
+            (eku.code_signing, "codeSigning"),
+            (eku.email_protection, "emailProtection"),
+            (eku.time_stamping, "timeStamping"),
+            (eku.ocsp_signing, "OCSPSigning"),
+        ] {
+            if set {
+                extended_key_usage.push(name.to_owned());
+            }
+        }
+        for oid in &eku.other {
+            let id = oid.to_id_string();
+            extended_key_usage.push(match id.as_str() {
+                OID_SMARTCARD_LOGON => "smartcardLogon".to_owned(),
+                OID_PIV_CARD_AUTH => "pivCardAuth".to_owned(),
+                OID_DOCUMENT_SIGNING => "documentSigning".to_owned(),
+                _ => id,
+            });
+        }
+    }
+
+    let mut upn = None;
+    let mut email = None;
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::RFC822Name(address) if email.is_none() => {
+                    email = Some((*address).to_owned());
+                }
+                GeneralName::OtherName(oid, value) if oid.to_id_string() == OID_UPN => {
+                    upn = upn.or_else(|| other_name_string(value));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    let validity = cert.validity();
+    Ok(CertificateInfo {
+        id: certificate_id(der),
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        common_name,
+        serial_number: hex::encode_upper(cert.tbs_certificate.raw_serial()),
+        not_before: rfc3339(&validity.not_before),
+        not_after: rfc3339(&validity.not_after),
+        not_before_unix: validity.not_before.timestamp(),
+        not_after_unix: validity.not_after.timestamp(),
+        key_algorithm,
+        key_usage,
+        extended_key_usage,
+        edipi,
+        upn,
+        email,
+    })
+}
+
+/// `LAST.FIRST[.MIDDLE].EDIPI` -> EDIPI (10 digits). Names may hold spaces and hyphens.
+pub fn edipi_from_cn(cn: &str) -> Option<String> {
+    let parts: Vec<&str> = cn.split('.').collect();
+    let last = *parts.last()?;
+    if parts.len() >= 3
+        && last.len() == 10
+        && last.bytes().all(|b| b.is_ascii_digit())
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty())
+    {
+        Some(last.to_owned())
+    } else {
+        None
+    }
+}
+
+/// An otherName value: `[0] EXPLICIT UTF8String` (or IA5String). x509-parser hands us the
+/// bytes inside the otherName's `[0]`, which some encoders repeat.
+fn other_name_string(value: &[u8]) -> Option<String> {
+    let mut bytes = value;
+    loop {
+        let (&tag, rest) = bytes.split_first()?;
+        let (&len, rest) = rest.split_first()?;
+        let (len, rest) = match len {
+            0..=0x7F => (usize::from(len), rest),
+            0x81 => (usize::from(*rest.first()?), &rest[1..]),
+            _ => return None,
+        };
+        let content = rest.get(..len)?;
+        match tag {
+            0xA0 => bytes = content,
+            0x0C | 0x16 => return std::str::from_utf8(content).ok().map(str::to_owned),
+            _ => return None,
+        }
+    }
+}
+
+fn rfc3339(time: &ASN1Time) -> String {
+    let t = time.to_datetime();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edipi_comes_from_dod_style_names() {
+        assert_eq!(
+            edipi_from_cn("DOE.JOHN.A.1234567890").as_deref(),
+            Some("1234567890")
+        );
+        assert_eq!(
+            edipi_from_cn("SMITH.JANE.1098765432").as_deref(),
+            Some("1098765432")
+        );
+        assert_eq!(
+            edipi_from_cn("VAN DER BERG.ANNA MARIE.Q.1000000001").as_deref(),
+            Some("1000000001")
+        );
+        assert_eq!(edipi_from_cn("JOHN DOE"), None);
+        assert_eq!(edipi_from_cn("DOE.1234567890"), None);
+        assert_eq!(edipi_from_cn("DOE.JOHN.123456789"), None);
+        assert_eq!(edipi_from_cn("DOE..1234567890"), None);
+    }
+
+    #[test]
+    fn other_name_accepts_explicit_wrappers() {
+        let inner = [0x0C, 0x03, b'a', b'@', b'b'];
+        assert_eq!(other_name_string(&inner).as_deref(), Some("a@b"));
+        let wrapped = [0xA0, 0x05, 0x0C, 0x03, b'a', b'@', b'b'];
+        assert_eq!(other_name_string(&wrapped).as_deref(), Some("a@b"));
+        assert_eq!(other_name_string(&[0x0C, 0x09, b'a']), None);
+    }
+}

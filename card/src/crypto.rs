@@ -1,0 +1,169 @@
+//! Signature inputs the card cannot build itself: PIV and CAC keys do raw RSA, so the host
+//! builds the EMSA-PKCS1-v1_5 block; ECDSA takes the digest sized to the curve.
+
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
+
+use crate::error::CardError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashFunction {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HashFunction {
+    pub fn output_len(self) -> usize {
+        match self {
+            HashFunction::Sha256 => 32,
+            HashFunction::Sha384 => 48,
+            HashFunction::Sha512 => 64,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HashFunction::Sha256 => "SHA-256",
+            HashFunction::Sha384 => "SHA-384",
+            HashFunction::Sha512 => "SHA-512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "SHA-256" => Some(HashFunction::Sha256),
+            "SHA-384" => Some(HashFunction::Sha384),
+            "SHA-512" => Some(HashFunction::Sha512),
+            _ => None,
+        }
+    }
+
+    pub fn hash(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            HashFunction::Sha256 => Sha256::digest(data).to_vec(),
+            HashFunction::Sha384 => Sha384::digest(data).to_vec(),
+            HashFunction::Sha512 => Sha512::digest(data).to_vec(),
+        }
+    }
+
+    /// DER of the DigestInfo prefix (RFC 8017, section 9.2, note 1).
+    fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            HashFunction::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            HashFunction::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x02, 0x05, 0x00, 0x04, 0x30,
+            ],
+            HashFunction::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+}
+
+/// A digest to be signed, its length checked against its function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    function: HashFunction,
+    bytes: Vec<u8>,
+}
+
+impl Digest {
+    pub fn new(function: HashFunction, bytes: Vec<u8>) -> Result<Self, CardError> {
+        if bytes.len() != function.output_len() {
+            return Err(CardError::KeyNotUsable(format!(
+                "a {} digest is {} bytes, not {}",
+                function.name(),
+                function.output_len(),
+                bytes.len()
+            )));
+        }
+        Ok(Self { function, bytes })
+    }
+
+    pub fn of(function: HashFunction, data: &[u8]) -> Self {
+        Self {
+            function,
+            bytes: function.hash(data),
+        }
+    }
+
+    pub fn function(&self) -> HashFunction {
+        self.function
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// EMSA-PKCS1-v1_5: `00 01 FF..FF 00 || DigestInfo || hash`, `modulus_len` bytes long.
+pub fn pkcs1_v15_block(digest: &Digest, modulus_len: usize) -> Result<Vec<u8>, CardError> {
+    let prefix = digest.function.digest_info_prefix();
+    let t_len = prefix.len() + digest.bytes.len();
+    if modulus_len < t_len + 11 {
+        return Err(CardError::KeyNotUsable(format!(
+            "a {}-bit RSA key is too small for {}",
+            modulus_len * 8,
+            digest.function.name()
+        )));
+    }
+    let mut block = Vec::with_capacity(modulus_len);
+    block.extend_from_slice(&[0x00, 0x01]);
+    block.resize(modulus_len - t_len - 1, 0xFF);
+    block.push(0x00);
+    block.extend_from_slice(prefix);
+    block.extend_from_slice(&digest.bytes);
+    Ok(block)
+}
+
+/// The ECDSA input for a curve of `field_len` bytes: longer digests keep their leftmost bytes
+/// (FIPS 186-4 6.4), shorter ones are left-padded with zeros (the same integer).
+pub fn ecdsa_input(digest: &Digest, field_len: usize) -> Vec<u8> {
+    let bytes = &digest.bytes;
+    if bytes.len() >= field_len {
+        bytes[..field_len].to_vec()
+    } else {
+        let mut out = vec![0u8; field_len - bytes.len()];
+        out.extend_from_slice(bytes);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pkcs1_block_has_the_standard_shape() {
+        let digest = Digest::of(HashFunction::Sha256, b"abc");
+        let block = pkcs1_v15_block(&digest, 256).unwrap();
+        assert_eq!(block.len(), 256);
+        assert_eq!(&block[..2], &[0x00, 0x01]);
+        let zero = block.iter().skip(2).position(|&b| b == 0).unwrap() + 2;
+        assert!(block[2..zero].iter().all(|&b| b == 0xFF));
+        assert_eq!(zero - 2, 256 - 3 - 19 - 32);
+        assert_eq!(&block[256 - 32..], digest.bytes());
+    }
+
+    #[test]
+    fn digest_length_must_match_its_function() {
+        assert!(Digest::new(HashFunction::Sha384, vec![0; 32]).is_err());
+        assert!(Digest::new(HashFunction::Sha512, vec![0; 64]).is_ok());
+    }
+
+    #[test]
+    fn ecdsa_input_is_sized_to_the_curve() {
+        let d = Digest::of(HashFunction::Sha512, b"x");
+        assert_eq!(ecdsa_input(&d, 32), d.bytes()[..32].to_vec());
+        let d = Digest::of(HashFunction::Sha256, b"x");
+        let padded = ecdsa_input(&d, 48);
+        assert_eq!(&padded[..16], &[0u8; 16]);
+        assert_eq!(&padded[16..], d.bytes());
+    }
+}

@@ -1,0 +1,104 @@
+//! Card-layer errors. Each has a stable code (`CardError::code`) that the host's protocol
+//! exposes unchanged.
+
+use crate::apdu::Status;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CardError {
+    #[error("no smart card reader is connected")]
+    NoReader,
+    #[error("reader {0:?} is not connected")]
+    UnknownReader(String),
+    #[error("no card is inserted")]
+    NoCard,
+    #[error("the card was removed")]
+    CardRemoved,
+    #[error("the card is in use by another program")]
+    CardInUse,
+    #[error("the card was reset by another program during the operation")]
+    CardReset,
+    #[error("the smart card service (PC/SC) is not running")]
+    PcscUnavailable,
+    #[error("PC/SC error: {0}")]
+    Pcsc(String),
+    #[error("the card is not supported: {0}")]
+    UnsupportedCard(String),
+    #[error("the PIN is incorrect")]
+    PinIncorrect { retries_left: Option<u8> },
+    #[error("the PIN is blocked")]
+    PinBlocked,
+    #[error("a PIN is 6 to 8 digits")]
+    PinFormat,
+    #[error("the card answered {status} to {operation}")]
+    CardStatus {
+        status: Status,
+        operation: &'static str,
+    },
+    /// The reader returned no answer at all (not even a status word).
+    #[error("the card did not answer")]
+    NoResponse,
+    #[error("the card sent malformed data: {0}")]
+    Malformed(String),
+    #[error("no certificate with that id is on an inserted card")]
+    CertificateNotFound,
+    #[error("this key cannot do that: {0}")]
+    KeyNotUsable(String),
+    #[error("the token module failed: {0}")]
+    Module(String),
+}
+
+impl CardError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CardError::NoReader | CardError::UnknownReader(_) => "no-reader",
+            CardError::NoCard => "no-card",
+            CardError::CardRemoved => "card-removed",
+            CardError::CardInUse => "card-in-use",
+            CardError::CardReset => "card-reset",
+            CardError::PcscUnavailable => "pcsc-unavailable",
+            CardError::Pcsc(_) => "pcsc-error",
+            CardError::UnsupportedCard(_) => "unsupported-card",
+            CardError::PinIncorrect { .. } => "pin-incorrect",
+            CardError::PinBlocked => "pin-blocked",
+            CardError::PinFormat => "pin-format",
+            CardError::CardStatus { .. } | CardError::Malformed(_) | CardError::NoResponse => {
+                "card-error"
+            }
+            CardError::CertificateNotFound => "certificate-not-found",
+            CardError::KeyNotUsable(_) => "key-not-usable",
+            CardError::Module(_) => "module-error",
+        }
+    }
+
+    /// The boundary where an unexpected status word becomes an error.
+    pub fn status(status: Status, operation: &'static str) -> Self {
+        match status {
+            Status::VerifyFailed { retries_left: 0 } | Status::Blocked => CardError::PinBlocked,
+            Status::VerifyFailed { retries_left } => CardError::PinIncorrect {
+                retries_left: Some(retries_left),
+            },
+            status => CardError::CardStatus { status, operation },
+        }
+    }
+}
+
+impl From<pcsc::Error> for CardError {
+    fn from(err: pcsc::Error) -> Self {
+        use pcsc::Error as E;
+        match err {
+            E::NoService | E::ServiceStopped | E::InvalidHandle => CardError::PcscUnavailable,
+            E::NoReadersAvailable => CardError::NoReader,
+            E::UnknownReader | E::ReaderUnavailable => CardError::UnknownReader(String::new()),
+            E::NoSmartcard => CardError::NoCard,
+            E::RemovedCard | E::NotTransacted => CardError::CardRemoved,
+            E::ResetCard => CardError::CardReset,
+            E::SharingViolation => CardError::CardInUse,
+            E::UnsupportedCard | E::UnpoweredCard | E::UnresponsiveCard | E::ProtoMismatch => {
+                CardError::UnsupportedCard(err.to_string())
+            }
+            other => CardError::Pcsc(other.to_string()),
+        }
+    }
+}

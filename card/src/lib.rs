@@ -1,0 +1,59 @@
+//! CAC Bridge card layer: PC/SC readers, the PIV and legacy CAC applets, certificates and
+//! signatures. It knows nothing of browsers, JSON or the host's protocol.
+//!
+//! Layers, bottom up: [`transport`] (ISO 7816 rules over any [`transport::Transport`]),
+//! [`piv`] and [`cac`] (one module per applet), [`session`] (multi-APDU operations),
+//! [`pcsc_backend`] (readers, connections, caching, recovery). Callers use the [`Token`] trait,
+//! which a PKCS#11 backend implements too.
+
+pub mod apdu;
+pub mod cac;
+pub mod certificate;
+pub mod crypto;
+pub mod error;
+mod inflate;
+pub mod model;
+pub mod monitor;
+pub mod pcsc_backend;
+pub mod pin;
+pub mod piv;
+#[cfg(test)]
+mod script;
+pub mod session;
+pub mod tlv;
+pub mod transport;
+
+pub use certificate::{CertificateInfo, KeyAlgorithm};
+pub use crypto::{Digest, HashFunction};
+pub use error::CardError;
+pub use model::{
+    CardCertificate, CardStatus, CardType, PinStatus, ReaderEvent, ReaderStatus, Slot,
+};
+pub use pcsc_backend::PcscBackend;
+pub use pin::Pin;
+
+/// A source of certificates and signatures: the PC/SC card layer, or a PKCS#11 module.
+pub trait Token: Send {
+    /// Short name for logs and policy ("pcsc", "pkcs11").
+    fn name(&self) -> &'static str;
+
+    /// Every reader, with the card in it and that card's PIN state.
+    fn readers(&mut self) -> Result<Vec<ReaderStatus>, CardError>;
+
+    /// The certificates of every inserted card, or of the card in one reader.
+    fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError>;
+
+    /// Verify `pin` and sign `digest` with the key of certificate `certificate_id`, in one card
+    /// transaction. RSA keys give a PKCS#1 v1.5 signature, EC keys a DER ECDSA signature.
+    fn sign(
+        &mut self,
+        certificate_id: &str,
+        digest: &Digest,
+        pin: &Pin,
+    ) -> Result<Vec<u8>, CardError>;
+
+    /// APDUs sent so far (for benchmarks and tests); 0 where not applicable.
+    fn apdu_count(&self) -> u64 {
+        0
+    }
+}

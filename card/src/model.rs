@@ -1,0 +1,163 @@
+//! The card layer's view of readers, cards, key slots and certificates.
+
+use crate::certificate::CertificateInfo;
+use crate::error::CardError;
+
+/// Where a key and its certificate live on a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// PIV 9A: the certificate to register and log in with.
+    PivAuthentication,
+    /// PIV 9C: signatures; PIN Always.
+    DigitalSignature,
+    /// PIV 9D: encryption.
+    KeyManagement,
+    /// PIV 9E: card authentication, no PIN; never proof of the holder.
+    CardAuthentication,
+    /// PIV 82-95: retired key management keys 1-20.
+    RetiredKeyManagement(u8),
+    /// Legacy CAC PKI applets.
+    CacId,
+    CacEmailSignature,
+    CacEmailEncryption,
+}
+
+impl Slot {
+    pub const PIV_CURRENT: [Slot; 4] = [
+        Slot::PivAuthentication,
+        Slot::DigitalSignature,
+        Slot::KeyManagement,
+        Slot::CardAuthentication,
+    ];
+    pub const CAC: [Slot; 3] = [
+        Slot::CacId,
+        Slot::CacEmailSignature,
+        Slot::CacEmailEncryption,
+    ];
+
+    /// "9A", "9C", "9D", "9E", "82".."95", or the CAC applet.
+    pub fn label(self) -> String {
+        match self {
+            Slot::CacId => "CAC-ID".into(),
+            Slot::CacEmailSignature => "CAC-EMAIL-SIGNATURE".into(),
+            Slot::CacEmailEncryption => "CAC-EMAIL-ENCRYPTION".into(),
+            piv => format!("{:02X}", piv.piv_key_reference().unwrap_or_default()),
+        }
+    }
+
+    pub fn role(self) -> String {
+        match self {
+            Slot::PivAuthentication => "PIV Authentication".into(),
+            Slot::DigitalSignature => "Digital Signature".into(),
+            Slot::KeyManagement => "Key Management".into(),
+            Slot::CardAuthentication => "Card Authentication".into(),
+            Slot::RetiredKeyManagement(n) => format!("Retired Key Management {n}"),
+            Slot::CacId => "CAC ID".into(),
+            Slot::CacEmailSignature => "CAC Email Signature".into(),
+            Slot::CacEmailEncryption => "CAC Email Encryption".into(),
+        }
+    }
+
+    /// The PIV key reference (P2 of GENERAL AUTHENTICATE).
+    pub fn piv_key_reference(self) -> Option<u8> {
+        Some(match self {
+            Slot::PivAuthentication => 0x9A,
+            Slot::DigitalSignature => 0x9C,
+            Slot::KeyManagement => 0x9D,
+            Slot::CardAuthentication => 0x9E,
+            Slot::RetiredKeyManagement(n @ 1..=20) => 0x81 + n,
+            _ => return None,
+        })
+    }
+
+    /// The PIV data object holding this slot's certificate.
+    pub fn piv_object(self) -> Option<u32> {
+        Some(match self {
+            Slot::PivAuthentication => 0x5FC105,
+            Slot::DigitalSignature => 0x5FC10A,
+            Slot::KeyManagement => 0x5FC10B,
+            Slot::CardAuthentication => 0x5FC101,
+            Slot::RetiredKeyManagement(n @ 1..=20) => 0x5FC10C + u32::from(n),
+            _ => return None,
+        })
+    }
+
+    pub fn pin_required(self) -> bool {
+        self != Slot::CardAuthentication
+    }
+
+    /// The card wants the PIN verified right before each use of this key.
+    pub fn pin_always(self) -> bool {
+        self == Slot::DigitalSignature
+    }
+
+    /// Keys that prove the holder to a relying party (login, registration).
+    pub fn is_authentication(self) -> bool {
+        matches!(self, Slot::PivAuthentication | Slot::CacId)
+    }
+
+    /// Keys for digital signatures on documents.
+    pub fn is_signature(self) -> bool {
+        matches!(self, Slot::DigitalSignature | Slot::CacEmailSignature)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardType {
+    /// A card with the PIV applet (every current CAC is a Dual CAC/PIV card).
+    Piv,
+    /// A card with only the legacy GSC-IS CAC applets.
+    Cac,
+    Unknown,
+}
+
+impl CardType {
+    pub fn name(self) -> &'static str {
+        match self {
+            CardType::Piv => "PIV",
+            CardType::Cac => "CAC",
+            CardType::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardCertificate {
+    pub reader: String,
+    pub slot: Slot,
+    pub der: Vec<u8>,
+    pub info: CertificateInfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinStatus {
+    /// Tries left before the PIN blocks; `None` when the card does not say.
+    pub retries_left: Option<u8>,
+    pub blocked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardStatus {
+    pub atr: Vec<u8>,
+    pub card_type: CardType,
+    /// The CCC says this PIV card is a DoD Dual CAC.
+    pub dual_cac: bool,
+    pub pin: Option<PinStatus>,
+    /// Set when the card is present but could not be read.
+    pub error: Option<CardError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderStatus {
+    pub name: String,
+    pub card: Option<CardStatus>,
+}
+
+/// A reader or card change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderEvent {
+    ReaderAdded { reader: String },
+    ReaderRemoved { reader: String },
+    CardInserted { reader: String, atr: Vec<u8> },
+    CardRemoved { reader: String },
+}

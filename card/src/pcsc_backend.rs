@@ -1,0 +1,429 @@
+//! The PC/SC backend: readers through pcscd (or WinSCard), cards through the PIV and CAC
+//! applet code, certificates cached per card insertion.
+//!
+//! Rules kept here, each learnt from real cards and real desks:
+//! - connect Shared with T=0 or T=1 (several DoD cards offer T=0 only);
+//! - every multi-APDU operation inside one transaction;
+//! - always disconnect with LeaveCard: the pcsc crate's drop resets the card, which logs every
+//!   other application on it out;
+//! - a reset by another program: reconnect, retry once, and only if the card was not swapped;
+//! - pcscd restarted: establish a new context;
+//! - card removed: fail cleanly and forget what was cached.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::time::Duration;
+
+use pcsc::{Card, Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
+
+use crate::certificate::inspect;
+use crate::crypto::Digest;
+use crate::error::CardError;
+use crate::model::{CardCertificate, CardStatus, CardType, ReaderStatus};
+use crate::pin::Pin;
+use crate::session::{self, CardContents};
+use crate::transport::{Channel, Protocol, Transport};
+use crate::Token;
+
+/// One insertion of a card: pcsc-lite's per-reader event counter changes when a card comes or
+/// goes, so an unchanged counter and ATR mean the same card is still there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Insertion {
+    event_count: u32,
+    atr: Vec<u8>,
+}
+
+struct CachedCard {
+    insertion: Insertion,
+    card_type: CardType,
+    certificates: Vec<CardCertificate>,
+    dual_cac: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct PcscBackend {
+    context: Option<Context>,
+    cards: HashMap<String, CachedCard>,
+    apdus: u64,
+}
+
+impl PcscBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn context(&mut self) -> Result<Context, CardError> {
+        if let Some(context) = &self.context {
+            return Ok(context.clone());
+        }
+        let context = Context::establish(Scope::User).map_err(CardError::from)?;
+        self.context = Some(context.clone());
+        Ok(context)
+    }
+
+    /// Run `op`; when the PC/SC service went away (pcscd restarted), establish a new context
+    /// and run it once more.
+    fn with_service<R>(
+        &mut self,
+        mut op: impl FnMut(&mut Self) -> Result<R, CardError>,
+    ) -> Result<R, CardError> {
+        match op(self) {
+            Err(CardError::PcscUnavailable) if self.context.is_some() => {
+                tracing::info!("PC/SC service lost; establishing a new context");
+                self.context = None;
+                self.cards.clear();
+                op(self)
+            }
+            other => other,
+        }
+    }
+
+    fn reader_names(&mut self) -> Result<Vec<String>, CardError> {
+        match self.context()?.list_readers_owned() {
+            Ok(names) => Ok(names
+                .into_iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()),
+            Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The card in `reader` right now, without talking to it. `None` when the reader is empty.
+    fn insertion(&mut self, reader: &str) -> Result<Option<Insertion>, CardError> {
+        let name = CString::new(reader).map_err(|_| CardError::UnknownReader(reader.into()))?;
+        let mut states = [ReaderState::new(name, State::UNAWARE)];
+        self.context()?
+            .get_status_change(Duration::ZERO, &mut states)
+            .map_err(|err| match CardError::from(err) {
+                CardError::UnknownReader(_) => CardError::UnknownReader(reader.into()),
+                other => other,
+            })?;
+        let state = &states[0];
+        if state.event_state().contains(State::PRESENT)
+            && !state.event_state().contains(State::MUTE)
+        {
+            Ok(Some(Insertion {
+                event_count: state.event_count(),
+                atr: state.atr().to_vec(),
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Connect to the card in `reader` and run `op` inside one transaction. A reset by another
+    /// program is followed by a reconnect and one retry, provided the same card is still there.
+    fn with_card<R>(
+        &mut self,
+        reader: &str,
+        mut op: impl FnMut(&mut Channel<'_>) -> Result<R, CardError>,
+    ) -> Result<R, CardError> {
+        let before = self.insertion(reader)?.ok_or(CardError::NoCard)?;
+        let name = CString::new(reader).map_err(|_| CardError::UnknownReader(reader.into()))?;
+        let card = self
+            .context()?
+            .connect(&name, ShareMode::Shared, Protocols::ANY)
+            .map_err(CardError::from)?;
+        let mut connection = Connection(Some(card));
+        let mut attempt = 0;
+        loop {
+            let card = connection.card();
+            let result = run_transaction(card, &mut op, &mut self.apdus);
+            match result {
+                Err(CardError::CardReset) if attempt == 0 => {
+                    attempt += 1;
+                    tracing::info!(reader, "card reset by another program; reconnecting");
+                    connection
+                        .card()
+                        .reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)
+                        .map_err(CardError::from)?;
+                    if self.insertion(reader)? != Some(before.clone()) {
+                        return Err(CardError::CardRemoved);
+                    }
+                }
+                Err(CardError::NoResponse) => {
+                    return Err(self.explain_silence(reader, &before));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A card that stops answering was usually pulled out: pcscd needs a moment to notice.
+    fn explain_silence(&mut self, reader: &str, before: &Insertion) -> CardError {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while std::time::Instant::now() < deadline {
+            match self.insertion(reader) {
+                Ok(Some(now)) if now == *before => {}
+                Ok(_) => return CardError::CardRemoved,
+                Err(err) => return err,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        CardError::NoResponse
+    }
+
+    /// The cached contents of the card in `reader`, read afresh when the card changed.
+    fn contents(&mut self, reader: &str) -> Result<&CachedCard, CardError> {
+        let insertion = match self.insertion(reader)? {
+            Some(insertion) => insertion,
+            None => {
+                self.cards.remove(reader);
+                return Err(CardError::NoCard);
+            }
+        };
+        let fresh = self
+            .cards
+            .get(reader)
+            .is_some_and(|cached| cached.insertion == insertion);
+        if !fresh {
+            self.cards.remove(reader);
+            let contents = self.with_card(reader, session::read_contents);
+            let contents = self.forget_on_removal(reader, contents)?;
+            let cached = cache_entry(reader, insertion, contents);
+            self.cards.insert(reader.to_owned(), cached);
+        }
+        Ok(self.cards.get(reader).expect("just cached"))
+    }
+
+    fn forget_on_removal<R>(
+        &mut self,
+        reader: &str,
+        result: Result<R, CardError>,
+    ) -> Result<R, CardError> {
+        if let Err(CardError::CardRemoved | CardError::NoCard) = &result {
+            self.cards.remove(reader);
+        }
+        result
+    }
+
+    fn reader_status(&mut self, reader: &str) -> Result<ReaderStatus, CardError> {
+        let Some(insertion) = self.insertion(reader)? else {
+            self.cards.remove(reader);
+            return Ok(ReaderStatus {
+                name: reader.to_owned(),
+                card: None,
+            });
+        };
+        let mut status = CardStatus {
+            atr: insertion.atr.clone(),
+            card_type: CardType::Unknown,
+            dual_cac: false,
+            pin: None,
+            error: None,
+        };
+        let detail = (|| -> Result<(), CardError> {
+            let card_type = self.contents(reader)?.card_type;
+            status.card_type = card_type;
+            let known_dual = self.cards.get(reader).and_then(|c| c.dual_cac);
+            let (pin, dual) = self.with_card(reader, |ch| {
+                let pin = session::pin_status(ch, card_type)?;
+                let dual = match (card_type, known_dual) {
+                    (_, Some(known)) => known,
+                    (CardType::Piv, None) => session::is_dual_cac(ch)?,
+                    _ => false,
+                };
+                Ok((pin, dual))
+            })?;
+            if let Some(cached) = self.cards.get_mut(reader) {
+                cached.dual_cac = Some(dual);
+            }
+            status.pin = pin;
+            status.dual_cac = dual;
+            Ok(())
+        })();
+        match detail {
+            Ok(()) => {}
+            Err(CardError::PcscUnavailable) => return Err(CardError::PcscUnavailable),
+            Err(err) => {
+                tracing::info!(reader, %err, "card present but not readable");
+                status.error = Some(err);
+            }
+        }
+        Ok(ReaderStatus {
+            name: reader.to_owned(),
+            card: Some(status),
+        })
+    }
+
+    /// Where the certificate `id` lives, reading inserted cards as needed.
+    fn locate(&mut self, certificate_id: &str) -> Result<CardCertificate, CardError> {
+        self.certificates(None)?
+            .into_iter()
+            .find(|c| c.info.id == certificate_id)
+            .ok_or(CardError::CertificateNotFound)
+    }
+}
+
+impl Token for PcscBackend {
+    fn name(&self) -> &'static str {
+        "pcsc"
+    }
+
+    fn readers(&mut self) -> Result<Vec<ReaderStatus>, CardError> {
+        self.with_service(|backend| {
+            let names = backend.reader_names()?;
+            names
+                .iter()
+                .map(|name| backend.reader_status(name))
+                .collect()
+        })
+    }
+
+    fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError> {
+        self.with_service(|backend| {
+            let names = backend.reader_names()?;
+            if names.is_empty() {
+                return Err(CardError::NoReader);
+            }
+            let selected: Vec<&String> = match reader {
+                Some(wanted) => {
+                    let found: Vec<&String> = names.iter().filter(|n| *n == wanted).collect();
+                    if found.is_empty() {
+                        return Err(CardError::UnknownReader(wanted.to_owned()));
+                    }
+                    found
+                }
+                None => names.iter().collect(),
+            };
+            let mut certificates = Vec::new();
+            let mut first_error = None;
+            let mut cards_seen = 0;
+            for name in selected {
+                match backend.contents(name) {
+                    Ok(cached) => {
+                        cards_seen += 1;
+                        certificates.extend(cached.certificates.iter().cloned());
+                    }
+                    Err(CardError::NoCard) => {}
+                    Err(CardError::PcscUnavailable) => return Err(CardError::PcscUnavailable),
+                    Err(err) => {
+                        tracing::info!(reader = %name, %err, "cannot read the card");
+                        first_error.get_or_insert(err);
+                    }
+                }
+            }
+            match (cards_seen, first_error) {
+                (0, Some(err)) => Err(err),
+                (0, None) => Err(CardError::NoCard),
+                _ => Ok(certificates),
+            }
+        })
+    }
+
+    fn sign(
+        &mut self,
+        certificate_id: &str,
+        digest: &Digest,
+        pin: &Pin,
+    ) -> Result<Vec<u8>, CardError> {
+        self.with_service(|backend| {
+            let certificate = backend.locate(certificate_id)?;
+            let card_type = backend
+                .cards
+                .get(&certificate.reader)
+                .map(|c| c.card_type)
+                .unwrap_or(CardType::Unknown);
+            let key = certificate.info.key_algorithm;
+            let result = backend.with_card(&certificate.reader, |ch| {
+                session::sign(ch, card_type, certificate.slot, key, digest, pin)
+            });
+            backend.forget_on_removal(&certificate.reader, result)
+        })
+    }
+
+    fn apdu_count(&self) -> u64 {
+        self.apdus
+    }
+}
+
+fn cache_entry(reader: &str, insertion: Insertion, contents: CardContents) -> CachedCard {
+    let certificates = contents
+        .certificates
+        .into_iter()
+        .filter_map(|(slot, der)| match inspect(&der) {
+            Ok(info) => Some(CardCertificate {
+                reader: reader.to_owned(),
+                slot,
+                der,
+                info,
+            }),
+            Err(err) => {
+                // One unreadable certificate must not hide the others.
+                tracing::warn!(reader, slot = %slot.label(), %err, "skipping certificate");
+                None
+            }
+        })
+        .collect();
+    CachedCard {
+        insertion,
+        card_type: contents.card_type,
+        certificates,
+        dual_cac: None,
+    }
+}
+
+fn run_transaction<R>(
+    card: &mut Card,
+    op: &mut impl FnMut(&mut Channel<'_>) -> Result<R, CardError>,
+    apdus: &mut u64,
+) -> Result<R, CardError> {
+    let protocol = match card.status2_owned().map_err(CardError::from)?.protocol2() {
+        Some(pcsc::Protocol::T0) => Protocol::T0,
+        _ => Protocol::T1,
+    };
+    let transaction = card.transaction().map_err(CardError::from)?;
+    let mut transport = PcscTransport {
+        card: &transaction,
+        protocol,
+        buffer: vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED],
+    };
+    let mut channel = Channel::new(&mut transport);
+    let result = op(&mut channel);
+    *apdus += u64::from(channel.apdu_count());
+    // Dropping the transaction ends it with LeaveCard.
+    drop(transaction);
+    result
+}
+
+struct PcscTransport<'a> {
+    card: &'a Card,
+    protocol: Protocol,
+    buffer: Vec<u8>,
+}
+
+impl Transport for PcscTransport<'_> {
+    fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+        match self.card.transmit(apdu, &mut self.buffer) {
+            Ok(response) => Ok(response.to_vec()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+}
+
+/// A connected card that is always released with LeaveCard.
+struct Connection(Option<Card>);
+
+impl Connection {
+    fn card(&mut self) -> &mut Card {
+        self.0.as_mut().expect("connected until dropped")
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(card) = self.0.take() {
+            if let Err((_card, err)) = card.disconnect(Disposition::LeaveCard) {
+                // The card is gone or pcscd is: nothing to leave. Dropping `_card` now would
+                // reset the card, so forget it instead of letting its Drop run.
+                tracing::debug!(%err, "disconnect failed");
+                std::mem::forget(_card);
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Test support for integration tests against the real stack: pcscd with vsmartcard's vpcd
+//! driver, and virtual PIV cards (`virtual-piv`) personalized like CACs by
+//! `tests/harness/personalize-cards`.
+//!
+//! `tests/harness/testbed-setup` (run by `scripts/test`) installs the packages, starts pcscd
+//! and builds the golden cards. A test then takes the [`lock`] (there is one pcscd and two
+//! reader slots), inserts cards, and removes them by dropping them.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// vpcd's readers and the TCP ports their cards connect to.
+pub const READERS: [(&str, u16); 2] = [("Virtual PCD 00 00", 35963), ("Virtual PCD 00 01", 35964)];
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// Serialise tests that use pcscd and the virtual readers.
+pub fn lock() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// Where testbed-setup left its files.
+pub fn testbed_dir() -> PathBuf {
+    std::env::var_os("CACBRIDGE_TESTBED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/testbed"))
+}
+
+pub fn golden_dir() -> PathBuf {
+    testbed_dir().join("golden")
+}
+
+/// The test PKI's files: `root.pem`, `id-ca.pem`, `email-ca.pem` and their keys.
+pub fn pki_dir() -> PathBuf {
+    golden_dir().join("pki")
+}
+
+fn virtual_piv() -> PathBuf {
+    std::env::var_os("VIRTUAL_PIV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/virtual-piv"))
+}
+
+/// Who a golden card belongs to and what it holds (`card.json`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CardInfo {
+    pub name: String,
+    pub cn: String,
+    pub edipi: String,
+    pub upn: String,
+    pub email: String,
+    pub pin: String,
+    pub puk: String,
+    #[serde(rename = "pinTries")]
+    pub pin_tries: u8,
+    pub slots: std::collections::BTreeMap<String, SlotInfo>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlotInfo {
+    pub algorithm: String,
+    pub storage: String,
+}
+
+impl CardInfo {
+    pub fn load(name: &str) -> CardInfo {
+        let path = golden_dir().join("cards").join(name).join("card.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!(
+                "{} missing: run tests/harness/testbed-setup first (scripts/test does)",
+                path.display()
+            )
+        });
+        serde_json::from_str(&text).expect("card.json")
+    }
+
+    /// The DER certificate written to `slot` ("9a", "9c", ...).
+    pub fn certificate(&self, slot: &str) -> Vec<u8> {
+        let path = golden_dir()
+            .join("cards")
+            .join(&self.name)
+            .join(format!("{}.der", slot.to_ascii_lowercase()));
+        std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()))
+    }
+}
+
+/// Options for a virtual card.
+#[derive(Debug, Clone, Default)]
+pub struct CardOptions {
+    /// Delay before each answer, to catch the card in the middle of an operation.
+    pub apdu_delay: Option<Duration>,
+}
+
+/// A virtual card in a reader. Dropping it pulls it out.
+pub struct VirtualCard {
+    pub info: CardInfo,
+    pub reader: &'static str,
+    port: u16,
+    state: tempfile::TempDir,
+    options: CardOptions,
+    process: Option<Child>,
+}
+
+impl VirtualCard {
+    /// A fresh copy of golden card `name` inserted into reader `slot` (0 or 1).
+    pub fn insert(name: &str, slot: usize) -> VirtualCard {
+        Self::insert_with(name, slot, CardOptions::default())
+    }
+
+    pub fn insert_with(name: &str, slot: usize, options: CardOptions) -> VirtualCard {
+        ensure_pcscd();
+        let info = CardInfo::load(name);
+        let (reader, port) = READERS[slot];
+        let state = tempfile::tempdir().expect("temp dir");
+        let golden_state = golden_dir().join("cards").join(name).join("state");
+        for file in ["internal.bin", "external.bin"] {
+            std::fs::copy(golden_state.join(file), state.path().join(file))
+                .unwrap_or_else(|e| panic!("copy golden card {name}: {e}"));
+        }
+        let mut card = VirtualCard {
+            info,
+            reader,
+            port,
+            state,
+            options,
+            process: None,
+        };
+        card.reinsert();
+        card
+    }
+
+    /// Put the card (with everything it stored) back into its reader.
+    pub fn reinsert(&mut self) {
+        assert!(self.process.is_none(), "the card is already inserted");
+        let mut command = Command::new(virtual_piv());
+        command
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--state")
+            .arg(self.state.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(delay) = self.options.apdu_delay {
+            command.arg("--delay-ms").arg(delay.as_millis().to_string());
+        }
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "start {}: {e} (cargo build -p cacbridge-virtual-piv)",
+                virtual_piv().display()
+            )
+        });
+        self.process = Some(child);
+        wait_for_card(self.reader, true);
+    }
+
+    /// Pull the card out of its reader (its storage is kept for [`VirtualCard::reinsert`]).
+    pub fn remove(&mut self) {
+        self.remove_without_waiting();
+        wait_for_card(self.reader, false);
+    }
+
+    /// Pull the card out and return at once, as a person yanking it mid-operation does.
+    pub fn remove_without_waiting(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for VirtualCard {
+    fn drop(&mut self) {
+        if self.process.is_some() {
+            self.remove();
+        }
+    }
+}
+
+/// Is a card present in `reader`, as pcscd sees it?
+pub fn card_present(reader: &str) -> bool {
+    let Ok(context) = pcsc::Context::establish(pcsc::Scope::User) else {
+        return false;
+    };
+    let mut states = [pcsc::ReaderState::new(
+        CString::new(reader).expect("reader name"),
+        pcsc::State::UNAWARE,
+    )];
+    context
+        .get_status_change(Duration::ZERO, &mut states)
+        .is_ok()
+        && states[0].event_state().contains(pcsc::State::PRESENT)
+}
+
+fn wait_for_card(reader: &str, present: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while card_present(reader) != present {
+        assert!(
+            Instant::now() < deadline,
+            "card did not {} {reader} within 10 s",
+            if present { "appear in" } else { "leave" }
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pcscd_pid() -> Option<u32> {
+    let out = Command::new("pgrep").args(["-x", "pcscd"]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// vpcd listens on its ports once pcscd has loaded it.
+fn vpcd_listening() -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default()
+        + &std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    READERS.iter().all(|(_, port)| {
+        let needle = format!(":{port:04X} ");
+        table.lines().any(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_some_and(|l| format!("{l} ").ends_with(&needle))
+                && line.split_whitespace().nth(3) == Some("0A")
+        })
+    })
+}
+
+/// Start pcscd (with vpcd) unless it runs.
+pub fn ensure_pcscd() {
+    if pcscd_pid().is_some() && vpcd_listening() {
+        return;
+    }
+    start_pcscd();
+}
+
+pub fn start_pcscd() {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(testbed_dir().join("pcscd.log"))
+        .or_else(|_| std::fs::File::create("/dev/null"))
+        .expect("pcscd log");
+    // pcscd outlives this test process on purpose (the next test binary uses it): no wait().
+    #[allow(clippy::zombie_processes)]
+    Command::new("pcscd")
+        .arg("--foreground")
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("start pcscd (apt-get install pcscd vsmartcard-vpcd)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !vpcd_listening() {
+        assert!(Instant::now() < deadline, "pcscd/vpcd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stop pcscd and wait until it is gone.
+pub fn stop_pcscd() {
+    if let Some(pid) = pcscd_pid() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pcscd_pid().is_some() {
+            assert!(Instant::now() < deadline, "pcscd did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Build a command for a tool of the test PKI (openssl, pkcs15-tool, ...), output captured.
+pub fn run(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"))
+}
