@@ -14,18 +14,16 @@ use crate::model::ReaderEvent;
 /// How long one wait for a change lasts; also the longest a stop request waits.
 const POLL: Duration = Duration::from_millis(500);
 
-/// A running watcher; stops (and joins its thread) when dropped.
+/// A running watcher. Dropping it asks the thread to stop (within one poll) without waiting,
+/// so that a process can exit at once.
 pub struct Monitor {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: JoinHandle<()>,
 }
 
 impl Drop for Monitor {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -42,7 +40,7 @@ pub fn watch(on_event: impl FnMut(ReaderEvent) -> bool + Send + 'static) -> Moni
         .expect("spawn the reader monitor");
     Monitor {
         stop,
-        thread: Some(thread),
+        _thread: thread,
     }
 }
 

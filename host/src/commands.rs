@@ -1,15 +1,22 @@
 //! Command handlers: what each protocol command does. The messaging layer hands requests to
-//! [`Host::route`]; card work (later issues) goes through the card lane so that only one card
-//! operation runs at a time, while cheap commands are answered at once.
+//! [`Host::route`]. Card work runs on the card lane: one operation at a time, in arrival order,
+//! on a blocking thread; cheap commands are answered at once and never wait behind it.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use serde_json::json;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use cacbridge_card::monitor::{self, Monitor};
+use cacbridge_card::Token;
 
 use crate::caller::Caller;
-use crate::messaging::protocol::{ErrorCode, Outbound, Request, WireError, PROTOCOL_VERSION};
+use crate::messaging::protocol::{
+    Arguments, ErrorCode, Outbound, Request, RequestId, WireError, PROTOCOL_VERSION,
+};
+use crate::views;
 
 pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -28,31 +35,43 @@ pub enum Route {
 pub enum Command {
     Version,
     Quit,
+    Status,
+    ListCertificates,
+    Subscribe,
 }
 
 impl Command {
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "version" => Some(Command::Version),
-            "quit" => Some(Command::Quit),
-            _ => None,
-        }
+        Some(match name {
+            "version" => Command::Version,
+            "quit" => Command::Quit,
+            "status" => Command::Status,
+            "list-certificates" => Command::ListCertificates,
+            "subscribe" => Command::Subscribe,
+            _ => return None,
+        })
     }
 }
+
+type SharedToken = Arc<tokio::sync::Mutex<Box<dyn Token>>>;
 
 /// State shared by every request of one host process.
 pub struct Host {
     caller: Caller,
-    /// Serialises card operations: one at a time, in arrival order (tokio's mutex is fair).
-    #[allow(dead_code)] // taken by the card commands of the card-layer issue
-    card_lane: Arc<tokio::sync::Mutex<()>>,
+    /// The card lane: tokio's mutex is fair, so card operations run in arrival order.
+    token: SharedToken,
+    /// Where events go; weak, so that it does not keep the writer alive.
+    events: Mutex<Option<mpsc::WeakSender<Outbound>>>,
+    monitor: Mutex<Option<Monitor>>,
 }
 
 impl Host {
-    pub fn new(caller: Caller) -> Self {
+    pub fn new(caller: Caller, token: Box<dyn Token>) -> Self {
         Self {
             caller,
-            card_lane: Arc::new(tokio::sync::Mutex::new(())),
+            token: Arc::new(tokio::sync::Mutex::new(token)),
+            events: Mutex::new(None),
+            monitor: Mutex::new(None),
         }
     }
 
@@ -60,12 +79,22 @@ impl Host {
         &self.caller
     }
 
+    /// Called by the serve loop: where unsolicited events are to be written.
+    pub fn attach_events(&self, sink: mpsc::WeakSender<Outbound>) {
+        *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+    }
+
     pub fn route(&self, request: Request) -> Route {
-        let Some(command) = Command::from_name(&request.command) else {
-            let mut shown = request.command.clone();
+        let Request {
+            id,
+            command,
+            arguments,
+        } = request;
+        let Some(command) = Command::from_name(&command) else {
+            let mut shown = command;
             shown.truncate(64);
             return Route::Reply(Outbound::error(
-                Some(request.id),
+                Some(id),
                 WireError::new(
                     ErrorCode::UnknownCommand,
                     format!("unknown command {shown:?}"),
@@ -75,17 +104,105 @@ impl Host {
         };
         match command {
             Command::Version => Route::Reply(Outbound::Result {
-                id: request.id,
+                id,
                 result: version_result(),
             }),
             Command::Quit => Route::Quit(Outbound::Result {
-                id: request.id,
+                id,
                 result: json!({}),
             }),
+            Command::Subscribe => Route::Reply(self.subscribe(id)),
+            Command::Status => self.card_work(id, |token| {
+                let readers = token.readers().map_err(|e| views::card_error(&e))?;
+                Ok(json!({
+                    "backend": token.name(),
+                    "readers": readers.iter().map(views::reader).collect::<Vec<_>>(),
+                }))
+            }),
+            Command::ListCertificates => {
+                let reader = match optional_string(&arguments, "reader") {
+                    Ok(reader) => reader,
+                    Err(err) => return Route::Reply(Outbound::error(Some(id), err)),
+                };
+                self.card_work(id, move |token| {
+                    let certificates = token
+                        .certificates(reader.as_deref())
+                        .map_err(|e| views::card_error(&e))?;
+                    Ok(json!({
+                        "certificates": certificates.iter().map(views::certificate).collect::<Vec<_>>(),
+                    }))
+                })
+            }
+        }
+    }
+
+    /// Queue `work` on the card lane; its reply is written when it is done.
+    fn card_work<F>(&self, id: RequestId, work: F) -> Route
+    where
+        F: FnOnce(&mut dyn Token) -> Result<Value, WireError> + Send + 'static,
+    {
+        let token = self.token.clone();
+        Route::Deferred(Box::pin(async move {
+            let mut lane = token.lock_owned().await;
+            let outcome = tokio::task::spawn_blocking(move || work(lane.as_mut())).await;
+            match outcome {
+                Ok(Ok(result)) => Outbound::Result { id, result },
+                Ok(Err(error)) => Outbound::error(Some(id), error),
+                Err(panic) => {
+                    tracing::error!(%panic, "card operation panicked");
+                    Outbound::error(
+                        Some(id),
+                        WireError::new(
+                            ErrorCode::Internal,
+                            "the card operation failed unexpectedly",
+                        ),
+                    )
+                }
+            }
+        }))
+    }
+
+    fn subscribe(&self, id: RequestId) -> Outbound {
+        let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+        if monitor.is_none() {
+            let sink = self
+                .events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            *monitor = Some(monitor::watch(move |event| {
+                let Some(sender) = sink.as_ref().and_then(mpsc::WeakSender::upgrade) else {
+                    return false; // nobody is listening any more
+                };
+                let (name, data) = views::event(&event);
+                tracing::info!(event = name, "reader event");
+                sender
+                    .blocking_send(Outbound::Event { event: name, data })
+                    .is_ok()
+            }));
+        }
+        Outbound::Result {
+            id,
+            result: json!({ "events": ["reader-added", "reader-removed", "card-inserted", "card-removed"] }),
         }
     }
 }
 
-pub fn version_result() -> serde_json::Value {
+pub fn version_result() -> Value {
     json!({ "version": HOST_VERSION, "protocol": PROTOCOL_VERSION })
+}
+
+fn invalid_argument(name: &str, message: &str) -> WireError {
+    WireError::new(ErrorCode::InvalidArgument, message).with_detail("argument", name)
+}
+
+fn optional_string(arguments: &Arguments, name: &str) -> Result<Option<String>, WireError> {
+    match arguments.0.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid_argument(
+            name,
+            &format!("\"{name}\" must be a string"),
+        )),
+    }
 }

@@ -3,9 +3,10 @@
 //! Layers, each knowing only the one below it:
 //! - [`messaging`]: frames, protocol v1 and the serve loop (knows nothing of cards);
 //! - [`commands`]: what each command does;
-//! - the card layer (a later issue): PC/SC, PIV and CAC, knowing nothing of browsers.
+//! - the card layer (crate `cacbridge-card`): PC/SC, PIV and CAC, knowing nothing of browsers.
 
 pub mod caller;
 pub mod commands;
 pub mod logging;
 pub mod messaging;
+pub mod views;

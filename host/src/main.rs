@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cacbridge_card::{CardError, PcscBackend, Token};
 use clap::{Parser, Subcommand};
 
 use cacbridge_host::caller::{self, Caller};
@@ -13,6 +14,7 @@ use cacbridge_host::commands::{Host, HOST_VERSION};
 use cacbridge_host::logging;
 use cacbridge_host::messaging::protocol::PROTOCOL_VERSION;
 use cacbridge_host::messaging::server;
+use cacbridge_host::views;
 
 #[derive(Parser)]
 #[command(
@@ -70,11 +72,107 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some(Cmd::List { .. } | Cmd::Doctor | Cmd::Install | Cmd::Uninstall) => {
+        Some(Cmd::List { json }) => list(json),
+        Some(Cmd::Doctor | Cmd::Install | Cmd::Uninstall) => {
             eprintln!("cacbridge-host: this subcommand is not yet available in {HOST_VERSION}");
             ExitCode::from(2)
         }
     }
+}
+
+/// `cacbridge-host list`: what `status` and `list-certificates` return, for a person.
+fn list(json: bool) -> ExitCode {
+    let mut backend = PcscBackend::new();
+    let readers = match backend.readers() {
+        Ok(readers) => readers,
+        Err(err) => {
+            eprintln!("cacbridge-host: {err} ({})", err.code());
+            return ExitCode::from(1);
+        }
+    };
+    let certificates = match backend.certificates(None) {
+        Ok(certificates) => certificates,
+        Err(CardError::NoCard | CardError::NoReader) => Vec::new(),
+        Err(err) => {
+            eprintln!("cacbridge-host: {err} ({})", err.code());
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        let view = serde_json::json!({
+            "readers": readers.iter().map(views::reader).collect::<Vec<_>>(),
+            "certificates": certificates.iter().map(views::certificate).collect::<Vec<_>>(),
+        });
+        say(&serde_json::to_string_pretty(&view).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    if readers.is_empty() {
+        say("No smart card reader found. Connect a reader and check that pcscd is running.");
+    }
+    for reader in &readers {
+        let Some(card) = &reader.card else {
+            say(&format!("{}: no card", reader.name));
+            continue;
+        };
+        let pin = match card.pin {
+            Some(pin) if pin.blocked => {
+                "PIN blocked (a DoD ID card office can unblock it)".to_owned()
+            }
+            Some(cacbridge_card::PinStatus {
+                retries_left: Some(n),
+                ..
+            }) => format!("PIN: {n} tries left"),
+            _ => "PIN: tries left unknown".to_owned(),
+        };
+        let kind = if card.dual_cac {
+            "Dual CAC/PIV card"
+        } else {
+            card.card_type.name()
+        };
+        say(&format!("{}: {kind}, {pin}", reader.name));
+        if let Some(err) = &card.error {
+            say(&format!("  cannot read the card: {err}"));
+        }
+        let rows: Vec<_> = certificates
+            .iter()
+            .filter(|c| c.reader == reader.name)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let slot_width = rows
+            .iter()
+            .map(|c| c.slot.label().len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        say(&format!(
+            "  {:<slot_width$} {:<22} {:<32} {:<10} {:<9} {:<10} ISSUER",
+            "SLOT", "ROLE", "NAME", "EDIPI", "KEY", "EXPIRES"
+        ));
+        for cert in rows {
+            let info = &cert.info;
+            say(&format!(
+                "  {:<slot_width$} {:<22} {:<32} {:<10} {:<9} {:<10} {}",
+                cert.slot.label(),
+                cert.slot.role(),
+                info.common_name.as_deref().unwrap_or("-"),
+                info.edipi.as_deref().unwrap_or("-"),
+                info.key_algorithm.name(),
+                info.not_after.get(..10).unwrap_or("-"),
+                issuer_name(&info.issuer),
+            ));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The CN of an issuer DN, or the whole DN.
+fn issuer_name(issuer: &str) -> &str {
+    issuer
+        .split(", ")
+        .find_map(|part| part.strip_prefix("CN="))
+        .unwrap_or(issuer)
 }
 
 /// Person-facing output of subcommands. Native-messaging mode never reaches this.
@@ -102,7 +200,7 @@ fn serve(caller: Caller) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let host = Arc::new(Host::new(caller));
+    let host = Arc::new(Host::new(caller, Box::new(PcscBackend::new())));
     let exit = runtime.block_on(server::serve(tokio::io::stdin(), tokio::io::stdout(), host));
     // The blocking stdin reader may still be parked in read(); don't wait for it.
     runtime.shutdown_background();

@@ -1,117 +1,12 @@
 //! The built host binary, spoken to over pipes the way a browser does.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-const HOST: &str = env!("CARGO_BIN_EXE_cacbridge-host");
-const CHROME_ORIGIN: &str = "chrome-extension://abcdefghijklmnopabcdefghijklmnop/";
-const CAP: usize = 64 * 1024;
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as u32).to_ne_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
-}
-
-struct HostProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: ChildStdout,
-    _logs: tempfile::TempDir,
-    log_dir: std::path::PathBuf,
-}
-
-impl HostProcess {
-    fn spawn(args: &[&str]) -> Self {
-        Self::spawn_with_log_level(args, "debug")
-    }
-
-    fn spawn_with_log_level(args: &[&str], level: &str) -> Self {
-        let logs = tempfile::tempdir().unwrap();
-        let mut child = Command::new(HOST)
-            .args(args)
-            .env("CACBRIDGE_LOG_DIR", logs.path())
-            .env("CACBRIDGE_LOG", level)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let log_dir = logs.path().to_owned();
-        Self {
-            child,
-            stdin,
-            stdout,
-            _logs: logs,
-            log_dir,
-        }
-    }
-
-    fn write_raw(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(bytes).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn send(&mut self, request: &Value) {
-        self.write_raw(&frame(request.to_string().as_bytes()));
-    }
-
-    /// Read one reply; `None` at end of stdout.
-    fn recv(&mut self) -> Option<Value> {
-        let mut prefix = [0u8; 4];
-        if self.stdout.read_exact(&mut prefix).is_err() {
-            return None;
-        }
-        let len = u32::from_ne_bytes(prefix) as usize;
-        assert!(len <= 1024 * 1024, "reply over the browser's cap: {len}");
-        let mut body = vec![0u8; len];
-        self.stdout.read_exact(&mut body).unwrap();
-        Some(serde_json::from_slice(&body).expect("every reply is JSON"))
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin.take();
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "host did not exit");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        read_dir_text(&self.log_dir)
-    }
-
-    fn assert_version_works(&mut self, id: &str) {
-        self.send(&json!({"id": id, "command": "version"}));
-        let reply = self.recv().expect("a reply to version");
-        assert_eq!(reply["id"], id, "{reply}");
-        assert_eq!(reply["result"]["protocol"], 1, "{reply}");
-        assert_eq!(reply["result"]["version"], env!("CARGO_PKG_VERSION"));
-    }
-}
-
-fn read_dir_text(dir: &Path) -> String {
-    let mut text = String::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
-    }
-    text
-}
+mod common;
+use common::{frame, HostProcess, CAP, CHROME_ORIGIN, HOST};
 
 #[test]
 fn version_then_end_of_input_exits_zero() {

@@ -14,8 +14,7 @@ use super::codec::MAX_OUTBOUND;
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Stable error codes. The strings are part of the protocol and never change meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidJson,
     InvalidRequest,
@@ -23,6 +22,14 @@ pub enum ErrorCode {
     InvalidArgument,
     MessageTooLarge,
     Internal,
+    /// A code defined by a command (card and PIN errors, policy); see docs/protocol.md.
+    Command(&'static str),
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl ErrorCode {
@@ -34,6 +41,7 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "invalid-argument",
             ErrorCode::MessageTooLarge => "message-too-large",
             ErrorCode::Internal => "internal",
+            ErrorCode::Command(code) => code,
         }
     }
 }

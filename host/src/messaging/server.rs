@@ -54,6 +54,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (replies, queue) = mpsc::channel::<Outbound>(REPLY_QUEUE);
+    host.attach_events(replies.downgrade());
     let writer = tokio::spawn(write_replies(output, queue));
     let mut frames = FramedRead::new(input, NativeMessagingCodec::inbound());
     let mut deferred = JoinSet::new();

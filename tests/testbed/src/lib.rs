@@ -123,6 +123,10 @@ impl VirtualCard {
         ensure_pcscd();
         let info = CardInfo::load(name);
         let (reader, port) = READERS[slot];
+        assert!(
+            !card_present(reader),
+            "{reader} already holds a card: a stray virtual-piv process? (pkill -f virtual-piv)"
+        );
         let state = tempfile::tempdir().expect("temp dir");
         let golden_state = golden_dir().join("cards").join(name).join("state");
         for file in ["internal.bin", "external.bin"] {

@@ -1,0 +1,151 @@
+//! Spawning the built host and speaking native messaging to it over pipes.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const HOST: &str = env!("CARGO_BIN_EXE_cacbridge-host");
+pub const CHROME_ORIGIN: &str = "chrome-extension://abcdefghijklmnopabcdefghijklmnop/";
+pub const CAP: usize = 64 * 1024;
+
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_ne_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+pub struct HostProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    replies: mpsc::Receiver<Option<Value>>,
+    _logs: tempfile::TempDir,
+    log_dir: std::path::PathBuf,
+}
+
+impl HostProcess {
+    pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_log_level(args, "debug")
+    }
+
+    pub fn spawn_with_log_level(args: &[&str], level: &str) -> Self {
+        let logs = tempfile::tempdir().unwrap();
+        let mut child = Command::new(HOST)
+            .args(args)
+            .env("CACBRIDGE_LOG_DIR", logs.path())
+            .env("CACBRIDGE_LOG", level)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let log_dir = logs.path().to_owned();
+        let (tx, replies) = mpsc::channel();
+        std::thread::spawn(move || read_replies(stdout, tx));
+        Self {
+            child,
+            stdin,
+            replies,
+            _logs: logs,
+            log_dir,
+        }
+    }
+
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn send(&mut self, request: &Value) {
+        self.write_raw(&frame(request.to_string().as_bytes()));
+    }
+
+    /// Read one reply or event; `None` at end of stdout. Panics after 20 s of silence, so a
+    /// missing reply fails the test instead of hanging it.
+    pub fn recv(&mut self) -> Option<Value> {
+        match self.replies.recv_timeout(Duration::from_secs(20)) {
+            Ok(message) => message,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("no message from the host within 20 s"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// The reply with `id`, keeping any events that arrive first.
+    pub fn reply_to(&mut self, id: &Value, events: &mut Vec<Value>) -> Value {
+        loop {
+            let message = self.recv().expect("the host answered");
+            if message.get("event").is_some() {
+                events.push(message);
+            } else {
+                assert_eq!(&message["id"], id, "{message}");
+                return message;
+            }
+        }
+    }
+
+    /// Send a request and return its reply (events before it are discarded).
+    pub fn call(&mut self, id: &str, command: &str, arguments: Value) -> Value {
+        self.send(&json!({"id": id, "command": command, "arguments": arguments}));
+        self.reply_to(&json!(id), &mut Vec::new())
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "host did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        read_dir_text(&self.log_dir)
+    }
+
+    pub fn assert_version_works(&mut self, id: &str) {
+        self.send(&json!({"id": id, "command": "version"}));
+        let reply = self.recv().expect("a reply to version");
+        assert_eq!(reply["id"], id, "{reply}");
+        assert_eq!(reply["result"]["protocol"], 1, "{reply}");
+        assert_eq!(reply["result"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+}
+
+pub fn read_dir_text(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    text
+}
+
+fn read_replies(mut stdout: ChildStdout, tx: mpsc::Sender<Option<Value>>) {
+    loop {
+        let mut prefix = [0u8; 4];
+        if stdout.read_exact(&mut prefix).is_err() {
+            let _ = tx.send(None);
+            return;
+        }
+        let len = u32::from_ne_bytes(prefix) as usize;
+        assert!(len <= 1024 * 1024, "reply over the browser's cap: {len}");
+        let mut body = vec![0u8; len];
+        stdout.read_exact(&mut body).unwrap();
+        let value = serde_json::from_slice(&body).expect("every message is JSON");
+        if tx.send(Some(value)).is_err() {
+            return;
+        }
+    }
+}
