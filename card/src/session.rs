@@ -134,3 +134,243 @@ pub fn sign(
         CardType::Unknown => Err(CardError::UnsupportedCard("unknown card type".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Legacy CAC cards: no emulator runs in unit tests, so these transcripts follow GSC-IS 2.1
+    //! and the behaviour recorded in card-spec.md, APDU for APDU.
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::crypto::HashFunction;
+    use crate::script::ScriptedCard;
+
+    // Legacy CACs are T=0 cards: a SELECT (case 4) goes without Le.
+    const PIV_SELECT_T0: &str = "00A4040009A00000030800001000";
+    const PIV_SELECT_T1: &str = "00A4040009A0000003080000100000";
+    const CCC_SELECT: &str = "00A4040007A000000116DB00";
+
+    fn hexu(bytes: &[u8]) -> String {
+        hex::encode_upper(bytes)
+    }
+
+    /// The APDUs and answers of reading one PKI applet whose buffers hold `cert_info` and
+    /// `stored` (the certificate as stored).
+    fn applet_reads(aid_last: u8, cert_info: u8, stored: &[u8]) -> Vec<(String, String)> {
+        let mut steps = vec![(
+            format!("00A4040007A00000007901{aid_last:02X}"),
+            "9000".to_string(),
+        )];
+        // Tag buffer: 71 len 1, 70 len N (long form FF lo hi when N >= 255).
+        let mut tags = vec![0x71, 0x01, 0x70];
+        if stored.len() < 0xFF {
+            tags.push(stored.len() as u8);
+        } else {
+            tags.push(0xFF);
+            tags.extend((stored.len() as u16).to_le_bytes());
+        }
+        let mut values = vec![cert_info];
+        values.extend_from_slice(stored);
+        for (kind, buffer) in [(1u8, &tags), (2u8, &values)] {
+            let len = (buffer.len() as u16).to_le_bytes();
+            steps.push((format!("8052000002{kind:02X}02"), format!("{} 9000", hexu(&len))));
+            let mut offset = 0usize;
+            while offset < buffer.len() {
+                let n = (buffer.len() - offset).min(0xF0);
+                let at = ((offset + 2) as u16).to_be_bytes();
+                steps.push((
+                    format!("8052{}02{kind:02X}{n:02X}", hexu(&at)),
+                    format!("{} 9000", hexu(&buffer[offset..offset + n])),
+                ));
+                offset += n;
+            }
+        }
+        steps
+    }
+
+    fn card(steps: &[(String, String)]) -> ScriptedCard {
+        let refs: Vec<(&str, &str)> = steps.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        ScriptedCard::t0(&refs)
+    }
+
+    fn fake_certificate(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    #[test]
+    fn a_cac_only_card_is_detected_and_its_three_certificates_read() {
+        use flate2::{write::ZlibEncoder, Compression};
+        use std::io::Write;
+        let id = fake_certificate(1100, 1);
+        let signature = fake_certificate(300, 2);
+        let encryption = fake_certificate(90, 3);
+        let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
+        z.write_all(&id).unwrap();
+        let id_compressed = z.finish().unwrap();
+
+        let mut steps = vec![
+            (PIV_SELECT_T0.to_string(), "6A82".to_string()),
+            (CCC_SELECT.to_string(), "9000".to_string()),
+        ];
+        steps.extend(applet_reads(0x00, 0x01, &id_compressed));
+        steps.extend(applet_reads(0x01, 0x00, &signature));
+        steps.extend(applet_reads(0x02, 0x00, &encryption));
+        let mut scripted = card(&steps);
+        let mut ch = Channel::new(&mut scripted);
+        let contents = read_contents(&mut ch).unwrap();
+        scripted.assert_done();
+        assert_eq!(contents.card_type, CardType::Cac);
+        assert_eq!(
+            contents.certificates,
+            vec![
+                (Slot::CacId, id),
+                (Slot::CacEmailSignature, signature),
+                (Slot::CacEmailEncryption, encryption),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_cac_applet_is_skipped() {
+        let cert = fake_certificate(200, 9);
+        let mut steps = vec![
+            (PIV_SELECT_T0.to_string(), "6A82".to_string()),
+            (CCC_SELECT.to_string(), "9000".to_string()),
+        ];
+        steps.extend(applet_reads(0x00, 0x00, &cert));
+        steps.push(("00A4040007A0000000790101".into(), "6A82".into()));
+        steps.push(("00A4040007A0000000790102".into(), "6A82".into()));
+        let mut scripted = card(&steps);
+        let mut ch = Channel::new(&mut scripted);
+        let contents = read_contents(&mut ch).unwrap();
+        assert_eq!(contents.certificates, vec![(Slot::CacId, cert)]);
+    }
+
+    #[test]
+    fn a_card_without_piv_or_cac_is_unsupported() {
+        let steps = vec![
+            (PIV_SELECT_T0.to_string(), "6A82".to_string()),
+            (CCC_SELECT.to_string(), "6A82".to_string()),
+            ("00A4040007A0000000790100".to_string(), "6A82".to_string()),
+        ];
+        let mut scripted = card(&steps);
+        let mut ch = Channel::new(&mut scripted);
+        assert!(matches!(
+            read_contents(&mut ch),
+            Err(CardError::UnsupportedCard(_))
+        ));
+    }
+
+    #[test]
+    fn a_cac_buffer_pointing_past_its_values_is_refused() {
+        // The tag buffer claims a 500-byte certificate; the value buffer holds 10 bytes.
+        let mut steps = vec![(
+            "00A4040007A0000000790100".to_string(),
+            "9000".to_string(),
+        )];
+        steps.push(("80520000020102".into(), "0500 9000".into()));
+        steps.push(("80520002020105".into(), "710170FFF401 9000".into()));
+        steps.push(("80520000020202".into(), "0A00 9000".into()));
+        steps.push(("8052000202020A".into(), format!("{} 9000", "00".repeat(10))));
+        let mut scripted = card(&steps);
+        let mut ch = Channel::new(&mut scripted);
+        assert!(matches!(
+            crate::cac::read_certificate(&mut ch, Slot::CacId),
+            Err(CardError::Malformed(_))
+        ));
+    }
+
+    fn cac_signing_steps(cla: &str, block: &[u8]) -> Vec<(String, String)> {
+        vec![
+            (
+                format!("{cla}428000F0{}", hexu(&block[..240])),
+                "9000".to_string(),
+            ),
+            (
+                format!("{cla}42000010{}", hexu(&block[240..])),
+                "6100".to_string(),
+            ),
+            ("00C0000000".to_string(), format!("{} 9000", "AB".repeat(256))),
+        ]
+    }
+
+    #[test]
+    fn cac_signing_verifies_the_global_pin_then_signs_the_padded_block_in_pieces() {
+        let digest = Digest::of(HashFunction::Sha256, b"hello");
+        let block = pkcs1_v15_block(&digest, 256).unwrap();
+        let mut steps = vec![
+            ("00A4040007A0000000790100".to_string(), "9000".to_string()),
+            ("0020000008313233343536FFFF".to_string(), "9000".to_string()),
+        ];
+        steps.extend(cac_signing_steps("80", &block));
+        let mut scripted = card(&steps);
+        let mut ch = Channel::new(&mut scripted);
+        let pin = Pin::new("123456").unwrap();
+        let signature = sign(
+            &mut ch,
+            CardType::Cac,
+            Slot::CacId,
+            KeyAlgorithm::Rsa { bits: 2048 },
+            &digest,
+            &pin,
+        )
+        .unwrap();
+        scripted.assert_done();
+        assert_eq!(signature, vec![0xAB; 256]);
+    }
+
+    #[test]
+    fn cac_signing_falls_back_to_cla_00() {
+        let digest = Digest::of(HashFunction::Sha256, b"hello");
+        let block = pkcs1_v15_block(&digest, 256).unwrap();
+        let mut steps = vec![
+            ("00A4040007A0000000790100".to_string(), "9000".to_string()),
+            ("0020000008313233343536FFFF".to_string(), "9000".to_string()),
+            (format!("80428000F0{}", hexu(&block[..240])), "6E00".to_string()),
+        ];
+        steps.extend(cac_signing_steps("00", &block));
+        let mut scripted = card(&steps);
+        let mut ch = Channel::new(&mut scripted);
+        let pin = Pin::new("123456").unwrap();
+        let signature = sign(&mut ch, CardType::Cac, Slot::CacId, KeyAlgorithm::Rsa { bits: 2048 }, &digest, &pin)
+            .unwrap();
+        scripted.assert_done();
+        assert_eq!(signature.len(), 256);
+    }
+
+    #[test]
+    fn a_wrong_cac_pin_is_pin_incorrect_without_a_count() {
+        let digest = Digest::of(HashFunction::Sha256, b"hello");
+        let steps = vec![
+            ("00A4040007A0000000790100".to_string(), "9000".to_string()),
+            ("0020000008393939393939FFFF".to_string(), "6985".to_string()),
+        ];
+        let mut scripted = card(&steps);
+        let mut ch = Channel::new(&mut scripted);
+        let pin = Pin::new("999999").unwrap();
+        let err = sign(&mut ch, CardType::Cac, Slot::CacId, KeyAlgorithm::Rsa { bits: 2048 }, &digest, &pin)
+            .unwrap_err();
+        assert_eq!(err, CardError::PinIncorrect { retries_left: None });
+    }
+
+    #[test]
+    fn piv_signing_verifies_signs_and_logs_out_in_one_go() {
+        let digest = Digest::of(HashFunction::Sha256, b"hello");
+        let steps = vec![
+            (PIV_SELECT_T1.to_string(), "9000".to_string()),
+            ("0020008008313233343536FFFF".to_string(), "9000".to_string()),
+            (
+                format!("008711 9C 26 7C24 8200 8120 {} 00", hexu(digest.bytes())).replace(' ', ""),
+                "7C08820630040201010201 9000".replace(' ', ""),
+            ),
+            ("0020FF80".to_string(), "9000".to_string()),
+        ];
+        let refs: Vec<(&str, &str)> = steps.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let mut scripted = ScriptedCard::t1(&refs);
+        let mut ch = Channel::new(&mut scripted);
+        let pin = Pin::new("123456").unwrap();
+        let signature = sign(&mut ch, CardType::Piv, Slot::DigitalSignature, KeyAlgorithm::EcP256, &digest, &pin)
+            .unwrap();
+        scripted.assert_done();
+        assert_eq!(signature, vec![0x30, 0x04, 0x02, 0x01, 0x01, 0x02]);
+    }
+}
