@@ -172,7 +172,10 @@ mod tests {
         values.extend_from_slice(stored);
         for (kind, buffer) in [(1u8, &tags), (2u8, &values)] {
             let len = (buffer.len() as u16).to_le_bytes();
-            steps.push((format!("8052000002{kind:02X}02"), format!("{} 9000", hexu(&len))));
+            steps.push((
+                format!("8052000002{kind:02X}02"),
+                format!("{} 9000", hexu(&len)),
+            ));
             let mut offset = 0usize;
             while offset < buffer.len() {
                 let n = (buffer.len() - offset).min(0xF0);
@@ -188,12 +191,17 @@ mod tests {
     }
 
     fn card(steps: &[(String, String)]) -> ScriptedCard {
-        let refs: Vec<(&str, &str)> = steps.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let refs: Vec<(&str, &str)> = steps
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         ScriptedCard::t0(&refs)
     }
 
     fn fake_certificate(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
     }
 
     #[test]
@@ -263,10 +271,7 @@ mod tests {
     #[test]
     fn a_cac_buffer_pointing_past_its_values_is_refused() {
         // The tag buffer claims a 500-byte certificate; the value buffer holds 10 bytes.
-        let mut steps = vec![(
-            "00A4040007A0000000790100".to_string(),
-            "9000".to_string(),
-        )];
+        let mut steps = vec![("00A4040007A0000000790100".to_string(), "9000".to_string())];
         steps.push(("80520000020102".into(), "0500 9000".into()));
         steps.push(("80520002020105".into(), "710170FFF401 9000".into()));
         steps.push(("80520000020202".into(), "0A00 9000".into()));
@@ -289,7 +294,10 @@ mod tests {
                 format!("{cla}42000010{}", hexu(&block[240..])),
                 "6100".to_string(),
             ),
-            ("00C0000000".to_string(), format!("{} 9000", "AB".repeat(256))),
+            (
+                "00C0000000".to_string(),
+                format!("{} 9000", "AB".repeat(256)),
+            ),
         ]
     }
 
@@ -325,14 +333,24 @@ mod tests {
         let mut steps = vec![
             ("00A4040007A0000000790100".to_string(), "9000".to_string()),
             ("0020000008313233343536FFFF".to_string(), "9000".to_string()),
-            (format!("80428000F0{}", hexu(&block[..240])), "6E00".to_string()),
+            (
+                format!("80428000F0{}", hexu(&block[..240])),
+                "6E00".to_string(),
+            ),
         ];
         steps.extend(cac_signing_steps("00", &block));
         let mut scripted = card(&steps);
         let mut ch = Channel::new(&mut scripted);
         let pin = Pin::new("123456").unwrap();
-        let signature = sign(&mut ch, CardType::Cac, Slot::CacId, KeyAlgorithm::Rsa { bits: 2048 }, &digest, &pin)
-            .unwrap();
+        let signature = sign(
+            &mut ch,
+            CardType::Cac,
+            Slot::CacId,
+            KeyAlgorithm::Rsa { bits: 2048 },
+            &digest,
+            &pin,
+        )
+        .unwrap();
         scripted.assert_done();
         assert_eq!(signature.len(), 256);
     }
@@ -347,15 +365,22 @@ mod tests {
         let mut scripted = card(&steps);
         let mut ch = Channel::new(&mut scripted);
         let pin = Pin::new("999999").unwrap();
-        let err = sign(&mut ch, CardType::Cac, Slot::CacId, KeyAlgorithm::Rsa { bits: 2048 }, &digest, &pin)
-            .unwrap_err();
+        let err = sign(
+            &mut ch,
+            CardType::Cac,
+            Slot::CacId,
+            KeyAlgorithm::Rsa { bits: 2048 },
+            &digest,
+            &pin,
+        )
+        .unwrap_err();
         assert_eq!(err, CardError::PinIncorrect { retries_left: None });
     }
 
     #[test]
     fn piv_signing_verifies_signs_and_logs_out_in_one_go() {
         let digest = Digest::of(HashFunction::Sha256, b"hello");
-        let steps = vec![
+        let steps = [
             (PIV_SELECT_T1.to_string(), "9000".to_string()),
             ("0020008008313233343536FFFF".to_string(), "9000".to_string()),
             (
@@ -364,12 +389,22 @@ mod tests {
             ),
             ("0020FF80".to_string(), "9000".to_string()),
         ];
-        let refs: Vec<(&str, &str)> = steps.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let refs: Vec<(&str, &str)> = steps
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let mut scripted = ScriptedCard::t1(&refs);
         let mut ch = Channel::new(&mut scripted);
         let pin = Pin::new("123456").unwrap();
-        let signature = sign(&mut ch, CardType::Piv, Slot::DigitalSignature, KeyAlgorithm::EcP256, &digest, &pin)
-            .unwrap();
+        let signature = sign(
+            &mut ch,
+            CardType::Piv,
+            Slot::DigitalSignature,
+            KeyAlgorithm::EcP256,
+            &digest,
+            &pin,
+        )
+        .unwrap();
         scripted.assert_done();
         assert_eq!(signature, vec![0x30, 0x04, 0x02, 0x01, 0x01, 0x02]);
     }
