@@ -47,6 +47,12 @@ pub fn pki_dir() -> PathBuf {
     golden_dir().join("pki")
 }
 
+fn virtual_cac() -> PathBuf {
+    std::env::var_os("VIRTUAL_CAC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| testbed_dir().join("bin/virtual-cac"))
+}
+
 fn virtual_piv() -> PathBuf {
     std::env::var_os("VIRTUAL_PIV")
         .map(PathBuf::from)
@@ -57,6 +63,9 @@ fn virtual_piv() -> PathBuf {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CardInfo {
     pub name: String,
+    /// "piv" (a virtual-piv card) or "cac" (a legacy CAC emulated by libcacard).
+    #[serde(default = "piv_kind")]
+    pub kind: String,
     pub cn: String,
     pub edipi: String,
     pub upn: String,
@@ -66,6 +75,10 @@ pub struct CardInfo {
     #[serde(rename = "pinTries")]
     pub pin_tries: u8,
     pub slots: std::collections::BTreeMap<String, SlotInfo>,
+}
+
+fn piv_kind() -> String {
+    "piv".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,7 +99,7 @@ impl CardInfo {
         serde_json::from_str(&text).expect("card.json")
     }
 
-    /// The DER certificate written to `slot` ("9a", "9c", ...).
+    /// The DER certificate written to `slot` ("9a", "9c", ..., "cac-id", ...).
     pub fn certificate(&self, slot: &str) -> Vec<u8> {
         let path = golden_dir()
             .join("cards")
@@ -128,10 +141,15 @@ impl VirtualCard {
             "{reader} already holds a card: a stray virtual-piv process? (pkill -f virtual-piv)"
         );
         let state = tempfile::tempdir().expect("temp dir");
-        let golden_state = golden_dir().join("cards").join(name).join("state");
-        for file in ["internal.bin", "external.bin"] {
-            std::fs::copy(golden_state.join(file), state.path().join(file))
-                .unwrap_or_else(|e| panic!("copy golden card {name}: {e}"));
+        let golden = golden_dir().join("cards").join(name);
+        let (from, files): (PathBuf, &[&str]) = if info.kind == "cac" {
+            (golden.join("nssdb"), &["cert9.db", "key4.db", "pkcs11.txt"])
+        } else {
+            (golden.join("state"), &["internal.bin", "external.bin"])
+        };
+        for file in files {
+            std::fs::copy(from.join(file), state.path().join(file))
+                .unwrap_or_else(|e| panic!("copy golden card {name} ({file}): {e}"));
         }
         let mut card = VirtualCard {
             info,
@@ -148,23 +166,32 @@ impl VirtualCard {
     /// Put the card (with everything it stored) back into its reader.
     pub fn reinsert(&mut self) {
         assert!(self.process.is_none(), "the card is already inserted");
-        let mut command = Command::new(virtual_piv());
-        command
-            .arg("--port")
-            .arg(self.port.to_string())
-            .arg("--state")
-            .arg(self.state.path())
+        let (program, mut command) = if self.info.kind == "cac" {
+            let mut command = Command::new(virtual_cac());
+            command.arg(self.port.to_string()).arg(self.state.path());
+            (virtual_cac(), command)
+        } else {
+            let mut command = Command::new(virtual_piv());
+            command
+                .arg("--port")
+                .arg(self.port.to_string())
+                .arg("--state")
+                .arg(self.state.path());
+            if let Some(delay) = self.options.apdu_delay {
+                command.arg("--delay-ms").arg(delay.as_millis().to_string());
+            }
+            (virtual_piv(), command)
+        };
+        let child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(delay) = self.options.apdu_delay {
-            command.arg("--delay-ms").arg(delay.as_millis().to_string());
-        }
-        let child = command.spawn().unwrap_or_else(|e| {
-            panic!(
-                "start {}: {e} (cargo build -p cacbridge-virtual-piv)",
-                virtual_piv().display()
-            )
-        });
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "start {}: {e} (run tests/harness/testbed-setup)",
+                    program.display()
+                )
+            });
         self.process = Some(child);
         wait_for_card(self.reader, true);
     }

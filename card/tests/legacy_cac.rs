@@ -1,0 +1,144 @@
+//! A legacy CAC (GSC-IS applets, no PIV) emulated by Debian's libcacard behind vpcd
+//! (tests/virtual-cac). Ignored by a plain `cargo test`; scripts/test runs them.
+#![allow(clippy::unwrap_used)]
+
+use cacbridge_card::{CardError, CardType, Digest, HashFunction, PcscBackend, Pin, Slot, Token};
+use cacbridge_testbed::{lock, run, VirtualCard};
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_legacy_cac_is_listed_with_its_three_certificates() {
+    let _guard = lock();
+    let card = VirtualCard::insert("legacy", 1);
+    let mut backend = PcscBackend::new();
+    let certs = backend.certificates(Some(card.reader)).unwrap();
+    eprintln!("legacy CAC listing: {} APDUs", backend.apdu_count());
+    let slots: Vec<Slot> = certs.iter().map(|c| c.slot).collect();
+    assert_eq!(slots, Slot::CAC.to_vec());
+    for cert in &certs {
+        let label = cert.slot.label();
+        assert_eq!(cert.der, card.info.certificate(&label), "{label}");
+        assert_eq!(cert.info.edipi.as_deref(), Some("1122334455"));
+    }
+    assert_eq!(certs[0].slot.role(), "CAC ID");
+    assert!(certs[0].slot.is_authentication());
+    let readers = backend.readers().unwrap();
+    let status = readers
+        .iter()
+        .find(|r| r.name == card.reader)
+        .and_then(|r| r.card.clone())
+        .unwrap();
+    assert_eq!(status.card_type, CardType::Cac);
+    assert_eq!(status.pin, None, "legacy CACs give no retry counter");
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_legacy_cac_signs_and_the_signature_verifies_with_openssl() {
+    let _guard = lock();
+    let card = VirtualCard::insert("legacy", 1);
+    let mut backend = PcscBackend::new();
+    let certs = backend.certificates(Some(card.reader)).unwrap();
+    let id = certs.iter().find(|c| c.slot == Slot::CacId).unwrap();
+    let message = b"legacy CAC signature";
+    let signature = backend
+        .sign(
+            &id.info.id,
+            &Digest::of(HashFunction::Sha256, message),
+            &Pin::new(&card.info.pin).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(signature.len(), 256);
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(path("cert.der"), &id.der).unwrap();
+    std::fs::write(path("sig"), &signature).unwrap();
+    std::fs::write(path("msg"), message).unwrap();
+    let out = run(
+        "openssl",
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            &path("cert.der"),
+            "-pubkey",
+            "-noout",
+            "-out",
+            &path("key.pem"),
+        ],
+    );
+    assert!(out.status.success());
+    let out = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &path("key.pem"),
+            "-signature",
+            &path("sig"),
+            &path("msg"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_wrong_pin_on_a_legacy_cac_is_refused() {
+    let _guard = lock();
+    let card = VirtualCard::insert("legacy", 1);
+    let mut backend = PcscBackend::new();
+    let certs = backend.certificates(Some(card.reader)).unwrap();
+    let err = backend
+        .sign(
+            &certs[0].info.id,
+            &Digest::of(HashFunction::Sha256, b"x"),
+            &Pin::new("11112222").unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(err, CardError::PinIncorrect { retries_left: None });
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_piv_card_and_a_legacy_cac_side_by_side() {
+    let _guard = lock();
+    let _doe = VirtualCard::insert("doe", 0);
+    let _legacy = VirtualCard::insert("legacy", 1);
+    let mut backend = PcscBackend::new();
+    let all = backend.certificates(None).unwrap();
+    assert_eq!(all.len(), 4 + 3);
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn opensc_reads_the_same_legacy_certificates() {
+    let _guard = lock();
+    let card = VirtualCard::insert("legacy", 1);
+    let mut backend = PcscBackend::new();
+    let ours = backend.certificates(Some(card.reader)).unwrap();
+    let out = run("pkcs15-tool", &["--reader", "1", "--list-certificates"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let ids: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ID"))
+        .map(|l| l.trim_start_matches([' ', ':']).trim())
+        .collect();
+    assert_eq!(ids.len(), 3, "{listing}");
+    let mut theirs = Vec::new();
+    for id in ids {
+        let out = run("pkcs15-tool", &["--reader", "1", "--read-certificate", id]);
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&out.stdout).unwrap();
+        theirs.push(pem.contents);
+    }
+    for cert in &ours {
+        assert!(theirs.contains(&cert.der), "OpenSC lacks {:?}", cert.slot);
+    }
+}
