@@ -134,6 +134,32 @@ pub fn ecdsa_input(digest: &Digest, field_len: usize) -> Vec<u8> {
     }
 }
 
+/// A DER ECDSA signature (`SEQUENCE { INTEGER r, INTEGER s }`, as PIV cards return it) in the
+/// fixed-width `r || s` form of JWS, each half `width` bytes.
+pub fn ecdsa_der_to_fixed(der: &[u8], width: usize) -> Result<Vec<u8>, CardError> {
+    let bad = || CardError::Malformed("ECDSA signature is not DER SEQUENCE { r, s }".into());
+    let sequence = crate::tlv::find_ber(der, 0x30)?.ok_or_else(bad)?;
+    let mut integers = crate::tlv::ber(sequence);
+    let mut out = Vec::with_capacity(2 * width);
+    for _ in 0..2 {
+        let integer = integers.next().ok_or_else(bad)??;
+        if integer.tag != 0x02 {
+            return Err(bad());
+        }
+        // Strip the sign byte(s); a value wider than the curve is not a signature of it.
+        let mut value = integer.value;
+        while let [0, rest @ ..] = value {
+            value = rest;
+        }
+        if value.len() > width {
+            return Err(bad());
+        }
+        out.extend(std::iter::repeat_n(0u8, width - value.len()));
+        out.extend_from_slice(value);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -155,6 +181,25 @@ mod tests {
     fn digest_length_must_match_its_function() {
         assert!(Digest::new(HashFunction::Sha384, vec![0; 32]).is_err());
         assert!(Digest::new(HashFunction::Sha512, vec![0; 64]).is_ok());
+    }
+
+    #[test]
+    fn der_ecdsa_becomes_fixed_width() {
+        // r = 0x00FF.. (sign byte), s = 0x01 (short): both padded to 32 bytes.
+        let mut der = vec![0x30, 0x26, 0x02, 0x21, 0x00];
+        der.extend([0xFF; 32]);
+        der.extend([0x02, 0x01, 0x01]);
+        let fixed = ecdsa_der_to_fixed(&der, 32).unwrap();
+        assert_eq!(fixed.len(), 64);
+        assert_eq!(&fixed[..32], &[0xFF; 32]);
+        assert_eq!(&fixed[32..63], &[0u8; 31]);
+        assert_eq!(fixed[63], 1);
+        assert!(ecdsa_der_to_fixed(&[0x30, 0x03, 0x02, 0x01, 0x01], 32).is_err());
+        assert!(ecdsa_der_to_fixed(&[0x04, 0x00], 32).is_err());
+        let mut wide = vec![0x30, 0x26, 0x02, 0x21, 0x01];
+        wide.extend([0xFF; 32]);
+        wide.extend([0x02, 0x01, 0x01]);
+        assert!(ecdsa_der_to_fixed(&wide, 32).is_err());
     }
 
     #[test]

@@ -12,10 +12,13 @@ use tokio::sync::mpsc;
 use cacbridge_card::monitor::{self, Monitor};
 use cacbridge_card::Token;
 
+use crate::arguments::optional_string;
 use crate::caller::Caller;
 use crate::messaging::protocol::{
-    Arguments, ErrorCode, Outbound, Request, RequestId, WireError, PROTOCOL_VERSION,
+    ErrorCode, Outbound, Request, RequestId, WireError, PROTOCOL_VERSION,
 };
+use crate::policy::Policy;
+use crate::signing;
 use crate::views;
 
 pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -38,6 +41,8 @@ pub enum Command {
     Status,
     ListCertificates,
     Subscribe,
+    Authenticate,
+    Sign,
 }
 
 impl Command {
@@ -48,6 +53,8 @@ impl Command {
             "status" => Command::Status,
             "list-certificates" => Command::ListCertificates,
             "subscribe" => Command::Subscribe,
+            "authenticate" => Command::Authenticate,
+            "sign" => Command::Sign,
             _ => return None,
         })
     }
@@ -63,15 +70,17 @@ pub struct Host {
     /// Where events go; weak, so that it does not keep the writer alive.
     events: Mutex<Option<mpsc::WeakSender<Outbound>>>,
     monitor: Mutex<Option<Monitor>>,
+    policy: Policy,
 }
 
 impl Host {
-    pub fn new(caller: Caller, token: Box<dyn Token>) -> Self {
+    pub fn new(caller: Caller, token: Box<dyn Token>, policy: Policy) -> Self {
         Self {
             caller,
             token: Arc::new(tokio::sync::Mutex::new(token)),
             events: Mutex::new(None),
             monitor: Mutex::new(None),
+            policy,
         }
     }
 
@@ -119,6 +128,18 @@ impl Host {
                     "readers": readers.iter().map(views::reader).collect::<Vec<_>>(),
                 }))
             }),
+            Command::Authenticate => {
+                match signing::authenticate_request(&arguments, &self.policy) {
+                    Ok(request) => {
+                        self.card_work(id, move |token| signing::authenticate(token, request))
+                    }
+                    Err(err) => Route::Reply(Outbound::error(Some(id), err)),
+                }
+            }
+            Command::Sign => match signing::sign_request(&arguments, &self.policy) {
+                Ok(request) => self.card_work(id, move |token| signing::sign(token, request)),
+                Err(err) => Route::Reply(Outbound::error(Some(id), err)),
+            },
             Command::ListCertificates => {
                 let reader = match optional_string(&arguments, "reader") {
                     Ok(reader) => reader,
@@ -190,19 +211,4 @@ impl Host {
 
 pub fn version_result() -> Value {
     json!({ "version": HOST_VERSION, "protocol": PROTOCOL_VERSION })
-}
-
-fn invalid_argument(name: &str, message: &str) -> WireError {
-    WireError::new(ErrorCode::InvalidArgument, message).with_detail("argument", name)
-}
-
-fn optional_string(arguments: &Arguments, name: &str) -> Result<Option<String>, WireError> {
-    match arguments.0.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(invalid_argument(
-            name,
-            &format!("\"{name}\" must be a string"),
-        )),
-    }
 }

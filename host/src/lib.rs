@@ -5,8 +5,11 @@
 //! - [`commands`]: what each command does;
 //! - the card layer (crate `cacbridge-card`): PC/SC, PIV and CAC, knowing nothing of browsers.
 
+pub mod arguments;
 pub mod caller;
 pub mod commands;
 pub mod logging;
 pub mod messaging;
+pub mod policy;
+pub mod signing;
 pub mod views;

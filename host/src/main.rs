@@ -14,6 +14,7 @@ use cacbridge_host::commands::{Host, HOST_VERSION};
 use cacbridge_host::logging;
 use cacbridge_host::messaging::protocol::PROTOCOL_VERSION;
 use cacbridge_host::messaging::server;
+use cacbridge_host::policy::Policy;
 use cacbridge_host::views;
 
 #[derive(Parser)]
@@ -200,7 +201,8 @@ fn serve(caller: Caller) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let host = Arc::new(Host::new(caller, Box::new(PcscBackend::new())));
+    let policy = Policy::load();
+    let host = Arc::new(Host::new(caller, Box::new(PcscBackend::new()), policy));
     let exit = runtime.block_on(server::serve(tokio::io::stdin(), tokio::io::stdout(), host));
     // The blocking stdin reader may still be parked in read(); don't wait for it.
     runtime.shutdown_background();

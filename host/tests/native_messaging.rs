@@ -233,6 +233,8 @@ fn request_bodies_never_reach_the_log() {
     const SECRET: &str = "97531864";
     let mut host = HostProcess::spawn_with_log_level(&[CHROME_ORIGIN], "trace");
     host.send(&json!({"id": 1, "command": "authenticate", "arguments": {"pin": SECRET}}));
+    assert_eq!(host.recv().unwrap()["error"]["code"], "invalid-argument");
+    host.send(&json!({"id": 4, "command": "frobnicate", "arguments": {"pin": SECRET}}));
     assert_eq!(host.recv().unwrap()["error"]["code"], "unknown-command");
     host.send(&json!({"id": 2, "command": "version", "arguments": {"pin": SECRET}}));
     assert_eq!(host.recv().unwrap()["id"], 2);

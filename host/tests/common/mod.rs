@@ -33,9 +33,14 @@ impl HostProcess {
     }
 
     pub fn spawn_with_log_level(args: &[&str], level: &str) -> Self {
+        Self::spawn_with_env(args, level, &[])
+    }
+
+    pub fn spawn_with_env(args: &[&str], level: &str, env: &[(&str, &str)]) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let mut child = Command::new(HOST)
             .args(args)
+            .envs(env.iter().copied())
             .env("CACBRIDGE_LOG_DIR", logs.path())
             .env("CACBRIDGE_LOG", level)
             .stdin(Stdio::piped())

@@ -1,0 +1,302 @@
+//! `authenticate` and `sign` of the built host on virtual cards: tokens checked with RustCrypto
+//! and openssl over `H(origin) || H(nonce)`, role rules, policy, PIN handling. Ignored by a
+//! plain `cargo test`; scripts/test runs them against the testbed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use cacbridge_testbed::{lock, run, VirtualCard};
+use common::{HostProcess, CHROME_ORIGIN};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256, Sha384};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+const ORIGIN: &str = "https://portal.example.mil";
+const NONCE: &str = "q7l7bUy5L1t0H1h3kS8tJ0lXc0u2Y3RhbmNlbm9uY2U0NA==";
+
+fn certificate_id(host: &mut HostProcess, slot: &str) -> String {
+    let reply = host.call("list", "list-certificates", json!({}));
+    reply["result"]["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["slot"] == slot)
+        .unwrap_or_else(|| panic!("no {slot}: {reply}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn spki(der: &[u8]) -> Vec<u8> {
+    X509Certificate::from_der(der)
+        .unwrap()
+        .1
+        .public_key()
+        .raw
+        .to_vec()
+}
+
+/// The message the card signed, rebuilt the way a server does.
+fn message(sha384: bool, origin: &str, nonce: &str) -> Vec<u8> {
+    if sha384 {
+        [
+            Sha384::digest(origin).to_vec(),
+            Sha384::digest(nonce).to_vec(),
+        ]
+        .concat()
+    } else {
+        [
+            Sha256::digest(origin).to_vec(),
+            Sha256::digest(nonce).to_vec(),
+        ]
+        .concat()
+    }
+}
+
+/// Check a token independently of the host's code.
+fn verify_token(token: &Value, origin: &str, nonce: &str) {
+    assert_eq!(token["format"], "cacbridge:1");
+    assert!(token["appVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("cacbridge-host/"));
+    let cert = B64
+        .decode(token["unverifiedCertificate"].as_str().unwrap())
+        .unwrap();
+    let signature = B64.decode(token["signature"].as_str().unwrap()).unwrap();
+    let spki = spki(&cert);
+    match token["algorithm"].as_str().unwrap() {
+        "RS256" => {
+            use rsa::{pkcs8::DecodePublicKey, Pkcs1v15Sign, RsaPublicKey};
+            let key = RsaPublicKey::from_public_key_der(&spki).unwrap();
+            let digest = Sha256::digest(message(false, origin, nonce));
+            key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
+                .expect("RS256 token");
+        }
+        "ES256" => {
+            use p256::ecdsa::signature::Verifier;
+            use p256::pkcs8::DecodePublicKey;
+            assert_eq!(signature.len(), 64, "JWS r||s");
+            let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+            let sig = p256::ecdsa::Signature::from_slice(&signature).unwrap();
+            key.verify(&message(false, origin, nonce), &sig)
+                .expect("ES256 token");
+        }
+        "ES384" => {
+            use p384::ecdsa::signature::Verifier;
+            use p384::pkcs8::DecodePublicKey;
+            assert_eq!(signature.len(), 96, "JWS r||s");
+            let key = p384::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+            let sig = p384::ecdsa::Signature::from_slice(&signature).unwrap();
+            key.verify(&message(true, origin, nonce), &sig)
+                .expect("ES384 token");
+        }
+        other => panic!("unexpected algorithm {other}"),
+    }
+}
+
+fn authenticate(host: &mut HostProcess, id: &str, pin: &str) -> Value {
+    host.call(
+        "auth",
+        "authenticate",
+        json!({"certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": pin}),
+    )
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn an_rsa_token_verifies_independently_and_with_openssl() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    let id = certificate_id(&mut host, "9A");
+    let reply = authenticate(&mut host, &id, &card.info.pin);
+    let token = &reply["result"];
+    assert_eq!(token["algorithm"], "RS256", "{reply}");
+    assert_eq!(
+        B64.decode(token["unverifiedCertificate"].as_str().unwrap())
+            .unwrap(),
+        card.info.certificate("9A")
+    );
+    verify_token(token, ORIGIN, NONCE);
+
+    // openssl over the same bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(path("msg"), message(false, ORIGIN, NONCE)).unwrap();
+    std::fs::write(
+        path("sig"),
+        B64.decode(token["signature"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(path("cert.der"), card.info.certificate("9A")).unwrap();
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            &path("cert.der"),
+            "-pubkey",
+            "-noout",
+            "-out",
+            &path("key.pem"),
+        ],
+    );
+    let out = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &path("key.pem"),
+            "-signature",
+            &path("sig"),
+            &path("msg"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+
+    // Bound to the origin: the same token does not verify for another one.
+    let result = std::panic::catch_unwind(|| verify_token(token, "https://evil.example", NONCE));
+    assert!(
+        result.is_err(),
+        "a token must not verify for another origin"
+    );
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn an_es384_token_from_a_p384_card() {
+    let _guard = lock();
+    let card = VirtualCard::insert("smith", 1);
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    let id = certificate_id(&mut host, "9A");
+    let reply = authenticate(&mut host, &id, &card.info.pin);
+    assert_eq!(reply["result"]["algorithm"], "ES384", "{reply}");
+    verify_token(&reply["result"], ORIGIN, NONCE);
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn only_authentication_certificates_log_in_and_only_signature_ones_sign() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    for slot in ["9C", "9D", "9E"] {
+        let id = certificate_id(&mut host, slot);
+        let reply = authenticate(&mut host, &id, &card.info.pin);
+        assert_eq!(reply["error"]["code"], "key-not-usable", "{slot}: {reply}");
+    }
+    let hash = B64.encode(Sha256::digest(b"document"));
+    let sign = |host: &mut HostProcess, id: &str, hash: &str, function: &str| {
+        host.call(
+            "sign",
+            "sign",
+            json!({"certificateId": id, "hash": hash, "hashFunction": function, "origin": ORIGIN, "pin": card.info.pin}),
+        )
+    };
+    let auth_id = certificate_id(&mut host, "9A");
+    assert_eq!(
+        sign(&mut host, &auth_id, &hash, "SHA-256")["error"]["code"],
+        "key-not-usable"
+    );
+
+    // 9C (P-256, PIN Always) signs a document hash; checked with p256.
+    let sig_id = certificate_id(&mut host, "9C");
+    let reply = sign(&mut host, &sig_id, &hash, "SHA-256");
+    assert_eq!(reply["result"]["algorithm"], "ES256", "{reply}");
+    let signature = B64
+        .decode(reply["result"]["signature"].as_str().unwrap())
+        .unwrap();
+    {
+        use p256::ecdsa::signature::Verifier;
+        use p256::pkcs8::DecodePublicKey;
+        let key =
+            p256::ecdsa::VerifyingKey::from_public_key_der(&spki(&card.info.certificate("9C")))
+                .unwrap();
+        key.verify(
+            b"document",
+            &p256::ecdsa::Signature::from_slice(&signature).unwrap(),
+        )
+        .unwrap();
+    }
+    let reply = sign(&mut host, &sig_id, &B64.encode([0u8; 20]), "SHA-256");
+    assert_eq!(reply["error"]["reason"], "length", "{reply}");
+    let reply = sign(&mut host, &sig_id, &hash, "MD5");
+    assert_eq!(reply["error"]["reason"], "unsupported", "{reply}");
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_wrong_pin_reports_tries_left_and_never_reaches_the_log() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let mut host = HostProcess::spawn_with_log_level(&[CHROME_ORIGIN], "trace");
+    let id = certificate_id(&mut host, "9A");
+    let reply = authenticate(&mut host, &id, "97531864");
+    assert_eq!(reply["error"]["code"], "pin-incorrect", "{reply}");
+    assert_eq!(reply["error"]["retriesLeft"], 2);
+    let reply = authenticate(&mut host, &id, &card.info.pin);
+    assert!(reply["result"].is_object(), "{reply}");
+    let reply = authenticate(&mut host, &id, "12ab56");
+    assert_eq!(reply["error"]["reason"], "pin-format");
+    host.close_stdin();
+    host.wait();
+    let log = host.log_text();
+    assert!(log.contains("authenticate"));
+    for secret in ["97531864", &card.info.pin, "12ab56"] {
+        assert!(!log.contains(secret), "PIN {secret} in the log");
+    }
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn the_policy_file_limits_origins_and_localhost_needs_it() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let system = dir.path().join("system.json");
+    std::fs::write(&system, json!({"allowedOrigins": [ORIGIN]}).to_string()).unwrap();
+    let system = system.to_str().unwrap();
+    let mut host = HostProcess::spawn_with_env(
+        &[CHROME_ORIGIN],
+        "info",
+        &[("CACBRIDGE_SYSTEM_POLICY", system)],
+    );
+    let id = certificate_id(&mut host, "9A");
+    let call = |host: &mut HostProcess, origin: &str| {
+        host.call(
+            "a",
+            "authenticate",
+            json!({"certificateId": id, "challengeNonce": NONCE, "origin": origin, "pin": card.info.pin}),
+        )
+    };
+    assert!(call(&mut host, ORIGIN)["result"].is_object());
+    let reply = call(&mut host, "https://other.example");
+    assert_eq!(reply["error"]["code"], "origin-not-allowed", "{reply}");
+    let reply = call(&mut host, "http://localhost:8080");
+    assert_eq!(reply["error"]["reason"], "insecure-localhost", "{reply}");
+
+    let dev = dir.path().join("dev.json");
+    std::fs::write(&dev, json!({"allowInsecureLocalhost": true}).to_string()).unwrap();
+    let mut host = HostProcess::spawn_with_env(
+        &[CHROME_ORIGIN],
+        "info",
+        &[("CACBRIDGE_USER_POLICY", dev.to_str().unwrap())],
+    );
+    let reply = call(&mut host, "http://localhost:8080");
+    assert!(reply["result"].is_object(), "{reply}");
+
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{").unwrap();
+    let mut host = HostProcess::spawn_with_env(
+        &[CHROME_ORIGIN],
+        "info",
+        &[("CACBRIDGE_SYSTEM_POLICY", broken.to_str().unwrap())],
+    );
+    assert_eq!(call(&mut host, ORIGIN)["error"]["code"], "policy-error");
+}
