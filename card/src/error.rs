@@ -84,6 +84,12 @@ impl CardError {
     }
 }
 
+impl From<cacbridge_cert::CertificateError> for CardError {
+    fn from(err: cacbridge_cert::CertificateError) -> Self {
+        CardError::Malformed(err.to_string())
+    }
+}
+
 impl From<pcsc::Error> for CardError {
     fn from(err: pcsc::Error) -> Self {
         use pcsc::Error as E;

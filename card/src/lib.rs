@@ -8,7 +8,8 @@
 
 pub mod apdu;
 pub mod cac;
-pub mod certificate;
+/// The certificate view (crate `cacbridge-cert`).
+pub use cacbridge_cert as certificate;
 pub mod crypto;
 pub mod error;
 mod inflate;

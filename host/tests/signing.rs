@@ -300,3 +300,52 @@ fn the_policy_file_limits_origins_and_localhost_needs_it() {
     );
     assert_eq!(call(&mut host, ORIGIN)["error"]["code"], "policy-error");
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn tokens_from_the_card_pass_the_verify_library_and_only_for_their_origin() {
+    use cacbridge_verify::{TrustStore, Verifier, VerifyError, VerifyPolicy};
+    let _guard = lock();
+    let doe = VirtualCard::insert("doe", 0);
+    let smith = VirtualCard::insert("smith", 1);
+    let pki = cacbridge_testbed::pki_dir();
+    let bundle = [
+        std::fs::read(pki.join("root.pem")).unwrap(),
+        std::fs::read(pki.join("id-ca.pem")).unwrap(),
+    ]
+    .concat();
+    let verifier = Verifier::new(
+        TrustStore::from_pem(&bundle).unwrap(),
+        VerifyPolicy {
+            allowed_policy_oids: Some(vec!["2.16.840.1.101.2.1.11.42".into()]),
+        },
+    );
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    let reply = host.call("list", "list-certificates", json!({}));
+    for card in [&doe, &smith] {
+        let id = reply["result"]["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["slot"] == "9A" && c["reader"] == card.reader)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token = authenticate(&mut host, &id, &card.info.pin)["result"].to_string();
+        let identity = verifier
+            .verify(&token, ORIGIN, NONCE, std::time::SystemTime::now())
+            .unwrap();
+        assert_eq!(identity.edipi.as_deref(), Some(card.info.edipi.as_str()));
+        assert_eq!(identity.upn.as_deref(), Some(card.info.upn.as_str()));
+        assert_eq!(
+            verifier.verify(
+                &token,
+                "https://evil.example",
+                NONCE,
+                std::time::SystemTime::now()
+            ),
+            Err(VerifyError::BadSignature)
+        );
+    }
+}

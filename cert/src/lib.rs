@@ -1,9 +1,14 @@
-//! What a person and a portal need to know about a card's certificate, read with x509-parser.
+//! What a person and a portal need to know about a CAC certificate, read with x509-parser.
+//! Shared by the card layer (the host) and the verification library (servers), so both name
+//! keys, EDIPIs and UPNs the same way.
 
 use sha2::{Digest as _, Sha256};
 use x509_parser::prelude::*;
 
-use crate::error::CardError;
+/// A certificate that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("certificate: {0}")]
+pub struct CertificateError(pub String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAlgorithm {
@@ -66,9 +71,9 @@ pub fn certificate_id(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
-/// Parse a certificate read from a card.
-pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CardError> {
-    let bad = |what: String| CardError::Malformed(format!("certificate: {what}"));
+/// Parse a certificate.
+pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
+    let bad = CertificateError;
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
     if !rest.is_empty() {
         return Err(bad(format!("{} bytes after the certificate", rest.len())));

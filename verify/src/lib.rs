@@ -1,0 +1,310 @@
+//! Server-side verification of CAC Bridge authentication tokens (`cacbridge:1`).
+//!
+//! A portal issues a nonce ([`NonceStore`]), the person's card signs `H(origin) || H(nonce)`
+//! through the extension and host, and the portal checks the token with [`Verifier`]:
+//! format, certificate validity and usage, the path to its trust anchors (rustls-webpki), an
+//! optional allow-list of certificate policies, and the signature. The result is the
+//! [`Identity`] to register or log in. Every rejection is its own [`VerifyError`] variant.
+
+mod nonce;
+mod token;
+mod trust;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ring::signature::{self, UnparsedPublicKey};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde::Serialize;
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+
+use cacbridge_cert::KeyAlgorithm;
+
+pub use nonce::{NonceStore, NONCE_LIFETIME};
+pub use token::{Algorithm, Token, TOKEN_FORMAT};
+pub use trust::TrustStore;
+
+/// Why a token was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("the token is {0} characters; a token is 100 to 10000")]
+    TokenLength(usize),
+    #[error("the token is not a JSON object")]
+    TokenNotJson,
+    #[error("the token lacks \"{0}\"")]
+    MissingField(&'static str),
+    #[error("the token's \"{0}\" is not a string")]
+    FieldNotString(&'static str),
+    #[error("the token's \"{0}\" is not base64")]
+    FieldNotBase64(&'static str),
+    #[error("unsupported token format {0:?}")]
+    UnsupportedFormat(String),
+    #[error("unsupported algorithm {0:?}")]
+    UnsupportedAlgorithm(String),
+    #[error("the certificate cannot be parsed: {0}")]
+    BadCertificate(String),
+    #[error("algorithm {algorithm} does not fit a {key} key")]
+    AlgorithmMismatch { algorithm: String, key: String },
+    #[error("the signature has the wrong length for {0}")]
+    SignatureLength(String),
+    #[error("the certificate is not valid before {0}")]
+    CertificateNotYetValid(String),
+    #[error("the certificate expired at {0}")]
+    CertificateExpired(String),
+    #[error("the certificate's key usage lacks digitalSignature")]
+    MissingDigitalSignature,
+    #[error("a Card Authentication certificate does not prove who holds the card")]
+    CardAuthenticationCertificate,
+    #[error("the certificate's extended key usage lacks clientAuth")]
+    MissingClientAuth,
+    #[error("the certificate was not issued by a trusted CA")]
+    UntrustedIssuer,
+    #[error("the certificate chain is invalid: {0}")]
+    InvalidChain(String),
+    #[error("the certificate has none of the accepted certificate policies")]
+    PolicyNotAllowed,
+    #[error("the signature does not match this origin and nonce")]
+    BadSignature,
+    #[error("this nonce was not issued here")]
+    NonceUnknown,
+    #[error("this nonce was already used")]
+    NonceReused,
+    #[error("this nonce expired")]
+    NonceExpired,
+}
+
+impl VerifyError {
+    /// A stable code for logs and the CLI.
+    pub fn code(&self) -> &'static str {
+        use VerifyError as E;
+        match self {
+            E::TokenLength(_) => "token-length",
+            E::TokenNotJson => "token-not-json",
+            E::MissingField(_) => "token-missing-field",
+            E::FieldNotString(_) => "token-field-type",
+            E::FieldNotBase64(_) => "token-field-base64",
+            E::UnsupportedFormat(_) => "unsupported-format",
+            E::UnsupportedAlgorithm(_) => "unsupported-algorithm",
+            E::BadCertificate(_) => "bad-certificate",
+            E::AlgorithmMismatch { .. } => "algorithm-mismatch",
+            E::SignatureLength(_) => "signature-length",
+            E::CertificateNotYetValid(_) => "certificate-not-yet-valid",
+            E::CertificateExpired(_) => "certificate-expired",
+            E::MissingDigitalSignature => "missing-digital-signature",
+            E::CardAuthenticationCertificate => "card-authentication-certificate",
+            E::MissingClientAuth => "missing-client-auth",
+            E::UntrustedIssuer => "untrusted-issuer",
+            E::InvalidChain(_) => "invalid-chain",
+            E::PolicyNotAllowed => "policy-not-allowed",
+            E::BadSignature => "bad-signature",
+            E::NonceUnknown => "nonce-unknown",
+            E::NonceReused => "nonce-reused",
+            E::NonceExpired => "nonce-expired",
+        }
+    }
+}
+
+/// Who signed: what a portal registers and looks up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub subject: String,
+    pub issuer: String,
+    pub common_name: Option<String>,
+    /// Hex, upper case.
+    pub serial_number: String,
+    /// Hex SHA-256 of the certificate DER (the host's certificate id).
+    pub fingerprint_sha256: String,
+    pub edipi: Option<String>,
+    pub upn: Option<String>,
+    pub email: Option<String>,
+    /// RFC 3339.
+    pub not_after: String,
+}
+
+/// What else a portal requires of a certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyPolicy {
+    /// Accept only certificates asserting at least one of these policy OIDs (dotted), e.g.
+    /// DoD medium hardware 2.16.840.1.101.2.1.11.42. `None` accepts any.
+    pub allowed_policy_oids: Option<Vec<String>>,
+}
+
+pub struct Verifier {
+    trust: TrustStore,
+    policy: VerifyPolicy,
+}
+
+const OID_PIV_CARD_AUTH: &str = "pivCardAuth";
+const EKU_CLIENT_AUTH: &str = "clientAuth";
+
+impl Verifier {
+    pub fn new(trust: TrustStore, policy: VerifyPolicy) -> Self {
+        Self { trust, policy }
+    }
+
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// Consume `nonce` from `store` (so a rejected token burns it too), then verify.
+    pub fn verify_with_store(
+        &self,
+        store: &NonceStore,
+        token_json: &str,
+        expected_origin: &str,
+        nonce: &str,
+        now: SystemTime,
+    ) -> Result<Identity, VerifyError> {
+        store.consume(nonce, now)?;
+        self.verify(token_json, expected_origin, nonce, now)
+    }
+
+    /// Verify a token for the origin the server expects and the nonce it issued, at `now`.
+    pub fn verify(
+        &self,
+        token_json: &str,
+        expected_origin: &str,
+        nonce: &str,
+        now: SystemTime,
+    ) -> Result<Identity, VerifyError> {
+        let token = Token::parse(token_json)?;
+        let der = &token.certificate;
+        let info = cacbridge_cert::inspect(der).map_err(|e| VerifyError::BadCertificate(e.0))?;
+
+        let key = info.key_algorithm;
+        let fits = matches!(
+            (token.algorithm, key),
+            (Algorithm::Rs256, KeyAlgorithm::Rsa { .. })
+                | (Algorithm::Es256, KeyAlgorithm::EcP256)
+                | (Algorithm::Es384, KeyAlgorithm::EcP384)
+        );
+        if !fits {
+            return Err(VerifyError::AlgorithmMismatch {
+                algorithm: token.algorithm.name().into(),
+                key: key.name(),
+            });
+        }
+
+        let seconds = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if seconds < info.not_before_unix {
+            return Err(VerifyError::CertificateNotYetValid(info.not_before.clone()));
+        }
+        if seconds > info.not_after_unix {
+            return Err(VerifyError::CertificateExpired(info.not_after.clone()));
+        }
+        if !info.key_usage.contains(&"digitalSignature") {
+            return Err(VerifyError::MissingDigitalSignature);
+        }
+        let has = |eku: &str| info.extended_key_usage.iter().any(|e| e == eku);
+        if !has(EKU_CLIENT_AUTH) {
+            return Err(if has(OID_PIV_CARD_AUTH) {
+                VerifyError::CardAuthenticationCertificate
+            } else {
+                VerifyError::MissingClientAuth
+            });
+        }
+
+        self.check_chain(der, now)?;
+        self.check_policies(der)?;
+        check_signature(&token, expected_origin, nonce)?;
+
+        Ok(Identity {
+            subject: info.subject,
+            issuer: info.issuer,
+            common_name: info.common_name,
+            serial_number: info.serial_number,
+            fingerprint_sha256: info.id,
+            edipi: info.edipi,
+            upn: info.upn,
+            email: info.email,
+            not_after: info.not_after,
+        })
+    }
+
+    fn check_chain(&self, der: &[u8], now: SystemTime) -> Result<(), VerifyError> {
+        let der = CertificateDer::from(der.to_vec());
+        let end_entity = webpki::EndEntityCert::try_from(&der)
+            .map_err(|e| VerifyError::BadCertificate(format!("{e:?}")))?;
+        let time = UnixTime::since_unix_epoch(now.duration_since(UNIX_EPOCH).unwrap_or_default());
+        end_entity
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                self.trust.anchors(),
+                self.trust.intermediates(),
+                time,
+                webpki::KeyUsage::client_auth(),
+                None,
+                None,
+            )
+            .map(|_| ())
+            .map_err(|e| match e {
+                webpki::Error::UnknownIssuer => VerifyError::UntrustedIssuer,
+                other => VerifyError::InvalidChain(format!("{other:?}")),
+            })
+    }
+
+    fn check_policies(&self, der: &[u8]) -> Result<(), VerifyError> {
+        let Some(allowed) = &self.policy.allowed_policy_oids else {
+            return Ok(());
+        };
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| VerifyError::BadCertificate(e.to_string()))?;
+        let asserted: Vec<String> = cert
+            .extensions()
+            .iter()
+            .filter_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::CertificatePolicies(policies) => Some(
+                    policies
+                        .iter()
+                        .map(|p| p.policy_id.to_id_string())
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if asserted.iter().any(|oid| allowed.contains(oid)) {
+            Ok(())
+        } else {
+            Err(VerifyError::PolicyNotAllowed)
+        }
+    }
+}
+
+/// The message a card signed for `authenticate`: `H(origin) || H(nonce)`.
+pub fn authentication_message(algorithm: Algorithm, origin: &str, nonce: &str) -> Vec<u8> {
+    let hash = |data: &str| {
+        let digest = match algorithm {
+            Algorithm::Es384 => ring::digest::digest(&ring::digest::SHA384, data.as_bytes()),
+            Algorithm::Rs256 | Algorithm::Es256 => {
+                ring::digest::digest(&ring::digest::SHA256, data.as_bytes())
+            }
+        };
+        digest.as_ref().to_vec()
+    };
+    [hash(origin), hash(nonce)].concat()
+}
+
+fn check_signature(token: &Token, origin: &str, nonce: &str) -> Result<(), VerifyError> {
+    let (_, cert) = X509Certificate::from_der(&token.certificate)
+        .map_err(|e| VerifyError::BadCertificate(e.to_string()))?;
+    let public_key = cert.public_key().subject_public_key.data.as_ref();
+    let algorithm: &dyn signature::VerificationAlgorithm = match token.algorithm {
+        Algorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
+        Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
+    };
+    if let Some(width) = token.algorithm.fixed_signature_len() {
+        if token.signature.len() != width {
+            return Err(VerifyError::SignatureLength(token.algorithm.name().into()));
+        }
+    }
+    let message = authentication_message(token.algorithm, origin, nonce);
+    UnparsedPublicKey::new(algorithm, public_key)
+        .verify(&message, &token.signature)
+        .map_err(|_| VerifyError::BadSignature)
+}

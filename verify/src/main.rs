@@ -1,0 +1,98 @@
+//! `cacbridge-verify`: check a CAC Bridge token by hand, to debug an integration.
+//!
+//! ```text
+//! cacbridge-verify --token token.json --origin https://portal.example.mil --nonce <nonce>
+//!                  [--trust bundle.pem] [--time <unix seconds>] [--policy-oid <oid>]...
+//! ```
+//!
+//! Prints the identity as JSON and exits 0, or prints why the token was rejected and exits 1.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+
+use cacbridge_verify::{TrustStore, Verifier, VerifyPolicy};
+
+#[derive(Parser)]
+#[command(
+    name = "cacbridge-verify",
+    version,
+    about = "Verify a CAC Bridge authentication token"
+)]
+struct Args {
+    /// The token JSON, as `authenticate` returned it; `-` reads standard input.
+    #[arg(long)]
+    token: PathBuf,
+    /// The origin the portal expects, e.g. https://portal.example.mil
+    #[arg(long)]
+    origin: String,
+    /// The nonce the portal issued for this login.
+    #[arg(long)]
+    nonce: String,
+    /// PEM bundle of trust anchors and intermediates (default: the DoD bundle shipped inside).
+    #[arg(long)]
+    trust: Option<PathBuf>,
+    /// Verify as of this time (seconds since 1970) instead of now.
+    #[arg(long)]
+    time: Option<u64>,
+    /// Accept only certificates with one of these policy OIDs (repeatable).
+    #[arg(long = "policy-oid")]
+    policy_oids: Vec<String>,
+}
+
+#[allow(clippy::print_stdout)] // the CLI's output is its point
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let token = if args.token.as_os_str() == "-" {
+        let mut text = String::new();
+        if std::io::stdin().read_to_string(&mut text).is_err() {
+            eprintln!("cacbridge-verify: cannot read the token from standard input");
+            return ExitCode::from(2);
+        }
+        text
+    } else {
+        match std::fs::read_to_string(&args.token) {
+            Ok(text) => text,
+            Err(err) => {
+                eprintln!("cacbridge-verify: {}: {err}", args.token.display());
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let trust = match &args.trust {
+        None => TrustStore::dod(),
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| TrustStore::from_pem(&pem))
+        {
+            Ok(trust) => trust,
+            Err(err) => {
+                eprintln!("cacbridge-verify: {}: {err}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let policy = VerifyPolicy {
+        allowed_policy_oids: (!args.policy_oids.is_empty()).then_some(args.policy_oids),
+    };
+    let now = args
+        .time
+        .map(|t| UNIX_EPOCH + Duration::from_secs(t))
+        .unwrap_or_else(SystemTime::now);
+    match Verifier::new(trust, policy).verify(token.trim(), &args.origin, &args.nonce, now) {
+        Ok(identity) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&identity).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            println!("rejected: {err} ({})", err.code());
+            ExitCode::from(1)
+        }
+    }
+}
