@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::signature::{self, UnparsedPublicKey};
 use rustls_pki_types::{CertificateDer, UnixTime};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use cacbridge_cert::KeyAlgorithm;
@@ -105,7 +105,7 @@ impl VerifyError {
 }
 
 /// Who signed: what a portal registers and looks up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
     pub subject: String,

@@ -1,0 +1,220 @@
+//! `cacbridge-portal`: the reference portal over HTTPS.
+//!
+//! ```text
+//! cacbridge-portal serve --demo-account                 # https://localhost:8443, demo / demo-password
+//! cacbridge-portal create-account --username jdoe       # password from standard input
+//! ```
+#![allow(clippy::print_stdout)] // a server's start-up banner and a command's answers
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use cacbridge_portal::{create_account, db, router, tls, AppState};
+use cacbridge_verify::{TrustStore, Verifier, VerifyPolicy};
+
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+#[derive(Parser)]
+#[command(
+    name = "cacbridge-portal",
+    version,
+    about = "CAC Bridge reference portal"
+)]
+struct Cli {
+    /// Directory for the database and the self-signed certificate.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// SQLite database file (default: DATA_DIR/portal.db).
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the portal over HTTPS.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// The origin browsers use for this portal (default: https://localhost:PORT). Tokens
+        /// must be bound to it.
+        #[arg(long)]
+        origin: Option<String>,
+        /// TLS certificate chain (PEM); self-signed in DATA_DIR when absent.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// PEM bundle of CAs whose certificates may register and log in (default: the DoD
+        /// bundle shipped with cacbridge-verify).
+        #[arg(long)]
+        trust_bundle: Option<PathBuf>,
+        /// Accept only certificates with one of these policy OIDs (repeatable).
+        #[arg(long = "policy-oid")]
+        policy_oids: Vec<String>,
+        /// Create the demo account (demo / demo-password) when missing.
+        #[arg(long)]
+        demo_account: bool,
+    },
+    /// Create an account; the password is read from standard input.
+    CreateAccount {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CACBRIDGE_PORTAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or_else(|| dirs::data_dir().map(|d| d.join("cacbridge-portal")))
+        .unwrap_or_else(|| PathBuf::from("cacbridge-portal-data"));
+    let db_path = cli.db.clone().unwrap_or_else(|| data_dir.join("portal.db"));
+    let conn = match db::open(&db_path) {
+        Ok(conn) => conn,
+        Err(err) => {
+            eprintln!("cacbridge-portal: {}: {err}", db_path.display());
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::CreateAccount { username } => {
+            let mut password = String::new();
+            if std::io::stdin().lock().read_line(&mut password).is_err() {
+                eprintln!("cacbridge-portal: cannot read the password from standard input");
+                return ExitCode::from(2);
+            }
+            match create_account(&conn, &username, password.trim_end_matches(['\r', '\n'])) {
+                Ok(_) => {
+                    println!("account {username} created");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("cacbridge-portal: {err}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Serve {
+            listen,
+            origin,
+            tls_cert,
+            tls_key,
+            trust_bundle,
+            policy_oids,
+            demo_account,
+        } => {
+            if demo_account && db::user_by_name(&conn, DEMO_USER).ok().flatten().is_none() {
+                if let Err(err) = create_account(&conn, DEMO_USER, DEMO_PASSWORD) {
+                    eprintln!("cacbridge-portal: demo account: {err}");
+                    return ExitCode::from(1);
+                }
+            }
+            let trust = match &trust_bundle {
+                None => TrustStore::dod(),
+                Some(path) => match std::fs::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|pem| TrustStore::from_pem(&pem))
+                {
+                    Ok(trust) => trust,
+                    Err(err) => {
+                        eprintln!("cacbridge-portal: {}: {err}", path.display());
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            let listener = match std::net::TcpListener::bind(listen) {
+                Ok(listener) => listener,
+                Err(err) => {
+                    eprintln!("cacbridge-portal: listen on {listen}: {err}");
+                    return ExitCode::from(1);
+                }
+            };
+            if let Err(err) = listener.set_nonblocking(true) {
+                eprintln!("cacbridge-portal: {err}");
+                return ExitCode::from(1);
+            }
+            let port = listener
+                .local_addr()
+                .map(|a| a.port())
+                .unwrap_or(listen.port());
+            let origin = origin.unwrap_or_else(|| format!("https://localhost:{port}"));
+            let (cert, key) = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => (cert, key),
+                _ => match tls::ensure_self_signed(
+                    &data_dir,
+                    &["localhost".into(), "127.0.0.1".into()],
+                ) {
+                    Ok(paths) => paths,
+                    Err(err) => {
+                        eprintln!("cacbridge-portal: self-signed certificate: {err}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            let config = match tls::server_config(&cert, &key) {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("cacbridge-portal: TLS: {err}");
+                    return ExitCode::from(1);
+                }
+            };
+            let policy = VerifyPolicy {
+                allowed_policy_oids: (!policy_oids.is_empty()).then_some(policy_oids),
+            };
+            let state = Arc::new(AppState::new(
+                conn,
+                Verifier::new(trust, policy),
+                origin.clone(),
+            ));
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("cacbridge-portal: {err}");
+                    return ExitCode::from(1);
+                }
+            };
+            runtime.block_on(async move {
+                // A closed stdout must not stop the server: the banner is best effort.
+                let mut out = std::io::stdout();
+                let _ = writeln!(
+                    out,
+                    "CAC Bridge reference portal: {origin} (listening on port {port})"
+                );
+                let _ = writeln!(out, "TLS certificate: {}", cert.display());
+                if demo_account {
+                    let _ = writeln!(out, "demo account: {DEMO_USER} / {DEMO_PASSWORD}");
+                }
+                let _ = out.flush();
+                let server = axum_server::from_tcp_rustls(
+                    listener,
+                    axum_server::tls_rustls::RustlsConfig::from_config(config),
+                );
+                match server.serve(router(state).into_make_service()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(err) => {
+                        eprintln!("cacbridge-portal: {err}");
+                        ExitCode::from(1)
+                    }
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! The reference portal over HTTPS, driven like a browser (cookies, forms) with tokens made by
+//! the real host on virtual cards. Ignored by a plain `cargo test`; scripts/test runs them.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use cacbridge_testbed::{lock, pki_dir, VirtualCard};
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const PORTAL: &str = env!("CARGO_BIN_EXE_cacbridge-portal");
+
+fn host_binary() -> PathBuf {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/debug/cacbridge-host"
+    ));
+    assert!(
+        path.exists(),
+        "{} missing: cargo build -p cacbridge-host",
+        path.display()
+    );
+    path
+}
+
+struct Portal {
+    process: Child,
+    origin: String,
+    _data: tempfile::TempDir,
+    cert: Vec<u8>,
+}
+
+impl Portal {
+    fn start() -> Portal {
+        let data = tempfile::tempdir().unwrap();
+        let pki = pki_dir();
+        let bundle = data.path().join("trust.pem");
+        let mut pem = Vec::new();
+        for name in ["root.pem", "id-ca.pem", "email-ca.pem"] {
+            pem.extend(std::fs::read(pki.join(name)).unwrap());
+        }
+        std::fs::write(&bundle, pem).unwrap();
+        let mut process = Command::new(PORTAL)
+            .arg("--data-dir")
+            .arg(data.path())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--demo-account",
+                "--trust-bundle",
+            ])
+            .arg(&bundle)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut banner = String::new();
+        let mut stdout = BufReader::new(process.stdout.take().unwrap());
+        stdout.read_line(&mut banner).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        // "CAC Bridge reference portal: https://localhost:PORT (listening on port PORT)"
+        let origin = banner.split_whitespace().nth(4).unwrap().to_owned();
+        assert!(origin.starts_with("https://localhost:"), "{banner}");
+        let cert = std::fs::read(data.path().join("portal-cert.pem")).unwrap();
+        Portal {
+            process,
+            origin,
+            _data: data,
+            cert,
+        }
+    }
+
+    fn browser(&self) -> Browser {
+        let client = Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.cert).unwrap())
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .unwrap();
+        Browser {
+            client,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+struct Browser {
+    client: Client,
+    origin: String,
+}
+
+struct Page {
+    status: StatusCode,
+    url: String,
+    body: String,
+}
+
+impl Page {
+    fn meta(&self, name: &str) -> Option<String> {
+        let marker = format!("<meta name=\"{name}\" content=\"");
+        let start = self.body.find(&marker)? + marker.len();
+        Some(self.body[start..].split('"').next()?.to_owned())
+    }
+
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        self.body[start..].split('"').next().unwrap().to_owned()
+    }
+
+    fn challenge(&self) -> String {
+        self.meta("cacbridge-challenge")
+            .expect("the page carries a challenge")
+    }
+}
+
+impl Browser {
+    fn get(&self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.origin))
+            .send()
+            .unwrap();
+        Page {
+            status: response.status(),
+            url: response.url().to_string(),
+            body: response.text().unwrap(),
+        }
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.origin))
+            .form(form)
+            .send()
+            .unwrap();
+        Page {
+            status: response.status(),
+            url: response.url().to_string(),
+            body: response.text().unwrap(),
+        }
+    }
+
+    fn login(&self, username: &str, password: &str) -> Page {
+        let page = self.get("/login");
+        self.post(
+            "/login",
+            &[
+                ("csrf", &page.csrf()),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+    }
+}
+
+/// The real host on the virtual card: what the extension does for the page.
+struct Host {
+    process: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+impl Host {
+    fn start() -> Host {
+        let logs = std::env::temp_dir().join("cacbridge-portal-tests");
+        let mut process = Command::new(host_binary())
+            .arg("chrome-extension://abcdefghijklmnopabcdefghijklmnop/")
+            .env("CACBRIDGE_LOG_DIR", logs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = process.stdin.take().unwrap();
+        let stdout = process.stdout.take().unwrap();
+        Host {
+            process,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn call(&mut self, command: &str, arguments: Value) -> Value {
+        let body = json!({"id": 1, "command": command, "arguments": arguments}).to_string();
+        self.stdin
+            .write_all(&(body.len() as u32).to_ne_bytes())
+            .unwrap();
+        self.stdin.write_all(body.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
+        let mut prefix = [0u8; 4];
+        self.stdout.read_exact(&mut prefix).unwrap();
+        let mut reply = vec![0u8; u32::from_ne_bytes(prefix) as usize];
+        self.stdout.read_exact(&mut reply).unwrap();
+        serde_json::from_slice(&reply).unwrap()
+    }
+
+    /// A token from the PIV Authentication certificate of the card in `reader`.
+    fn token(&mut self, card: &VirtualCard, origin: &str, nonce: &str) -> String {
+        let list = self.call("list-certificates", json!({"reader": card.reader}));
+        let id = list["result"]["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["slot"] == "9A")
+            .unwrap()["id"]
+            .clone();
+        let reply = self.call(
+            "authenticate",
+            json!({"certificateId": id, "challengeNonce": nonce, "origin": origin, "pin": card.info.pin}),
+        );
+        assert!(reply["result"].is_object(), "{reply}");
+        reply["result"].to_string()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Log in as demo, open the registration page, and submit a token for it.
+fn register(browser: &Browser, host: &mut Host, card: &VirtualCard, password: &str) -> Page {
+    let page = browser.get("/account/cac");
+    assert_eq!(
+        page.meta("cacbridge-page").as_deref(),
+        Some("cac-registration")
+    );
+    let token = host.token(card, &browser.origin, &page.challenge());
+    browser.post(
+        "/account/cac/register",
+        &[
+            ("csrf", &page.csrf()),
+            ("cacbridge_token", &token),
+            ("password", password),
+        ],
+    )
+}
+
+const NEEDS: &str = "needs pcscd and virtual cards: run scripts/test";
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn registration_walks_the_guide_and_prints_a_confirmation() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let portal = Portal::start();
+    let browser = portal.browser();
+    let mut host = Host::start();
+
+    let account = browser.login("demo", "demo-password");
+    assert_eq!(account.status, StatusCode::OK, "{NEEDS}");
+    assert!(account.url.ends_with("/account"));
+    assert!(account.body.contains("My Account"));
+    assert!(account.body.contains(">CAC/Certificate Registration</a>"));
+
+    let before = browser.get("/account/cac");
+    assert!(before.body.contains("id=\"no-registrations\""));
+    assert!(before
+        .body
+        .contains("id=\"cacbridge-register-button\">Register</button>"));
+
+    let confirmation = register(&browser, &mut host, &card, "demo-password");
+    assert_eq!(confirmation.status, StatusCode::OK, "{}", confirmation.body);
+    assert!(confirmation.url.contains("/account/cac/registrations/"));
+    assert!(confirmation
+        .body
+        .contains("<dd id=\"confirmation-edipi\">1234567890</dd>"));
+    assert!(confirmation.body.contains("DOE.JOHN.A.1234567890"));
+    assert!(confirmation.body.contains("id=\"print\">Print</button>"));
+    assert!(confirmation.body.contains("@media print"));
+
+    let after = browser.get("/account/cac");
+    assert!(after.body.contains("<td class=\"edipi\">1234567890</td>"));
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn the_same_card_twice_the_wrong_password_and_a_reissued_card() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let portal = Portal::start();
+    let browser = portal.browser();
+    let mut host = Host::start();
+    browser.login("demo", "demo-password");
+
+    let wrong = register(&browser, &mut host, &card, "not-the-password");
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("The password is incorrect"));
+    assert!(
+        wrong.body.contains("id=\"no-registrations\""),
+        "nothing was stored"
+    );
+
+    assert_eq!(
+        register(&browser, &mut host, &card, "demo-password").status,
+        StatusCode::OK
+    );
+    let again = register(&browser, &mut host, &card, "demo-password");
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(again.body.contains("already registered to your account"));
+    assert_eq!(again.body.matches("<td class=\"edipi\">").count(), 1);
+
+    // A reissued card: same person, same EDIPI, new certificate; registered alongside.
+    drop(card);
+    let reissued = VirtualCard::insert("doe2", 0);
+    assert_eq!(
+        register(&browser, &mut host, &reissued, "demo-password").status,
+        StatusCode::OK
+    );
+    let list = browser.get("/account/cac");
+    assert_eq!(
+        list.body
+            .matches("<td class=\"edipi\">1234567890</td>")
+            .count(),
+        2
+    );
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn replayed_tokens_and_tokens_for_another_origin_are_forbidden() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let portal = Portal::start();
+    let browser = portal.browser();
+    let mut host = Host::start();
+    browser.login("demo", "demo-password");
+
+    let page = browser.get("/account/cac");
+    let token = host.token(&card, &browser.origin, &page.challenge());
+    let form = [
+        ("csrf", page.csrf()),
+        ("cacbridge_token", token.clone()),
+        ("password", "demo-password".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        browser.post("/account/cac/register", &form).status,
+        StatusCode::OK
+    );
+
+    // The same token again: its challenge is spent.
+    let replay = browser.post("/account/cac/register", &form);
+    assert_eq!(replay.status, StatusCode::FORBIDDEN);
+    assert!(replay.body.contains("403: Access Forbidden"));
+    // Even with the page's new challenge, an old token does not match it.
+    browser.get("/account/cac");
+    let replay = browser.post("/account/cac/register", &form);
+    assert_eq!(replay.status, StatusCode::FORBIDDEN);
+    assert!(
+        replay.body.contains("does not match this origin and nonce"),
+        "{}",
+        replay.body
+    );
+
+    // Bound to another origin: refused even with the right challenge.
+    let page = browser.get("/account/cac");
+    let foreign = host.token(&card, "https://evil.example", &page.challenge());
+    let refused = browser.post(
+        "/account/cac/register",
+        &[
+            ("csrf", &page.csrf()),
+            ("cacbridge_token", &foreign),
+            ("password", "demo-password"),
+        ],
+    );
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused
+        .body
+        .contains("does not match this origin and nonce"));
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn cac_login_of_a_registered_card_and_linking_an_unregistered_one() {
+    let _guard = lock();
+    let doe = VirtualCard::insert("doe", 0);
+    let smith = VirtualCard::insert("smith", 1);
+    let portal = Portal::start();
+    let mut host = Host::start();
+
+    // Register doe's card, then log out.
+    let browser = portal.browser();
+    browser.login("demo", "demo-password");
+    assert_eq!(
+        register(&browser, &mut host, &doe, "demo-password").status,
+        StatusCode::OK
+    );
+    let account = browser.get("/account");
+    let out = browser.post("/logout", &[("csrf", &account.csrf())]);
+    assert!(out.url.ends_with("/login"));
+
+    // Log in with the registered card.
+    let login = browser.get("/login");
+    assert_eq!(login.meta("cacbridge-page").as_deref(), Some("cac-login"));
+    let token = host.token(&doe, &browser.origin, &login.challenge());
+    let in_ = browser.post(
+        "/login/cac",
+        &[("csrf", &login.csrf()), ("cacbridge_token", &token)],
+    );
+    assert!(in_.url.ends_with("/account"), "{}", in_.url);
+    assert!(in_.body.contains("Signed in as <strong>demo</strong>"));
+
+    // An unregistered card asks for the password once, then registers and logs in.
+    let other = portal.browser();
+    let login = other.get("/login");
+    let token = host.token(&smith, &other.origin, &login.challenge());
+    let link = other.post(
+        "/login/cac",
+        &[("csrf", &login.csrf()), ("cacbridge_token", &token)],
+    );
+    assert_eq!(link.status, StatusCode::OK);
+    assert!(link.body.contains("SMITH.JANE.1098765432"));
+    let wrong = other.post(
+        "/login/cac/link",
+        &[
+            ("csrf", &link.csrf()),
+            ("username", "demo"),
+            ("password", "nope-nope"),
+        ],
+    );
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let linked = other.post(
+        "/login/cac/link",
+        &[
+            ("csrf", &link.csrf()),
+            ("username", "demo"),
+            ("password", "demo-password"),
+        ],
+    );
+    assert!(
+        linked
+            .body
+            .contains("<dd id=\"confirmation-edipi\">1098765432</dd>"),
+        "{}",
+        linked.body
+    );
+    // From now on that card logs in by itself.
+    let third = portal.browser();
+    let login = third.get("/login");
+    let token = host.token(&smith, &third.origin, &login.challenge());
+    let in_ = third.post(
+        "/login/cac",
+        &[("csrf", &login.csrf()), ("cacbridge_token", &token)],
+    );
+    assert!(in_.url.ends_with("/account"));
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn the_403_page_and_csrf() {
+    let _guard = lock();
+    let portal = Portal::start();
+    let browser = portal.browser();
+    let page = browser.get("/403");
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("Clear this site"));
+    assert!(page.body.contains("Close all open browser windows"));
+
+    let forged = browser.post(
+        "/login",
+        &[
+            ("csrf", "forged"),
+            ("username", "demo"),
+            ("password", "demo-password"),
+        ],
+    );
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let wrong = browser.login("demo", "wrong-password");
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong
+        .body
+        .contains("The username or password is incorrect."));
+    let no_token = browser.get("/login");
+    let refused = browser.post(
+        "/login/cac",
+        &[("csrf", &no_token.csrf()), ("cacbridge_token", "")],
+    );
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("no CAC Bridge token arrived"));
+}
