@@ -1,0 +1,121 @@
+// Builds the loadable extension folders and their zips from the one source tree:
+//   dist/chromium/  dist/cacbridge-chromium.zip   (Chrome, Chromium, Edge, Brave)
+//   dist/firefox/   dist/cacbridge-firefox.zip    (Firefox)
+// Zips are reproducible: sorted entries, fixed timestamps.
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { deflateRawSync } from "node:zlib";
+
+const root = new URL("..", import.meta.url).pathname;
+const src = join(root, "src");
+const dist = join(root, "dist");
+const ids = JSON.parse(readFileSync(join(root, "ids.json"), "utf8"));
+const base = JSON.parse(readFileSync(join(src, "manifest.json"), "utf8"));
+
+const manifests = {
+  chromium: {
+    ...base,
+    key: ids.chromiumKey,
+    background: { service_worker: "background.js", type: "module" },
+    storage: { managed_schema: "schema.json" },
+  },
+  firefox: {
+    ...base,
+    background: { scripts: ["background.js"], type: "module" },
+    browser_specific_settings: {
+      gecko: {
+        id: ids.firefoxId,
+        strict_min_version: "128.0",
+        data_collection_permissions: { required: ["none"] },
+      },
+    },
+  },
+};
+
+/** @param {string} dir @returns {string[]} */
+function files(dir) {
+  return readdirSync(dir)
+    .flatMap((name) => {
+      const path = join(dir, name);
+      return statSync(path).isDirectory() ? files(path) : [path];
+    })
+    .sort();
+}
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+/** CRC-32 as zip wants it (node:zlib's crc32 is too new for Node 18). @param {Buffer} data */
+function crc32(data) {
+  let c = 0xffffffff;
+  for (const byte of data) c = CRC_TABLE[(c ^ byte) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A minimal deflate zip writer (the format browsers and stores accept). */
+function zip(dir, out) {
+  const entries = [];
+  const chunks = [];
+  let offset = 0;
+  const time = 0x0000, date = 0x0021; // 1980-01-01 00:00
+  for (const path of files(dir)) {
+    const name = Buffer.from(relative(dir, path).split("\\").join("/"));
+    const data = readFileSync(path);
+    const packed = deflateRawSync(data, { level: 9 });
+    const crc = crc32(data);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0, 6);
+    local.writeUInt16LE(8, 8);
+    local.writeUInt16LE(time, 10);
+    local.writeUInt16LE(date, 12);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(packed.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(0, 28);
+    chunks.push(local, name, packed);
+    entries.push({ name, crc, packed: packed.length, size: data.length, offset });
+    offset += local.length + name.length + packed.length;
+  }
+  const central = [];
+  for (const e of entries) {
+    const header = Buffer.alloc(46);
+    header.writeUInt32LE(0x02014b50, 0);
+    header.writeUInt16LE(20, 4);
+    header.writeUInt16LE(20, 6);
+    header.writeUInt16LE(0, 8);
+    header.writeUInt16LE(8, 10);
+    header.writeUInt16LE(time, 12);
+    header.writeUInt16LE(date, 14);
+    header.writeUInt32LE(e.crc, 16);
+    header.writeUInt32LE(e.packed, 20);
+    header.writeUInt32LE(e.size, 24);
+    header.writeUInt16LE(e.name.length, 28);
+    header.writeUInt32LE(e.offset, 42);
+    central.push(header, e.name);
+  }
+  const centralSize = central.reduce((n, b) => n + b.length, 0);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(centralSize, 12);
+  end.writeUInt32LE(offset, 16);
+  writeFileSync(out, Buffer.concat([...chunks, ...central, end]));
+}
+
+rmSync(dist, { recursive: true, force: true });
+for (const [browser, manifest] of Object.entries(manifests)) {
+  const out = join(dist, browser);
+  mkdirSync(out, { recursive: true });
+  cpSync(src, out, { recursive: true, filter: (path) => !path.endsWith(`${src}/manifest.json`) });
+  if (browser === "firefox") rmSync(join(out, "schema.json"));
+  writeFileSync(join(out, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+  zip(out, join(dist, `cacbridge-${browser}.zip`));
+  console.log(`built ${relative(root, out)} and dist/cacbridge-${browser}.zip`);
+}

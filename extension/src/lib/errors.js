@@ -1,0 +1,48 @@
+// Error codes the page sees, and what a person reads. Host codes pass through unchanged.
+
+export const PAGE_ERRORS = {
+  "extension-unavailable": "The CAC Bridge extension did not answer.",
+  "native-unavailable":
+    "The CAC Bridge app is not installed on this computer. Install it from your portal's help page, then reload this page.",
+  "native-too-old": "The CAC Bridge app on this computer is too old. Install the current version, then reload this page.",
+  "action-pending": "A CAC request is already in progress in this tab.",
+  "user-cancelled": "You cancelled.",
+  "user-timeout": "The request timed out waiting for you.",
+  "host-timeout": "The card did not answer in time. Check the card and the reader, then try again.",
+  "origin-not-allowed": "This site is not on CAC Bridge's list of portals.",
+  "invalid-request": "The page sent a request CAC Bridge does not understand.",
+  "no-reader": "No smart card reader was found. Connect your reader.",
+  "no-card": "No card is inserted. Insert your CAC.",
+  "card-removed": "The card was removed.",
+  "pin-blocked": "Your PIN is blocked. A DoD ID card office (RAPIDS) must unblock it.",
+  "pcsc-unavailable": "The smart card service is not running on this computer.",
+};
+
+/**
+ * @param {string} code
+ * @param {string} [fallback]
+ */
+export function messageFor(code, fallback) {
+  return PAGE_ERRORS[/** @type {keyof typeof PAGE_ERRORS} */ (code)] ?? fallback ?? "Something went wrong with the card.";
+}
+
+/** Page requests: what each action needs. */
+export const ACTIONS = ["status", "list-certificates", "authenticate", "sign"];
+
+/**
+ * Check a request from a page. Returns an error code or null.
+ * @param {any} request
+ */
+export function invalidPageRequest(request) {
+  if (!request || typeof request !== "object") return "invalid-request";
+  if (typeof request.id !== "string" && typeof request.id !== "number") return "invalid-request";
+  if (!ACTIONS.includes(request.action)) return "invalid-request";
+  if (request.action === "authenticate") {
+    const nonce = request.challengeNonce;
+    if (typeof nonce !== "string" || nonce.length < 44 || nonce.length > 128) return "invalid-request";
+  }
+  if (request.action === "sign") {
+    if (typeof request.hash !== "string" || typeof request.hashFunction !== "string") return "invalid-request";
+  }
+  return null;
+}

@@ -1,0 +1,56 @@
+// Which sites may use CAC Bridge. Pure functions, unit-tested with Node.
+
+/** The reference portal of scripts/run; an administrator's or the user's list replaces it. */
+export const DEFAULT_ALLOW_LIST = ["https://localhost:8443"];
+
+/**
+ * Normalize what a person or an administrator typed into an origin, or null when it is not
+ * one: `https://host[:port]` (or http for localhost and 127.0.0.1), lower case, no path.
+ * @param {string} text
+ * @returns {string | null}
+ */
+export function normalizeOrigin(text) {
+  let url;
+  try {
+    url = new URL(String(text).trim());
+  } catch {
+    return null;
+  }
+  const local = url.hostname === "localhost" || url.hostname === "127.0.0.1";
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && local)) return null;
+  if (url.username || url.password) return null;
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) return null;
+  return url.origin;
+}
+
+/**
+ * The list in force: an administrator's managed list, when set, is the list, and the user
+ * cannot widen it (their own entries count only where the managed list has them too).
+ * @param {{managed?: string[] | null, user?: string[] | null}} lists
+ * @returns {{origins: string[], managed: boolean}}
+ */
+export function effectiveAllowList({ managed, user }) {
+  const clean = (/** @type {unknown} */ list) =>
+    Array.isArray(list) ? [...new Set(list.map(normalizeOrigin).filter((o) => o !== null))] : null;
+  const managedList = clean(managed);
+  const userList = clean(user);
+  if (managedList) {
+    const origins = userList ? userList.filter((o) => managedList.includes(o)) : managedList;
+    return { origins: /** @type {string[]} */ (origins), managed: true };
+  }
+  return { origins: /** @type {string[]} */ (userList ?? DEFAULT_ALLOW_LIST), managed: false };
+}
+
+/**
+ * @param {string} origin
+ * @param {string[]} allowList
+ */
+export function originAllowed(origin, allowList) {
+  const normalized = normalizeOrigin(origin);
+  return normalized !== null && allowList.includes(normalized);
+}
+
+/** Match patterns for content script registration. @param {string[]} origins */
+export function matchPatterns(origins) {
+  return origins.map((origin) => `${origin}/*`);
+}
