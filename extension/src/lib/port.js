@@ -41,8 +41,9 @@ export class NativePort {
     this.wantEvents = false;
     this.backoff = 1000;
     this.reconnectTimer = null;
-    this.setTimer = deps.setTimer ?? setTimeout;
-    this.clearTimer = deps.clearTimer ?? clearTimeout;
+    // Wrapped: browsers throw "Illegal invocation" when the timer functions get another `this`.
+    this.setTimer = deps.setTimer ?? ((/** @type {() => void} */ fn, /** @type {number} */ ms) => setTimeout(fn, ms));
+    this.clearTimer = deps.clearTimer ?? ((/** @type {any} */ timer) => clearTimeout(timer));
   }
 
   /** @param {string} state */

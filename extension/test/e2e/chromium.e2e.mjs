@@ -1,0 +1,7 @@
+// End to end in real headless Chromium with the extension, the host, a virtual CAC and the
+// reference portal. node --test test/e2e/chromium.e2e.mjs (after tests/harness/testbed-setup).
+import { describe } from "node:test";
+import { extensionSuite, missingHostSuite } from "./flows.mjs";
+
+describe("chromium", () => extensionSuite("chromium"));
+describe("chromium without the host", () => missingHostSuite("chromium"));

@@ -1,0 +1,209 @@
+// The end-to-end flows, shared by the Chromium and Firefox runs.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { IDS, PORTAL_ORIGIN, ROOT, insertCard, launch, sleep, startPortal } from "./stack.mjs";
+
+const WRONG_PIN = "97531864";
+
+/** The extension's chooser and PIN window, once it opens. */
+async function dialog(browser) {
+  const target = await browser.waitForTarget((t) => t.url().includes("/ui/dialog.html"), { timeout: 20000 });
+  const page = await target.page();
+  await page.waitForSelector("#continue:not([disabled])", { timeout: 20000 });
+  return page;
+}
+
+/** Choose the preselected certificate and enter a PIN. */
+async function choose(dialogPage, pin) {
+  await dialogPage.click("#continue");
+  await dialogPage.waitForSelector("#pin-input", { visible: true });
+  await dialogPage.type("#pin-input", pin);
+  await dialogPage.click("#ok");
+}
+
+async function login(page) {
+  await page.goto(`${PORTAL_ORIGIN}/login`);
+  if (page.url().endsWith("/account")) return; // this browser is signed in already
+  await page.type("#username", "demo");
+  await page.type("#password", "demo-password");
+  await Promise.all([page.waitForNavigation(), page.click("#password-login button[type=submit]")]);
+}
+
+export function extensionSuite(which) {
+  let portal;
+  let card;
+  let stack;
+
+  before(async () => {
+    card = await insertCard("doe");
+    portal = await startPortal();
+    stack = await launch(which);
+  });
+
+  after(async () => {
+    await stack?.close();
+    await portal?.stop();
+    await card?.remove();
+  });
+
+  test(`${which}: the extension has its fixed id`, () => {
+    assert.equal(stack.id, which === "chromium" ? IDS.chromiumId : IDS.firefoxId);
+  });
+
+  test(`${which}: register the CAC as the guide says, then log out and log in with it`, async () => {
+    const page = await stack.browser.newPage();
+    await login(page);
+    assert.match(await page.content(), /Signed in as <strong>demo<\/strong>/);
+    // My Account -> CAC/Certificate Registration
+    await page.click("nav.menu summary");
+    await Promise.all([page.waitForNavigation(), page.click("#menu-cac-registration")]);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    await page.type("#password", "demo-password");
+    await page.click("#cacbridge-register-button");
+
+    const win = await dialog(stack.browser);
+    const chosen = await win.$eval("input[name=certificate]:checked", (el) => el.closest("li").textContent);
+    assert.match(chosen, /John A\. Doe \(DoD ID 1234567890\)/);
+    assert.match(chosen, /PIV Authentication/);
+    // A wrong PIN first: the window says how many tries are left.
+    await choose(win, WRONG_PIN);
+    await win.waitForSelector("#pin-error:not([hidden])");
+    assert.match(await win.$eval("#pin-error", (el) => el.textContent), /2 tries left/);
+    await win.type("#pin-input", card.info.pin);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), win.click("#ok")]);
+
+    await page.waitForSelector("#confirmation-edipi");
+    assert.equal(await page.$eval("#confirmation-edipi", (el) => el.textContent), "1234567890");
+    assert.ok(await page.$("#print"), "a Print button");
+
+    // Log out, then log in with the card.
+    await Promise.all([page.waitForNavigation(), page.click("header form button")]);
+    assert.ok(page.url().endsWith("/login"));
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
+    await page.click("#cacbridge-login-button");
+    const again = await dialog(stack.browser);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(again, card.info.pin)]);
+    assert.ok(page.url().endsWith("/account"), page.url());
+    assert.match(await page.content(), /Signed in as <strong>demo<\/strong>/);
+
+    // The PIN is in no page, no DOM, no log and no extension storage.
+    for (const pin of [card.info.pin, WRONG_PIN]) {
+      assert.ok(!(await page.content()).includes(pin), "PIN in the page");
+    }
+    const log = stack.hostLog();
+    assert.match(log, /authenticate/, "the host logged the requests");
+    for (const pin of [card.info.pin, WRONG_PIN]) {
+      assert.ok(!new RegExp(`\\b${pin}\\b`).test(log), `PIN ${pin} in the host log`);
+    }
+    await page.close();
+  });
+
+  test(`${which}: a page that claims another origin gets a token bound to its real one`, async () => {
+    const page = await stack.browser.newPage();
+    await login(page);
+    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
+    const challenge = await page.$eval('meta[name="cacbridge-challenge"]', (el) => el.getAttribute("content"));
+    const answer = page.evaluate(
+      (nonce) =>
+        new Promise((resolve) => {
+          window.addEventListener("message", (event) => {
+            if (event.data?.type === "cacbridge:response" && event.data.id === "claim") resolve(event.data);
+          });
+          window.postMessage(
+            { type: "cacbridge:request", id: "claim", action: "authenticate", challengeNonce: nonce, origin: "https://evil.example" },
+            location.origin,
+          );
+        }),
+      challenge,
+    );
+    const win = await dialog(stack.browser);
+    assert.match(await win.$eval("#purpose", (el) => el.textContent), /https:\/\/localhost:8443 asks/);
+    await choose(win, card.info.pin);
+    const response = await answer;
+    assert.equal(response.ok, true, JSON.stringify(response));
+    const tokenFile = join(stack.profile, "token.json");
+    writeFileSync(tokenFile, JSON.stringify(response.result));
+    const verify = (origin) =>
+      spawnSync(join(ROOT, "target/debug/cacbridge-verify"), ["--token", tokenFile, "--origin", origin, "--nonce", challenge, "--trust", portal.trust], { encoding: "utf8" });
+    assert.equal(verify(PORTAL_ORIGIN).status, 0, "bound to the page's real origin");
+    const claimed = verify("https://evil.example");
+    assert.equal(claimed.status, 1);
+    assert.match(claimed.stdout, /bad-signature/, "a portal at the claimed origin rejects it");
+    await page.close();
+  });
+
+  test(`${which}: a site not on the allow-list gets nothing`, async () => {
+    const page = await stack.browser.newPage();
+    // The same portal under another origin: not on the list.
+    await page.goto("https://127.0.0.1:8443/login");
+    await sleep(1500);
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.cacbridge ?? null), null, "no content script");
+    const acked = await page.evaluate(
+      () =>
+        new Promise((resolve) => {
+          window.addEventListener("message", (event) => {
+            if (event.data?.type === "cacbridge:ack") resolve(true);
+          });
+          window.postMessage({ type: "cacbridge:request", id: 1, action: "status" }, location.origin);
+          setTimeout(() => resolve(false), 1500);
+        }),
+    );
+    assert.equal(acked, false, "no host access");
+    await page.close();
+  });
+
+  test(`${which}: the popup shows the readiness checklist`, async () => {
+    const page = await stack.browser.newPage();
+    const scheme = which === "chromium" ? "chrome-extension" : "moz-extension";
+    const base = which === "chromium" ? `${scheme}://${stack.id}` : await firefoxBase(stack.browser);
+    await page.goto(`${base}/ui/popup.html`);
+    await page.waitForSelector("#checklist li[data-check=portal]", { timeout: 20000 });
+    const checks = await page.$$eval("#checklist li", (items) => items.map((li) => [li.dataset.check, li.dataset.ok]));
+    assert.deepEqual(Object.fromEntries(checks).host, "true");
+    assert.deepEqual(Object.fromEntries(checks).card, "true");
+    assert.deepEqual(Object.fromEntries(checks).certificates, "true");
+    await page.close();
+  });
+}
+
+/** Firefox gives extensions a random UUID origin; read it from the background. */
+async function firefoxBase(browser) {
+  const target = browser.targets().find((t) => t.url().startsWith("moz-extension://"));
+  return target ? new URL(target.url()).origin : "";
+}
+
+/** The host missing: the popup and the page say how to fix it. */
+export function missingHostSuite(which) {
+  let portal;
+  let stack;
+  before(async () => {
+    portal = await startPortal();
+    stack = await launch(which, { withHost: false });
+  });
+  after(async () => {
+    await stack?.close();
+    await portal?.stop();
+  });
+
+  test(`${which}: without the host, the page and the popup say how to fix it`, async () => {
+    const page = await stack.browser.newPage();
+    await login(page);
+    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    await page.type("#password", "demo-password");
+    await page.click("#cacbridge-register-button");
+    await page.waitForFunction(() => /not installed/.test(document.getElementById("cacbridge-status")?.textContent ?? ""), { timeout: 20000 });
+    if (which === "chromium") {
+      await page.goto(`chrome-extension://${stack.id}/ui/popup.html`);
+      await page.waitForSelector("#checklist li[data-check=host]");
+      const text = await page.$eval("#checklist li[data-check=host]", (li) => li.textContent);
+      assert.match(text, /Install the CAC Bridge app/);
+      assert.equal(await page.$eval("#checklist li[data-check=host]", (li) => li.dataset.ok), "false");
+    }
+    await page.close();
+  });
+}

@@ -1,0 +1,138 @@
+// The real stack for end-to-end tests: a virtual CAC in pcscd's virtual reader, the
+// reference portal on https://localhost:8443, the built host, and a real browser with the
+// extension loaded. Run by scripts/test after tests/harness/testbed-setup.
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import puppeteer from "puppeteer-core";
+
+export const ROOT = new URL("../../../", import.meta.url).pathname;
+export const EXTENSION = new URL("../../", import.meta.url).pathname;
+export const IDS = JSON.parse(readFileSync(join(EXTENSION, "ids.json"), "utf8"));
+export const PORTAL_ORIGIN = "https://localhost:8443";
+const TESTBED = process.env.CACBRIDGE_TESTBED ?? join(ROOT, "target/testbed");
+const BIN = join(ROOT, "target/debug");
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function cardPresent() {
+  const out = spawnSync("opensc-tool", ["-l"], { encoding: "utf8" }).stdout ?? "";
+  return out.split("\n").some((line) => line.includes("Virtual PCD 00 00") && / Yes /.test(line));
+}
+
+/** A fresh copy of a golden card in reader 0. */
+export async function insertCard(name = "doe") {
+  const dir = mkdtempSync(join(tmpdir(), "cacbridge-card-"));
+  const golden = join(TESTBED, "golden/cards", name);
+  for (const file of ["internal.bin", "external.bin"]) cpSync(join(golden, "state", file), join(dir, file));
+  const info = JSON.parse(readFileSync(join(golden, "card.json"), "utf8"));
+  const process_ = spawn(join(BIN, "virtual-piv"), ["--port", "35963", "--state", dir], { stdio: "ignore" });
+  for (let i = 0; i < 100 && !cardPresent(); i++) await sleep(100);
+  if (!cardPresent()) throw new Error("the virtual card did not appear");
+  return {
+    info,
+    async remove() {
+      process_.kill();
+      for (let i = 0; i < 100 && cardPresent(); i++) await sleep(50);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The reference portal with the demo account, trusting the test PKI. */
+export async function startPortal() {
+  const dir = mkdtempSync(join(tmpdir(), "cacbridge-portal-"));
+  const pki = join(TESTBED, "golden/pki");
+  const trust = join(dir, "trust.pem");
+  writeFileSync(trust, ["root.pem", "id-ca.pem", "email-ca.pem"].map((f) => readFileSync(join(pki, f), "utf8")).join(""));
+  const portal = spawn(
+    join(BIN, "cacbridge-portal"),
+    ["--data-dir", dir, "serve", "--listen", "127.0.0.1:8443", "--demo-account", "--trust-bundle", trust],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  await new Promise((resolve, reject) => {
+    portal.stdout.once("data", resolve);
+    portal.once("exit", (code) => reject(new Error(`portal exited ${code} (port 8443 busy?)`)));
+  });
+  portal.stdout.resume();
+  return {
+    trust,
+    async stop() {
+      portal.kill();
+      await sleep(100);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Write the host manifest where a browser profile finds it. */
+function hostManifest(browser, dir, withHost) {
+  if (!withHost) return;
+  const manifest = JSON.parse(readFileSync(join(ROOT, "manifests", browser, `${IDS.host}.json`), "utf8"));
+  manifest.path = join(BIN, "cacbridge-host");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${IDS.host}.json`), JSON.stringify(manifest, null, 2));
+}
+
+/**
+ * A headless browser with the built extension installed.
+ * @param {"chromium" | "firefox"} which
+ * @param {{withHost?: boolean}} options
+ */
+export async function launch(which, { withHost = true } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
+  const logs = join(profile, "host-logs");
+  mkdirSync(logs);
+  const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace" };
+  let browser;
+  if (which === "chromium") {
+    hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost);
+    browser = await puppeteer.launch({
+      executablePath: "/usr/lib/chromium/chromium",
+      headless: true,
+      pipe: true,
+      enableExtensions: true,
+      userDataDir: profile,
+      acceptInsecureCerts: true,
+      env,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+  } else {
+    const home = join(profile, "home");
+    hostManifest("firefox", join(home, ".mozilla/native-messaging-hosts"), withHost);
+    browser = await puppeteer.launch({
+      browser: "firefox",
+      executablePath: "/usr/bin/firefox-esr",
+      headless: true,
+      acceptInsecureCerts: true,
+      env: { ...env, HOME: home },
+    });
+  }
+  const id = await browser.installExtension(join(EXTENSION, "dist", which));
+  return {
+    browser,
+    id,
+    profile,
+    logs,
+    /** Everything the host logged. */
+    hostLog() {
+      return existsSync(logs) ? readdirSync(logs).map((f) => readFileSync(join(logs, f), "utf8")).join("") : "";
+    },
+    async close() {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
