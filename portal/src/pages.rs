@@ -23,7 +23,8 @@ const STYLE: &str = r#"
 body { font-family: system-ui, sans-serif; margin: 0; color: #1b1b1b; background: #f4f5f7; }
 header { background: #1f3a5f; color: #fff; padding: 0.8rem 1.5rem; display: flex; align-items: center; gap: 1.5rem; }
 header h1 { font-size: 1.2rem; margin: 0; flex: 1; }
-header a, header button { color: #fff; }
+header a { color: #fff; }
+header button { color: #fff; background: transparent; border: 1px solid #fff; border-radius: 3px; }
 nav.menu { position: relative; }
 nav.menu details summary { cursor: pointer; list-style: none; font-weight: 600; }
 nav.menu details ul { position: absolute; right: 0; background: #fff; color: #1b1b1b; list-style: none; margin: 0.4rem 0 0; padding: 0.4rem 0; border: 1px solid #ccd; min-width: 16rem; }

@@ -8,6 +8,12 @@ import { IDS, PORTAL_ORIGIN, ROOT, insertCard, launch, sleep, startPortal } from
 
 const WRONG_PIN = "97531864";
 
+/** With CACBRIDGE_SCREENSHOTS=<dir>, save what a person sees at each step (docs/screenshots). */
+async function screenshot(page, which, name) {
+  const dir = process.env.CACBRIDGE_SCREENSHOTS;
+  if (dir) await page.screenshot({ path: join(dir, `${which}-${name}.png`) });
+}
+
 /** The extension's chooser and PIN window, once it opens. */
 async function dialog(browser) {
   const target = await browser.waitForTarget((t) => t.url().includes("/ui/dialog.html"), { timeout: 20000 });
@@ -65,6 +71,7 @@ export function extensionSuite(which) {
     await page.click("#cacbridge-register-button");
 
     const win = await dialog(stack.browser);
+    await screenshot(win, which, "chooser");
     const chosen = await win.$eval("input[name=certificate]:checked", (el) => el.closest("li").textContent);
     assert.match(chosen, /John A\. Doe \(DoD ID 1234567890\)/);
     assert.match(chosen, /PIV Authentication/);
@@ -72,12 +79,14 @@ export function extensionSuite(which) {
     await choose(win, WRONG_PIN);
     await win.waitForSelector("#pin-error:not([hidden])");
     assert.match(await win.$eval("#pin-error", (el) => el.textContent), /2 tries left/);
+    await screenshot(win, which, "pin-wrong");
     await win.type("#pin-input", card.info.pin);
     await Promise.all([page.waitForNavigation({ timeout: 30000 }), win.click("#ok")]);
 
     await page.waitForSelector("#confirmation-edipi");
     assert.equal(await page.$eval("#confirmation-edipi", (el) => el.textContent), "1234567890");
     assert.ok(await page.$("#print"), "a Print button");
+    await screenshot(page, which, "confirmation");
 
     // Log out, then log in with the card.
     await Promise.all([page.waitForNavigation(), page.click("header form button")]);
@@ -158,22 +167,16 @@ export function extensionSuite(which) {
 
   test(`${which}: the popup shows the readiness checklist`, async () => {
     const page = await stack.browser.newPage();
-    const scheme = which === "chromium" ? "chrome-extension" : "moz-extension";
-    const base = which === "chromium" ? `${scheme}://${stack.id}` : await firefoxBase(stack.browser);
-    await page.goto(`${base}/ui/popup.html`);
+    await page.setViewport({ width: 460, height: 420 });
+    await page.goto(`${stack.base}/ui/popup.html`);
     await page.waitForSelector("#checklist li[data-check=portal]", { timeout: 20000 });
     const checks = await page.$$eval("#checklist li", (items) => items.map((li) => [li.dataset.check, li.dataset.ok]));
     assert.deepEqual(Object.fromEntries(checks).host, "true");
     assert.deepEqual(Object.fromEntries(checks).card, "true");
     assert.deepEqual(Object.fromEntries(checks).certificates, "true");
+    await screenshot(page, which, "popup");
     await page.close();
   });
-}
-
-/** Firefox gives extensions a random UUID origin; read it from the background. */
-async function firefoxBase(browser) {
-  const target = browser.targets().find((t) => t.url().startsWith("moz-extension://"));
-  return target ? new URL(target.url()).origin : "";
 }
 
 /** The host missing: the popup and the page say how to fix it. */

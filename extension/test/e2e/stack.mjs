@@ -11,6 +11,8 @@ export const ROOT = new URL("../../../", import.meta.url).pathname;
 export const EXTENSION = new URL("../../", import.meta.url).pathname;
 export const IDS = JSON.parse(readFileSync(join(EXTENSION, "ids.json"), "utf8"));
 export const PORTAL_ORIGIN = "https://localhost:8443";
+/** Firefox gives each add-on a random internal UUID; tests fix it to open extension pages. */
+export const FIREFOX_UUID = "5f0c5d3e-6a0b-4c4e-9d9e-0cac0b41d9e1";
 const TESTBED = process.env.CACBRIDGE_TESTBED ?? join(ROOT, "target/testbed");
 const BIN = join(ROOT, "target/debug");
 
@@ -114,16 +116,25 @@ export async function launch(which, { withHost = true } = {}) {
     hostManifest("firefox", join(home, ".mozilla/native-messaging-hosts"), withHost);
     browser = await puppeteer.launch({
       browser: "firefox",
+      dumpio: Boolean(process.env.CACBRIDGE_E2E_DEBUG),
       executablePath: "/usr/bin/firefox-esr",
       headless: true,
       acceptInsecureCerts: true,
       env: { ...env, HOME: home },
+      extraPrefsFirefox: {
+        "extensions.webextensions.uuids": JSON.stringify({ [IDS.firefoxId]: FIREFOX_UUID }),
+        // What a person confirms in the install prompt: the manifest's host permissions.
+        "extensions.originControls.grantByDefault": true,
+        ...(process.env.CACBRIDGE_E2E_DEBUG ? { "devtools.console.stdout.chrome": true, "devtools.console.stdout.content": true, "browser.dom.window.dump.enabled": true } : {}),
+      },
     });
   }
   const id = await browser.installExtension(join(EXTENSION, "dist", which));
   return {
     browser,
     id,
+    /** Where the extension's own pages live. */
+    base: which === "chromium" ? `chrome-extension://${id}` : `moz-extension://${FIREFOX_UUID}`,
     profile,
     logs,
     /** Everything the host logged. */

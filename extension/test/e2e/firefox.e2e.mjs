@@ -1,0 +1,7 @@
+// End to end in real headless Firefox ESR (WebDriver BiDi) with the extension, the host, a
+// virtual CAC and the reference portal. node --test test/e2e/firefox.e2e.mjs
+import { describe } from "node:test";
+import { extensionSuite, missingHostSuite } from "./flows.mjs";
+
+describe("firefox", () => extensionSuite("firefox"));
+describe("firefox without the host", () => missingHostSuite("firefox"));
