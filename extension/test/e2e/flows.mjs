@@ -14,10 +14,17 @@ async function screenshot(page, which, name) {
   if (dir) await page.screenshot({ path: join(dir, `${which}-${name}.png`) });
 }
 
-/** The extension's chooser and PIN window, once it opens. */
+const seenDialogs = new WeakSet();
+
+/** The extension's chooser and PIN window that opens next, once its list is shown. */
 async function dialog(browser) {
-  const target = await browser.waitForTarget((t) => t.url().includes("/ui/dialog.html"), { timeout: 20000 });
+  const target = await browser.waitForTarget(
+    (t) => t.url().includes("/ui/dialog.html") && !seenDialogs.has(t),
+    { timeout: 20000 },
+  );
+  seenDialogs.add(target);
   const page = await target.page();
+  await page.waitForSelector("input[name=certificate]:checked", { timeout: 20000 });
   await page.waitForSelector("#continue:not([disabled])", { timeout: 20000 });
   return page;
 }
