@@ -172,6 +172,49 @@ export function extensionSuite(which) {
     await page.close();
   });
 
+  test(`${which}: cancelling, and a card pulled out and put back while the window is open`, async () => {
+    const page = await stack.browser.newPage();
+    await login(page);
+    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
+    await page.type("#password", "demo-password");
+    await page.click("#cacbridge-register-button");
+    const win = await dialog(stack.browser);
+    await card.remove();
+    await win.waitForFunction(() => /card was removed/.test(document.getElementById("card-state")?.textContent ?? ""), { timeout: 15000 });
+    card = await insertCard("doe");
+    await win.waitForFunction(() => /Card inserted/.test(document.getElementById("card-state")?.textContent ?? ""), { timeout: 15000 });
+    await win.waitForSelector("input[name=certificate]:checked", { timeout: 15000 });
+    await win.click("#cancel-choose");
+    await page.waitForFunction(() => /You cancelled/.test(document.getElementById("cacbridge-status")?.textContent ?? ""), { timeout: 15000 });
+    assert.ok(page.url().endsWith("/account/cac"), "the form was not submitted");
+    await page.close();
+  });
+
+  if (which === "chromium") {
+    test("chromium: works after Chrome stops and restarts the service worker", async () => {
+      const page = await stack.browser.newPage();
+      await page.goto(`${stack.base}/ui/popup.html`);
+      const session = await page.createCDPSession();
+      await session.send("ServiceWorker.enable");
+      const worker = () => stack.browser.targets().some((t) => t.type() === "service_worker" && t.url().includes(stack.id));
+      assert.ok(worker(), "the service worker runs");
+      await session.send("ServiceWorker.stopAllWorkers");
+      for (let i = 0; i < 50 && worker(); i++) await sleep(100);
+      assert.ok(!worker(), "the service worker was stopped");
+      await login(page);
+      await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+      await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
+      await page.type("#password", "demo-password");
+      await page.click("#cacbridge-register-button");
+      const win = await dialog(stack.browser);
+      await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(win, card.info.pin)]);
+      // Registered already by the first test: the portal says so.
+      assert.match(await page.content(), /already registered to your account|confirmation-edipi/);
+      await page.close();
+    });
+  }
+
   test(`${which}: the popup shows the readiness checklist`, async () => {
     const page = await stack.browser.newPage();
     await page.setViewport({ width: 460, height: 420 });
