@@ -14,7 +14,9 @@ export const PORTAL_ORIGIN = "https://localhost:8443";
 /** Firefox gives each add-on a random internal UUID; tests fix it to open extension pages. */
 export const FIREFOX_UUID = "5f0c5d3e-6a0b-4c4e-9d9e-0cac0b41d9e1";
 const TESTBED = process.env.CACBRIDGE_TESTBED ?? join(ROOT, "target/testbed");
-const BIN = join(ROOT, "target/debug");
+/** The host, portal and verifier builds to use (scripts/run points this at target/release). */
+const BIN = process.env.CACBRIDGE_BIN ?? join(ROOT, "target/debug");
+const VIRTUAL_PIV = join(ROOT, "target/debug/virtual-piv");
 
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -31,7 +33,7 @@ export async function insertCard(name = "doe") {
   const golden = join(TESTBED, "golden/cards", name);
   for (const file of ["internal.bin", "external.bin"]) cpSync(join(golden, "state", file), join(dir, file));
   const info = JSON.parse(readFileSync(join(golden, "card.json"), "utf8"));
-  const process_ = spawn(join(BIN, "virtual-piv"), ["--port", "35963", "--state", dir], { stdio: "ignore" });
+  const process_ = spawn(VIRTUAL_PIV, ["--port", "35963", "--state", dir], { stdio: "ignore" });
   for (let i = 0; i < 100 && !cardPresent(); i++) await sleep(100);
   if (!cardPresent()) throw new Error("the virtual card did not appear");
   return {
@@ -44,15 +46,18 @@ export async function insertCard(name = "doe") {
   };
 }
 
-/** The reference portal with the demo account, trusting the test PKI. */
-export async function startPortal() {
+/**
+ * The reference portal with the demo account, trusting the test PKI (or, for a real CAC, the
+ * DoD PKI shipped with cacbridge-verify).
+ */
+export async function startPortal({ trustDod = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "cacbridge-portal-"));
   const pki = join(TESTBED, "golden/pki");
   const trust = join(dir, "trust.pem");
   writeFileSync(trust, ["root.pem", "id-ca.pem", "email-ca.pem"].map((f) => readFileSync(join(pki, f), "utf8")).join(""));
   const portal = spawn(
     join(BIN, "cacbridge-portal"),
-    ["--data-dir", dir, "serve", "--listen", "127.0.0.1:8443", "--demo-account", "--trust-bundle", trust],
+    ["--data-dir", dir, "serve", "--listen", "127.0.0.1:8443", "--demo-account", ...(trustDod ? [] : ["--trust-bundle", trust])],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   await new Promise((resolve, reject) => {
@@ -82,9 +87,9 @@ function hostManifest(browser, dir, withHost) {
 /**
  * A headless browser with the built extension installed.
  * @param {"chromium" | "firefox"} which
- * @param {{withHost?: boolean}} options
+ * @param {{withHost?: boolean, visible?: boolean}} options
  */
-export async function launch(which, { withHost = true } = {}) {
+export async function launch(which, { withHost = true, visible = false } = {}) {
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
   mkdirSync(logs);
@@ -94,7 +99,8 @@ export async function launch(which, { withHost = true } = {}) {
     hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost);
     browser = await puppeteer.launch({
       executablePath: "/usr/lib/chromium/chromium",
-      headless: true,
+      headless: !visible,
+      defaultViewport: visible ? null : undefined,
       pipe: true,
       enableExtensions: true,
       userDataDir: profile,
