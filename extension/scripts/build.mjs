@@ -21,6 +21,8 @@ const manifests = {
   },
   firefox: {
     ...base,
+    // Firefox's match patterns cannot name a port: the background checks the exact origin.
+    host_permissions: [...new Set(base.host_permissions.map((p) => p.replace(/:\d+\//, "/")))],
     background: { scripts: ["background.js"], type: "module" },
     browser_specific_settings: {
       gecko: {

@@ -14,6 +14,8 @@ const USER_TIMEOUT = 120_000;
 const CONTENT_SCRIPT_ID = "cacbridge-portal";
 const DIALOG = api.runtime.getURL("ui/dialog.html");
 const EXTENSION_BASE = api.runtime.getURL("");
+/** Firefox's match patterns cannot carry a port. */
+const PATTERNS_WITH_PORTS = typeof (/** @type {any} */ (api.runtime).getBrowserInfo) !== "function";
 
 const host = new NativePort({
   connect: () => api.runtime.connectNative(HOST_NAME),
@@ -46,7 +48,12 @@ async function syncContentScripts() {
   if (registered.length) await api.scripting.unregisterContentScripts({ ids: [CONTENT_SCRIPT_ID] });
   if (!origins.length) return;
   await api.scripting.registerContentScripts([
-    { id: CONTENT_SCRIPT_ID, matches: matchPatterns(origins), js: ["content.js"], runAt: "document_idle" },
+    {
+      id: CONTENT_SCRIPT_ID,
+      matches: matchPatterns(origins, { ports: PATTERNS_WITH_PORTS }),
+      js: ["content.js"],
+      runAt: "document_idle",
+    },
   ]);
 }
 
@@ -144,10 +151,13 @@ function normalizeError(error) {
  * @param {chrome.runtime.MessageSender} sender
  */
 async function pageRequest(message, sender) {
-  if (message?.type !== "page-request" || !sender.tab?.id) throw hostError("invalid-request", "not a page request");
+  if (!sender.tab?.id) throw hostError("invalid-request", "not a page request");
   const origin = senderOrigin(sender);
   const { origins } = await allowList();
-  if (!originAllowed(origin, origins)) throw hostError("origin-not-allowed", messageFor("origin-not-allowed"));
+  const allowed = originAllowed(origin, origins);
+  if (message?.type === "page-allowed") return { allowed };
+  if (message?.type !== "page-request") throw hostError("invalid-request", "not a page request");
+  if (!allowed) throw hostError("origin-not-allowed", messageFor("origin-not-allowed"));
   const request = message.request;
   const invalid = invalidPageRequest(request);
   if (invalid) throw hostError(invalid, messageFor(invalid));

@@ -1,9 +1,17 @@
 // CAC Bridge content script: runs only on allow-listed portals. It relays the page API
 // (window.postMessage) to the extension and completes the portal's CAC forms. It never sees
 // a PIN: the chooser and PIN window belong to the extension.
-(() => {
+(async () => {
   const api = globalThis.browser ?? globalThis.chrome;
-  if (document.documentElement.dataset.cacbridge === "ready") return;
+  if (document.documentElement.dataset.cacbridge) return;
+  document.documentElement.dataset.cacbridge = "starting";
+  // The browser ran this script because the host is on the allow-list; where patterns cannot
+  // name a port (Firefox) the background still decides, by the exact origin.
+  const verdict = await api.runtime.sendMessage({ type: "page-allowed" }).catch(() => null);
+  if (!verdict?.ok || !verdict.result?.allowed) {
+    delete document.documentElement.dataset.cacbridge;
+    return;
+  }
   document.documentElement.dataset.cacbridge = "ready";
 
   /** @param {object} message */

@@ -30,4 +30,6 @@ test("only listed origins are allowed, exactly", () => {
   assert.ok(!originAllowed("https://evil.portal.example.mil", list));
   assert.ok(!originAllowed("null", list));
   assert.deepEqual(matchPatterns(list), ["https://portal.example.mil/*"]);
+  assert.deepEqual(matchPatterns(["https://localhost:8443", "https://localhost:9443"], { ports: false }), ["https://localhost/*"]);
+  assert.deepEqual(matchPatterns(["https://localhost:8443"]), ["https://localhost:8443/*"]);
 });

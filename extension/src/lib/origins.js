@@ -50,7 +50,18 @@ export function originAllowed(origin, allowList) {
   return normalized !== null && allowList.includes(normalized);
 }
 
-/** Match patterns for content script registration. @param {string[]} origins */
-export function matchPatterns(origins) {
-  return origins.map((origin) => `${origin}/*`);
+/**
+ * Match patterns for content script registration and host permissions. Firefox's patterns
+ * cannot name a port (a pattern with one matches nothing), so there the pattern covers every
+ * port of the host and the content script asks the background before it does anything.
+ * @param {string[]} origins
+ * @param {{ports?: boolean}} [options]
+ */
+export function matchPatterns(origins, { ports = true } = {}) {
+  const patterns = origins.map((origin) => {
+    if (ports) return `${origin}/*`;
+    const url = new URL(origin);
+    return `${url.protocol}//${url.hostname}/*`;
+  });
+  return [...new Set(patterns)];
 }

@@ -16,17 +16,25 @@ async function screenshot(page, which, name) {
 
 const seenDialogs = new WeakSet();
 
-/** The extension's chooser and PIN window that opens next, once its list is shown. */
+/**
+ * The extension's chooser and PIN window that opens next, once its list is shown. Found by
+ * asking each new page where it is: Firefox's BiDi reports extension windows as about:blank.
+ */
 async function dialog(browser) {
-  const target = await browser.waitForTarget(
-    (t) => t.url().includes("/ui/dialog.html") && !seenDialogs.has(t),
-    { timeout: 20000 },
-  );
-  seenDialogs.add(target);
-  const page = await target.page();
-  await page.waitForSelector("input[name=certificate]:checked", { timeout: 20000 });
-  await page.waitForSelector("#continue:not([disabled])", { timeout: 20000 });
-  return page;
+  const deadline = Date.now() + 20000;
+  while (Date.now() < deadline) {
+    for (const page of await browser.pages()) {
+      if (seenDialogs.has(page)) continue;
+      const href = await page.evaluate(() => location.href).catch(() => "");
+      if (!href.includes("/ui/dialog.html")) continue;
+      seenDialogs.add(page);
+      await page.waitForSelector("input[name=certificate]:checked", { timeout: 20000 });
+      await page.waitForSelector("#continue:not([disabled])", { timeout: 20000 });
+      return page;
+    }
+    await sleep(100);
+  }
+  throw new Error("the CAC Bridge window did not open");
 }
 
 /** Choose the preselected certificate and enter a PIN. */
@@ -215,7 +223,8 @@ export function extensionSuite(which) {
     });
   }
 
-  test(`${which}: the popup shows the readiness checklist`, async () => {
+  // WebDriver BiDi refuses to navigate to moz-extension pages: the popup is driven in Chromium.
+  test(`${which}: the popup shows the readiness checklist`, { skip: which === "firefox" && "BiDi cannot open extension pages" }, async () => {
     const page = await stack.browser.newPage();
     await page.setViewport({ width: 460, height: 420 });
     await page.goto(`${stack.base}/ui/popup.html`);
