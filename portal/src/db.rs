@@ -83,17 +83,19 @@ pub fn create_user(
     Ok(conn.last_insert_rowid())
 }
 
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        password_hash: r.get(2)?,
+    })
+}
+
 pub fn user_by_name(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
     conn.query_row(
         "SELECT id, username, password_hash FROM users WHERE username = ?1",
         params![username],
-        |r| {
-            Ok(User {
-                id: r.get(0)?,
-                username: r.get(1)?,
-                password_hash: r.get(2)?,
-            })
-        },
+        user_row,
     )
     .optional()
 }
@@ -102,13 +104,7 @@ pub fn user_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<User>> 
     conn.query_row(
         "SELECT id, username, password_hash FROM users WHERE id = ?1",
         params![id],
-        |r| {
-            Ok(User {
-                id: r.get(0)?,
-                username: r.get(1)?,
-                password_hash: r.get(2)?,
-            })
-        },
+        user_row,
     )
     .optional()
 }

@@ -127,18 +127,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
-            let trust = match &trust_bundle {
-                None => TrustStore::dod(),
-                Some(path) => match std::fs::read(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|pem| TrustStore::from_pem(&pem))
-                {
-                    Ok(trust) => trust,
-                    Err(err) => {
-                        eprintln!("cacbridge-portal: {}: {err}", path.display());
-                        return ExitCode::from(1);
-                    }
-                },
+            let trust = match TrustStore::load(trust_bundle.as_deref()) {
+                Ok(trust) => trust,
+                Err(err) => {
+                    eprintln!("cacbridge-portal: {err}");
+                    return ExitCode::from(1);
+                }
             };
             let listener = match std::net::TcpListener::bind(listen) {
                 Ok(listener) => listener,

@@ -62,18 +62,12 @@ fn main() -> ExitCode {
             }
         }
     };
-    let trust = match &args.trust {
-        None => TrustStore::dod(),
-        Some(path) => match std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|pem| TrustStore::from_pem(&pem))
-        {
-            Ok(trust) => trust,
-            Err(err) => {
-                eprintln!("cacbridge-verify: {}: {err}", path.display());
-                return ExitCode::from(2);
-            }
-        },
+    let trust = match TrustStore::load(args.trust.as_deref()) {
+        Ok(trust) => trust,
+        Err(err) => {
+            eprintln!("cacbridge-verify: {err}");
+            return ExitCode::from(2);
+        }
     };
     let policy = VerifyPolicy {
         allowed_policy_oids: (!args.policy_oids.is_empty()).then_some(args.policy_oids),

@@ -18,6 +18,18 @@ impl TrustStore {
         TrustStore::from_pem(DOD_BUNDLE).expect("the shipped DoD bundle parses")
     }
 
+    /// The bundle at `path`, or the shipped DoD bundle when there is no path (what a portal's
+    /// `--trust-bundle` option means).
+    pub fn load(path: Option<&std::path::Path>) -> Result<TrustStore, String> {
+        match path {
+            None => Ok(TrustStore::dod()),
+            Some(path) => std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| TrustStore::from_pem(&pem))
+                .map_err(|e| format!("{}: {e}", path.display())),
+        }
+    }
+
     /// A PEM bundle: self-signed certificates become trust anchors, the others intermediates.
     pub fn from_pem(pem: &[u8]) -> Result<TrustStore, String> {
         let mut anchors = Vec::new();
