@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cacbridge_card::{CardError, CardType, Digest, HashFunction, PcscBackend, Pin, Slot, Token};
-use cacbridge_testbed::{lock, run, VirtualCard};
+use cacbridge_testbed::{lock, openssl_verifies, run, VirtualCard};
 
 #[test]
 #[ignore = "needs pcscd and virtual cards: run scripts/test"]
@@ -49,39 +49,8 @@ fn a_legacy_cac_signs_and_the_signature_verifies_with_openssl() {
         )
         .unwrap();
     assert_eq!(signature.len(), 256);
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    std::fs::write(path("cert.der"), &id.der).unwrap();
-    std::fs::write(path("sig"), &signature).unwrap();
-    std::fs::write(path("msg"), message).unwrap();
-    let out = run(
-        "openssl",
-        &[
-            "x509",
-            "-inform",
-            "DER",
-            "-in",
-            &path("cert.der"),
-            "-pubkey",
-            "-noout",
-            "-out",
-            &path("key.pem"),
-        ],
-    );
-    assert!(out.status.success());
-    let out = run(
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &path("key.pem"),
-            "-signature",
-            &path("sig"),
-            &path("msg"),
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+    assert!(openssl_verifies(&id.der, message, &signature));
+    assert!(!openssl_verifies(&id.der, b"something else", &signature));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cacbridge_card::{
     CardError, Digest, HashFunction, KeyAlgorithm, PcscBackend, Pin, ReaderEvent, Slot, Token,
 };
-use cacbridge_testbed::{lock, run, CardOptions, VirtualCard, READERS};
+use cacbridge_testbed::{lock, openssl_verifies, run, CardOptions, VirtualCard, READERS};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 const NEEDS: &str = "needs pcscd and virtual cards: run scripts/test";
@@ -184,53 +184,15 @@ fn signatures_verify_with_openssl() {
     let _guard = lock();
     let card = VirtualCard::insert("doe", 0);
     let mut backend = PcscBackend::new();
-    let dir = tempfile::tempdir().unwrap();
-    let message = dir.path().join("message");
-    std::fs::write(&message, b"checked by openssl").unwrap();
+    let message = b"checked by openssl";
     for slot in [Slot::PivAuthentication, Slot::DigitalSignature] {
         let cert = certificate_of(&mut backend, card.reader, slot);
-        let digest = Digest::of(HashFunction::Sha256, b"checked by openssl");
+        let digest = Digest::of(HashFunction::Sha256, message);
         let signature = backend
             .sign(&cert.info.id, &digest, &Pin::new(&card.info.pin).unwrap())
             .unwrap();
-        let cert_path = dir.path().join("cert.der");
-        let key_path = dir.path().join("key.pem");
-        let sig_path = dir.path().join("sig");
-        std::fs::write(&cert_path, &cert.der).unwrap();
-        std::fs::write(&sig_path, &signature).unwrap();
-        let out = run(
-            "openssl",
-            &[
-                "x509",
-                "-inform",
-                "DER",
-                "-in",
-                cert_path.to_str().unwrap(),
-                "-pubkey",
-                "-noout",
-                "-out",
-                key_path.to_str().unwrap(),
-            ],
-        );
-        assert!(out.status.success());
-        let out = run(
-            "openssl",
-            &[
-                "dgst",
-                "-sha256",
-                "-verify",
-                key_path.to_str().unwrap(),
-                "-signature",
-                sig_path.to_str().unwrap(),
-                message.to_str().unwrap(),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "openssl: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+        assert!(openssl_verifies(&cert.der, message, &signature), "{slot:?}");
+        assert!(!openssl_verifies(&cert.der, b"another message", &signature));
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use cacbridge_testbed::{lock, run, VirtualCard};
+use cacbridge_testbed::{lock, openssl_verifies, VirtualCard};
 use common::{HostProcess, CHROME_ORIGIN};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256, Sha384};
@@ -123,42 +123,12 @@ fn an_rsa_token_verifies_independently_and_with_openssl() {
     verify_token(token, ORIGIN, NONCE);
 
     // openssl over the same bytes.
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    std::fs::write(path("msg"), message(false, ORIGIN, NONCE)).unwrap();
-    std::fs::write(
-        path("sig"),
-        B64.decode(token["signature"].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(path("cert.der"), card.info.certificate("9A")).unwrap();
-    run(
-        "openssl",
-        &[
-            "x509",
-            "-inform",
-            "DER",
-            "-in",
-            &path("cert.der"),
-            "-pubkey",
-            "-noout",
-            "-out",
-            &path("key.pem"),
-        ],
-    );
-    let out = run(
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &path("key.pem"),
-            "-signature",
-            &path("sig"),
-            &path("msg"),
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+    let signature = B64.decode(token["signature"].as_str().unwrap()).unwrap();
+    assert!(openssl_verifies(
+        &card.info.certificate("9A"),
+        &message(false, ORIGIN, NONCE),
+        &signature
+    ));
 
     // Bound to the origin: the same token does not verify for another one.
     let result = std::panic::catch_unwind(|| verify_token(token, "https://evil.example", NONCE));

@@ -95,6 +95,14 @@ export function extensionSuite(which) {
     await win.waitForSelector("#pin-error:not([hidden])");
     assert.match(await win.$eval("#pin-error", (el) => el.textContent), /2 tries left/);
     await screenshot(win, which, "pin-wrong");
+    // The PIN is in none of the extension's storage, not even while its window is open.
+    const extensionStorage = await win.evaluate(async () => {
+      const api = globalThis.browser ?? globalThis.chrome;
+      const local = await api.storage.local.get(null);
+      const session = api.storage.session ? await api.storage.session.get(null).catch(() => ({})) : {};
+      return JSON.stringify({ local, session, page: { ...localStorage }, pageSession: { ...sessionStorage } });
+    });
+    assert.ok(!extensionStorage.includes(WRONG_PIN), `PIN in the extension's storage: ${extensionStorage}`);
     await win.type("#pin-input", card.info.pin);
     await Promise.all([page.waitForNavigation({ timeout: 30000 }), win.click("#ok")]);
 
@@ -113,9 +121,12 @@ export function extensionSuite(which) {
     assert.ok(page.url().endsWith("/account"), page.url());
     assert.match(await page.content(), /Signed in as <strong>demo<\/strong>/);
 
-    // The PIN is in no page, no DOM, no log and no extension storage.
+    // The PIN is in no page, no DOM, no web storage and no log.
+    const pageState = await page.evaluate(() =>
+      JSON.stringify({ dom: document.documentElement.outerHTML, local: { ...localStorage }, session: { ...sessionStorage }, cookies: document.cookie }),
+    );
     for (const pin of [card.info.pin, WRONG_PIN]) {
-      assert.ok(!(await page.content()).includes(pin), "PIN in the page");
+      assert.ok(!pageState.includes(pin), "PIN in the page");
     }
     const log = stack.hostLog();
     assert.match(log, /authenticate/, "the host logged the requests");

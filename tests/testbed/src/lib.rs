@@ -320,3 +320,42 @@ pub fn run(program: &str, args: &[&str]) -> std::process::Output {
         .output()
         .unwrap_or_else(|e| panic!("run {program}: {e}"))
 }
+
+/// Does OpenSSL accept `signature` (PKCS#1 v1.5, or DER ECDSA) over SHA-256 of `message` with
+/// the public key of `certificate` (DER)? An independent check: OpenSSL, not the code under
+/// test.
+pub fn openssl_verifies(certificate: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    std::fs::write(path("cert.der"), certificate).expect("write certificate");
+    std::fs::write(path("message"), message).expect("write message");
+    std::fs::write(path("signature"), signature).expect("write signature");
+    let key = run(
+        "openssl",
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            &path("cert.der"),
+            "-pubkey",
+            "-noout",
+            "-out",
+            &path("key.pem"),
+        ],
+    );
+    assert!(key.status.success(), "openssl cannot read the certificate");
+    let verify = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &path("key.pem"),
+            "-signature",
+            &path("signature"),
+            &path("message"),
+        ],
+    );
+    verify.status.success() && String::from_utf8_lossy(&verify.stdout).trim() == "Verified OK"
+}
