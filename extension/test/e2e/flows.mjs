@@ -234,6 +234,30 @@ export function extensionSuite(which) {
     });
   }
 
+  // Last but one: it blocks the card's PIN.
+  test(`${which}: a blocked PIN is explained, in the window and on the page`, async () => {
+    const page = await stack.browser.newPage();
+    await login(page);
+    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
+    await page.type("#password", "demo-password");
+    await page.click("#cacbridge-register-button");
+    const win = await dialog(stack.browser);
+    await choose(win, WRONG_PIN);
+    await win.waitForFunction(() => /2 tries left/.test(document.getElementById("pin-error")?.textContent ?? ""));
+    await win.type("#pin-input", WRONG_PIN);
+    await win.click("#ok");
+    await win.waitForFunction(() => /1 try left/.test(document.getElementById("pin-error")?.textContent ?? ""));
+    await win.type("#pin-input", WRONG_PIN);
+    await win.click("#ok");
+    await win.waitForSelector("#blocked:not([hidden])");
+    assert.match(await win.$eval("#blocked", (el) => el.textContent), /DoD ID card office/);
+    await screenshot(win, which, "pin-blocked");
+    await page.waitForFunction(() => /PIN is blocked/.test(document.getElementById("cacbridge-status")?.textContent ?? ""), { timeout: 15000 });
+    await win.click("#close-blocked");
+    await page.close();
+  });
+
   // WebDriver BiDi refuses to navigate to moz-extension pages: the popup is driven in Chromium.
   test(`${which}: the popup shows the readiness checklist`, { skip: which === "firefox" && "BiDi cannot open extension pages" }, async () => {
     const page = await stack.browser.newPage();
