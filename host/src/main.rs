@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -48,10 +49,19 @@ enum Cmd {
     },
     /// Check the installation: host manifests, PC/SC service, readers, card.
     Doctor,
-    /// Install the native-messaging host manifests for the browsers found.
-    Install,
+    /// Install the native-messaging host manifests for Chrome, Chromium, Edge, Brave, Vivaldi
+    /// and Firefox, pointing at this program.
+    Install {
+        /// For every user of this computer (system directories; needs root).
+        #[arg(long)]
+        system: bool,
+    },
     /// Remove the native-messaging host manifests.
-    Uninstall,
+    Uninstall {
+        /// The system-wide ones.
+        #[arg(long)]
+        system: bool,
+    },
     /// Speak native messaging on stdin/stdout (what a browser does when it starts the host).
     Serve,
 }
@@ -74,11 +84,105 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Cmd::List { json }) => list(json),
-        Some(Cmd::Doctor | Cmd::Install | Cmd::Uninstall) => {
-            eprintln!("cacbridge-host: this subcommand is not yet available in {HOST_VERSION}");
-            ExitCode::from(2)
+        Some(Cmd::Install { system }) => install(system),
+        Some(Cmd::Uninstall { system }) => uninstall(system),
+        Some(Cmd::Doctor) => doctor(),
+    }
+}
+
+fn home() -> PathBuf {
+    dirs::home_dir().unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn install(system: bool) -> ExitCode {
+    let host = match std::env::current_exe().and_then(|p| p.canonicalize()) {
+        Ok(path) => path,
+        Err(err) => {
+            eprintln!("cacbridge-host: cannot tell where this program is: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match cacbridge_host::install::install(&home(), system, &host) {
+        Ok(files) => {
+            for file in files {
+                say(&format!("installed {}", file.display()));
+            }
+            say("Restart your browser, then open the CAC Bridge toolbar button to check.");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cacbridge-host: {err}");
+            ExitCode::from(1)
         }
     }
+}
+
+fn uninstall(system: bool) -> ExitCode {
+    match cacbridge_host::install::uninstall(&home(), system) {
+        Ok(files) => {
+            for file in &files {
+                say(&format!("removed {}", file.display()));
+            }
+            if files.is_empty() {
+                say("nothing to remove");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cacbridge-host: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `cacbridge-host doctor`: the readiness checklist, from this side.
+fn doctor() -> ExitCode {
+    say(&format!(
+        "cacbridge-host {HOST_VERSION} (protocol {PROTOCOL_VERSION})"
+    ));
+    let mut found = false;
+    for (location, verdict) in cacbridge_host::install::check(&home()) {
+        match verdict {
+            Ok(path) => {
+                found = true;
+                say(&format!(
+                    "  ok    {}: {} -> {}",
+                    location.browser,
+                    location.dir.display(),
+                    path.display()
+                ));
+            }
+            Err(reason) if reason != "no manifest" => {
+                say(&format!(
+                    "  FAIL  {}: {} ({reason})",
+                    location.browser,
+                    location.dir.display()
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    if !found {
+        say("  FAIL  no browser can start the host: run `cacbridge-host install`");
+    }
+    let mut backend = PcscBackend::new();
+    match backend.readers() {
+        Ok(readers) if readers.is_empty() => say("  FAIL  no smart card reader: connect one"),
+        Ok(readers) => {
+            for reader in readers {
+                match reader.card {
+                    Some(card) => say(&format!(
+                        "  ok    {}: {} card",
+                        reader.name,
+                        card.card_type.name()
+                    )),
+                    None => say(&format!("  --    {}: no card", reader.name)),
+                }
+            }
+        }
+        Err(err) => say(&format!("  FAIL  smart card service: {err}")),
+    }
+    ExitCode::SUCCESS
 }
 
 /// `cacbridge-host list`: what `status` and `list-certificates` return, for a person.

@@ -276,3 +276,53 @@ fn help_shows_the_person_facing_subcommands() {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
     }
 }
+
+#[test]
+fn install_writes_manifests_that_point_at_this_host_and_uninstall_removes_them() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(HOST)
+        .arg("install")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host = std::fs::canonicalize(HOST).unwrap();
+    for (file, key, id) in [
+        (
+            ".config/chromium/NativeMessagingHosts/org.cacbridge.host.json",
+            "allowed_origins",
+            "chrome-extension://hbgoeppihilglplcjaehcplpmmndoigi/",
+        ),
+        (
+            ".mozilla/native-messaging-hosts/org.cacbridge.host.json",
+            "allowed_extensions",
+            "cacbridge@cacbridge.app",
+        ),
+    ] {
+        let manifest: Value =
+            serde_json::from_str(&std::fs::read_to_string(home.path().join(file)).unwrap())
+                .unwrap();
+        assert_eq!(manifest["path"], host.to_str().unwrap(), "{file}");
+        assert_eq!(manifest[key], json!([id]), "{file}");
+    }
+    let doctor = Command::new(HOST)
+        .arg("doctor")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&doctor.stdout).contains("ok    Firefox"));
+    let out = Command::new(HOST)
+        .arg("uninstall")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!home
+        .path()
+        .join(".mozilla/native-messaging-hosts/org.cacbridge.host.json")
+        .exists());
+}
