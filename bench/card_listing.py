@@ -97,7 +97,7 @@ def measure_command(pcscd, argv):
 
 def measure_repeated(pcscd):
     """Two list-certificates in one host process: the second should cost nothing."""
-    proc = subprocess.Popen([HOST, "chrome-extension://abcdefghijklmnopabcdefghijklmnop/"],
+    proc = subprocess.Popen([HOST, "chrome-extension://hbgoeppihilglplcjaehcplpmmndoigi/"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     results = []
     for i in range(2):

@@ -20,7 +20,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = os.path.join(ROOT, "target", "release", "cacbridge-host")
-ORIGIN = "chrome-extension://abcdefghijklmnopabcdefghijklmnop/"
+ORIGIN = "chrome-extension://hbgoeppihilglplcjaehcplpmmndoigi/"
 
 
 def frame(obj):

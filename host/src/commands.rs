@@ -71,6 +71,7 @@ pub struct Host {
     events: Mutex<Option<mpsc::WeakSender<Outbound>>>,
     monitor: Mutex<Option<Monitor>>,
     policy: Policy,
+    allowed_extensions: Vec<String>,
 }
 
 impl Host {
@@ -81,6 +82,7 @@ impl Host {
             events: Mutex::new(None),
             monitor: Mutex::new(None),
             policy,
+            allowed_extensions: crate::install::allowed_extension_ids(),
         }
     }
 
@@ -111,6 +113,21 @@ impl Host {
                 .with_detail("command", shown),
             ));
         };
+        // Browsers enforce the manifest's allow-list; this is the host's own check. A caller
+        // without an id (a terminal, a Snap/Flatpak portal) is a person's own process.
+        let trusted = match self.caller.extension_id() {
+            None => true,
+            Some(id) => self.allowed_extensions.iter().any(|allowed| allowed == id),
+        };
+        if !trusted && !matches!(command, Command::Version | Command::Quit) {
+            return Route::Reply(Outbound::error(
+                Some(id),
+                WireError::new(
+                    ErrorCode::Command("caller-not-allowed"),
+                    "only the CAC Bridge extension may use this host",
+                ),
+            ));
+        }
         match command {
             Command::Version => Route::Reply(Outbound::Result {
                 id,

@@ -149,6 +149,23 @@ pub fn locations(home: &Path, system: bool) -> Vec<Location> {
     }
 }
 
+/// The extensions allowed to drive this host: those named in the shipped manifests.
+pub fn allowed_extension_ids() -> Vec<String> {
+    let mut ids = Vec::new();
+    for (template, key, prefix) in [
+        (CHROMIUM_MANIFEST, "allowed_origins", "chrome-extension://"),
+        (FIREFOX_MANIFEST, "allowed_extensions", ""),
+    ] {
+        let value: serde_json::Value = serde_json::from_str(template).unwrap_or_default();
+        for entry in value[key].as_array().into_iter().flatten() {
+            if let Some(id) = entry.as_str().and_then(|e| e.strip_prefix(prefix)) {
+                ids.push(id.trim_end_matches('/').to_owned());
+            }
+        }
+    }
+    ids
+}
+
 /// The manifest for `family`, pointing at `host`.
 pub fn manifest(family: Family, host: &Path) -> Result<String, String> {
     let template = match family {
@@ -247,6 +264,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(firefox["allowed_extensions"][0], "cacbridge@cacbridge.app");
+    }
+
+    #[test]
+    fn the_allowed_extensions_are_the_manifests_ones() {
+        assert_eq!(
+            allowed_extension_ids(),
+            vec![
+                "hbgoeppihilglplcjaehcplpmmndoigi",
+                "cacbridge@cacbridge.app"
+            ]
+        );
     }
 
     #[test]

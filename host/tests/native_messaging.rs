@@ -210,7 +210,7 @@ fn chrome_style_arguments_are_accepted_and_the_caller_remembered() {
         host.assert_version_works("chrome");
         host.close_stdin();
         assert_eq!(host.wait().code(), Some(0));
-        assert!(host.log_text().contains("abcdefghijklmnopabcdefghijklmnop"));
+        assert!(host.log_text().contains("hbgoeppihilglplcjaehcplpmmndoigi"));
     }
 }
 
@@ -325,4 +325,30 @@ fn install_writes_manifests_that_point_at_this_host_and_uninstall_removes_them()
         .path()
         .join(".mozilla/native-messaging-hosts/org.cacbridge.host.json")
         .exists());
+}
+
+#[test]
+fn a_foreign_extension_may_ask_the_version_and_nothing_else() {
+    let mut host = HostProcess::spawn(&["chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba/"]);
+    host.assert_version_works("v");
+    for command in [
+        "status",
+        "list-certificates",
+        "subscribe",
+        "authenticate",
+        "sign",
+    ] {
+        host.send(&json!({"id": command, "command": command, "arguments": {}}));
+        let reply = host.recv().unwrap();
+        assert_eq!(
+            reply["error"]["code"], "caller-not-allowed",
+            "{command}: {reply}"
+        );
+    }
+    let mut firefox = HostProcess::spawn(&["/x/org.cacbridge.host.json", "evil@example.com"]);
+    firefox.send(&json!({"id": 1, "command": "status"}));
+    assert_eq!(
+        firefox.recv().unwrap()["error"]["code"],
+        "caller-not-allowed"
+    );
 }

@@ -177,7 +177,7 @@ impl Host {
     fn start() -> Host {
         let logs = std::env::temp_dir().join("cacbridge-portal-tests");
         let mut process = Command::new(host_binary())
-            .arg("chrome-extension://abcdefghijklmnopabcdefghijklmnop/")
+            .arg("chrome-extension://hbgoeppihilglplcjaehcplpmmndoigi/")
             .env("CACBRIDGE_LOG_DIR", logs)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

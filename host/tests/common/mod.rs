@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const HOST: &str = env!("CARGO_BIN_EXE_cacbridge-host");
-pub const CHROME_ORIGIN: &str = "chrome-extension://abcdefghijklmnopabcdefghijklmnop/";
+pub const CHROME_ORIGIN: &str = "chrome-extension://hbgoeppihilglplcjaehcplpmmndoigi/";
 pub const CAP: usize = 64 * 1024;
 
 pub fn frame(body: &[u8]) -> Vec<u8> {
