@@ -256,9 +256,11 @@ async function dialogSubmit(flow, certificateId, pin) {
   } catch (error) {
     const normalized = normalizeError(error);
     if (normalized.code === "pin-blocked") {
-      // The page learns it at once; the window stays to explain what to do.
-      flow.reject(normalized);
+      // The page learns it at once; the window stays open to explain what to do.
       flow.settled = true;
+      clearTimeout(flow.timer);
+      flows.delete(flow.id);
+      flow.reject(normalized);
     }
     return { done: false, error: normalized };
   }
