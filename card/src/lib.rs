@@ -12,6 +12,8 @@ pub mod cac;
 pub use cacbridge_cert as certificate;
 pub mod crypto;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inflate;
 pub mod model;
 pub mod monitor;
