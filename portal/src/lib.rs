@@ -421,14 +421,9 @@ async fn logout(
     Ok((jar, Redirect::to("/login")).into_response())
 }
 
-/// The signed-in user, or a redirect to the login page.
-fn require_user(state: &AppState, session: &Session) -> Result<Option<db::User>> {
-    session.user(state)
-}
-
 async fn account(State(state): State<Arc<AppState>>, jar: CookieJar) -> Result<Response> {
     let (session, jar) = Session::load(&state, jar)?;
-    let Some(user) = require_user(&state, &session)? else {
+    let Some(user) = session.user(&state)? else {
         return Ok((jar, Redirect::to("/login")).into_response());
     };
     let count = db::registrations_of(&state.db(), user.id)?.len();
@@ -442,7 +437,7 @@ async fn account(State(state): State<Arc<AppState>>, jar: CookieJar) -> Result<R
 
 async fn cac_page(State(state): State<Arc<AppState>>, jar: CookieJar) -> Result<Response> {
     let (mut session, jar) = Session::load(&state, jar)?;
-    let Some(user) = require_user(&state, &session)? else {
+    let Some(user) = session.user(&state)? else {
         return Ok((jar, Redirect::to("/login")).into_response());
     };
     Ok((jar, registration_page(&state, &mut session, &user, None)?).into_response())
@@ -504,7 +499,7 @@ async fn cac_register(
     Form(form): Form<RegisterForm>,
 ) -> Result<Response> {
     let (mut session, jar) = Session::load(&state, jar)?;
-    let Some(user) = require_user(&state, &session)? else {
+    let Some(user) = session.user(&state)? else {
         return Ok((jar, Redirect::to("/login")).into_response());
     };
     session.check_csrf(&form.csrf)?;
@@ -558,7 +553,7 @@ async fn confirmation(
     Path(id): Path<i64>,
 ) -> Result<Response> {
     let (session, jar) = Session::load(&state, jar)?;
-    let Some(user) = require_user(&state, &session)? else {
+    let Some(user) = session.user(&state)? else {
         return Ok((jar, Redirect::to("/login")).into_response());
     };
     let registration = db::registration(&state.db(), id)?;
@@ -606,17 +601,18 @@ async fn cac_login(
     // Not registered: one password login links the card (the guide's automatic registration).
     let pending = serde_json::to_string(&identity).unwrap_or_default();
     db::set_pending_identity(&state.db(), &session.id_hash, Some(&pending))?;
+    Ok((jar, link_page(&session, &identity, None)).into_response())
+}
+
+/// The page that asks for the password once to register a verified, unregistered card.
+fn link_page(session: &Session, identity: &Identity, message: Option<&str>) -> Html<String> {
     let body = pages::link_card(
         &session.row.csrf,
         identity.common_name.as_deref().unwrap_or(&identity.subject),
         identity.edipi.as_deref().unwrap_or("-"),
-        None,
+        message,
     );
-    Ok((
-        jar,
-        render(&session, None, "Register this CAC", String::new(), &body),
-    )
-        .into_response())
+    render(session, None, "Register this CAC", String::new(), &body)
 }
 
 async fn cac_link(
@@ -638,18 +634,12 @@ async fn cac_link(
         })?;
     let user = db::user_by_name(&state.db(), &form.username)?;
     let Some(user) = user.filter(|u| password_matches(&u.password_hash, &form.password)) else {
-        let body = pages::link_card(
-            &session.row.csrf,
-            identity.common_name.as_deref().unwrap_or(&identity.subject),
-            identity.edipi.as_deref().unwrap_or("-"),
+        let page = link_page(
+            &session,
+            &identity,
             Some("The username or password is incorrect."),
         );
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            jar,
-            render(&session, None, "Register this CAC", String::new(), &body),
-        )
-            .into_response());
+        return Ok((StatusCode::UNAUTHORIZED, jar, page).into_response());
     };
     let registered = db::registration_by_fingerprint(&state.db(), &identity.fingerprint_sha256)?;
     let id = match registered {
