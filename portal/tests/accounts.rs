@@ -6,6 +6,13 @@ use std::process::{Command, Stdio};
 
 const PORTAL: &str = env!("CARGO_BIN_EXE_cacbridge-portal");
 
+/// The CSRF token of the first form on a page.
+fn csrf_of(body: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = body.find(marker).expect("a form with a CSRF token") + marker.len();
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
 #[test]
 fn create_account_then_log_in_and_out_with_the_password() {
     let data = tempfile::tempdir().unwrap();
@@ -75,14 +82,7 @@ fn create_account_then_log_in_and_out_with_the_password() {
     assert!(headers.get("content-security-policy").is_some());
     assert_eq!(headers.get("x-frame-options").unwrap(), "DENY");
     let body = login.text().unwrap();
-    let csrf = body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&body);
 
     let wrong = client
         .post(format!("{origin}/login"))
@@ -95,14 +95,7 @@ fn create_account_then_log_in_and_out_with_the_password() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
     let body = wrong.text().unwrap();
-    let csrf = body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&body);
     let ok = client
         .post(format!("{origin}/login"))
         .form(&[
@@ -125,14 +118,7 @@ fn create_account_then_log_in_and_out_with_the_password() {
     assert!(cac.contains("No certificate is registered to this account yet."));
     assert!(cac.contains("<meta name=\"cacbridge-challenge\" content=\""));
 
-    let csrf = body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&body);
     let out = client
         .post(format!("{origin}/logout"))
         .form(&[("csrf", csrf.as_str())])

@@ -251,6 +251,17 @@ fn register(browser: &Browser, host: &mut Host, card: &VirtualCard, password: &s
     )
 }
 
+/// Log in with CAC: the login page's challenge, a token for it, the CAC login form.
+fn cac_login(browser: &Browser, host: &mut Host, card: &VirtualCard) -> Page {
+    let login = browser.get("/login");
+    assert_eq!(login.meta("cacbridge-page").as_deref(), Some("cac-login"));
+    let token = host.token(card, &browser.origin, &login.challenge());
+    browser.post(
+        "/login/cac",
+        &[("csrf", &login.csrf()), ("cacbridge_token", &token)],
+    )
+}
+
 const NEEDS: &str = "needs pcscd and virtual cards: run scripts/test";
 
 #[test]
@@ -406,24 +417,13 @@ fn cac_login_of_a_registered_card_and_linking_an_unregistered_one() {
     assert!(out.url.ends_with("/login"));
 
     // Log in with the registered card.
-    let login = browser.get("/login");
-    assert_eq!(login.meta("cacbridge-page").as_deref(), Some("cac-login"));
-    let token = host.token(&doe, &browser.origin, &login.challenge());
-    let in_ = browser.post(
-        "/login/cac",
-        &[("csrf", &login.csrf()), ("cacbridge_token", &token)],
-    );
+    let in_ = cac_login(&browser, &mut host, &doe);
     assert!(in_.url.ends_with("/account"), "{}", in_.url);
     assert!(in_.body.contains("Signed in as <strong>demo</strong>"));
 
     // An unregistered card asks for the password once, then registers and logs in.
     let other = portal.browser();
-    let login = other.get("/login");
-    let token = host.token(&smith, &other.origin, &login.challenge());
-    let link = other.post(
-        "/login/cac",
-        &[("csrf", &login.csrf()), ("cacbridge_token", &token)],
-    );
+    let link = cac_login(&other, &mut host, &smith);
     assert_eq!(link.status, StatusCode::OK);
     assert!(link.body.contains("SMITH.JANE.1098765432"));
     let wrong = other.post(
@@ -452,12 +452,7 @@ fn cac_login_of_a_registered_card_and_linking_an_unregistered_one() {
     );
     // From now on that card logs in by itself.
     let third = portal.browser();
-    let login = third.get("/login");
-    let token = host.token(&smith, &third.origin, &login.challenge());
-    let in_ = third.post(
-        "/login/cac",
-        &[("csrf", &login.csrf()), ("cacbridge_token", &token)],
-    );
+    let in_ = cac_login(&third, &mut host, &smith);
     assert!(in_.url.ends_with("/account"));
 }
 

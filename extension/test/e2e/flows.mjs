@@ -53,6 +53,15 @@ async function login(page) {
   await Promise.all([page.waitForNavigation(), page.click("#password-login button[type=submit]")]);
 }
 
+/** Signed in, on CAC/Certificate Registration with the password typed: click Register. */
+async function clickRegister(page) {
+  await login(page);
+  await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+  await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+  await page.type("#password", "demo-password");
+  await page.click("#cacbridge-register-button");
+}
+
 export function extensionSuite(which) {
   let portal;
   let card;
@@ -193,11 +202,7 @@ export function extensionSuite(which) {
 
   test(`${which}: cancelling, and a card pulled out and put back while the window is open`, async () => {
     const page = await stack.browser.newPage();
-    await login(page);
-    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
-    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
-    await page.type("#password", "demo-password");
-    await page.click("#cacbridge-register-button");
+    await clickRegister(page);
     const win = await dialog(stack.browser);
     await card.remove();
     await win.waitForFunction(() => /card was removed/.test(document.getElementById("card-state")?.textContent ?? ""), { timeout: 15000 });
@@ -221,11 +226,7 @@ export function extensionSuite(which) {
       await session.send("ServiceWorker.stopAllWorkers");
       for (let i = 0; i < 50 && worker(); i++) await sleep(100);
       assert.ok(!worker(), "the service worker was stopped");
-      await login(page);
-      await page.goto(`${PORTAL_ORIGIN}/account/cac`);
-      await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
-      await page.type("#password", "demo-password");
-      await page.click("#cacbridge-register-button");
+      await clickRegister(page);
       const win = await dialog(stack.browser);
       await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(win, card.info.pin)]);
       // Registered already by the first test: the portal says so.
@@ -237,11 +238,7 @@ export function extensionSuite(which) {
   // Last but one: it blocks the card's PIN.
   test(`${which}: a blocked PIN is explained, in the window and on the page`, async () => {
     const page = await stack.browser.newPage();
-    await login(page);
-    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
-    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
-    await page.type("#password", "demo-password");
-    await page.click("#cacbridge-register-button");
+    await clickRegister(page);
     const win = await dialog(stack.browser);
     await choose(win, WRONG_PIN);
     await win.waitForFunction(() => /2 tries left/.test(document.getElementById("pin-error")?.textContent ?? ""));
@@ -288,11 +285,7 @@ export function missingHostSuite(which) {
 
   test(`${which}: without the host, the page and the popup say how to fix it`, async () => {
     const page = await stack.browser.newPage();
-    await login(page);
-    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
-    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
-    await page.type("#password", "demo-password");
-    await page.click("#cacbridge-register-button");
+    await clickRegister(page);
     await page.waitForFunction(() => /not installed/.test(document.getElementById("cacbridge-status")?.textContent ?? ""), { timeout: 20000 });
     if (which === "chromium") {
       await page.goto(`chrome-extension://${stack.id}/ui/popup.html`);
