@@ -44,6 +44,7 @@ pub struct CertificateInfo {
     pub subject: String,
     pub issuer: String,
     pub common_name: Option<String>,
+    pub issuer_common_name: Option<String>,
     /// Hex, upper case, no separators.
     pub serial_number: String,
     /// RFC 3339, UTC.
@@ -107,6 +108,12 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_owned);
     let edipi = common_name.as_deref().and_then(edipi_from_cn);
+    let issuer_common_name = cert
+        .issuer()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
 
     let mut key_usage = Vec::new();
     if let Ok(Some(ku)) = cert.key_usage() {
@@ -175,6 +182,7 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         common_name,
+        issuer_common_name,
         serial_number: hex::encode_upper(cert.tbs_certificate.raw_serial()),
         not_before: rfc3339(&validity.not_before),
         not_after: rfc3339(&validity.not_after),
@@ -187,6 +195,54 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
         upn,
         email,
     })
+}
+
+/// Why a certificate is not an authentication certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotAuthentication {
+    #[error("the certificate's key usage lacks digitalSignature")]
+    MissingDigitalSignature,
+    /// Signing (nonRepudiation) keys sign whatever hash a page submits: a signature from one
+    /// can be shaped into any origin's login proof.
+    #[error("the certificate is for document signatures (nonRepudiation), not for logging in")]
+    NonRepudiation,
+    #[error("the certificate is an e-mail certificate (emailProtection), not for logging in")]
+    EmailProtection,
+    #[error("a Card Authentication certificate does not prove who holds the card")]
+    CardAuthentication,
+    #[error("the certificate's extended key usage lacks clientAuth")]
+    MissingClientAuth,
+}
+
+/// The authentication profile: what a PIV Authentication (or legacy CAC ID) certificate looks
+/// like under the FPKI and DoD certificate profiles, and what no signing certificate looks like.
+///
+/// Policy OIDs cannot tell the two apart (DoD e-mail signing certificates assert the same
+/// medium-hardware policies as PIV Authentication ones, and carry clientAuth and Smart Card
+/// Logon too), so the key usages decide: an authentication certificate has digitalSignature
+/// and clientAuth, and neither nonRepudiation nor emailProtection, which every DoD and FPKI
+/// signature and e-mail certificate asserts. The host signs login proofs only with such
+/// certificates and page-supplied hashes only with others, and the verifier accepts only such
+/// certificates, so a document signature can never be replayed as a login.
+pub fn check_authentication_profile(info: &CertificateInfo) -> Result<(), NotAuthentication> {
+    let eku = |name: &str| info.extended_key_usage.iter().any(|e| e == name);
+    if !info.key_usage.contains(&"digitalSignature") {
+        return Err(NotAuthentication::MissingDigitalSignature);
+    }
+    if info.key_usage.contains(&"nonRepudiation") {
+        return Err(NotAuthentication::NonRepudiation);
+    }
+    if eku("emailProtection") {
+        return Err(NotAuthentication::EmailProtection);
+    }
+    if !eku("clientAuth") {
+        return Err(if eku("pivCardAuth") {
+            NotAuthentication::CardAuthentication
+        } else {
+            NotAuthentication::MissingClientAuth
+        });
+    }
+    Ok(())
 }
 
 /// `LAST.FIRST[.MIDDLE].EDIPI` -> EDIPI (10 digits). Names may hold spaces and hyphens.

@@ -226,6 +226,7 @@ async function dialogDetails(flow) {
   return {
     origin: flow.origin,
     action: flow.action,
+    ...(flow.action === "sign" ? { hash: flow.request.hash, hashFunction: flow.request.hashFunction } : {}),
     ...chooser,
     readers: status.readers ?? [],
     error: list.error ? normalizeError(list.error) : null,

@@ -2,8 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chooserEntries, commonNameOf, displayName } from "../src/lib/certificates.js";
 
+const USABLE = { "9A": ["authenticate"], "CAC-ID": ["authenticate"], "9C": ["sign"], "CAC-EMAIL-SIGNATURE": ["sign"] };
 const cert = (slot, role, notAfter, extra = {}) => ({
   id: `${slot}-${notAfter}`,
+  usableFor: USABLE[slot] ?? [],
   slot,
   role,
   commonName: "DOE.JOHN.A.1234567890",
@@ -53,4 +55,15 @@ test("signing offers the digital signature certificates", () => {
   const now = new Date("2027-01-01T00:00:00Z");
   const list = [cert("9A", "PIV Authentication", "2029-01-01T00:00:00Z"), cert("9C", "Digital Signature", "2029-01-01T00:00:00Z")];
   assert.deepEqual(chooserEntries(list, "sign", now).entries.map((e) => e.role), ["Digital Signature"]);
+});
+
+test("the host's usableFor decides, not the slot: a signing certificate in 9A is never offered for login", () => {
+  const now = new Date("2027-01-01T00:00:00Z");
+  const list = [
+    cert("9A", "PIV Authentication", "2029-01-01T00:00:00Z", { usableFor: [] }),
+    cert("9C", "Digital Signature", "2029-01-01T00:00:00Z", { usableFor: [] }),
+    cert("9D", "Key Management", "2029-01-01T00:00:00Z", { usableFor: undefined }),
+  ];
+  assert.deepEqual(chooserEntries(list, "authenticate", now).entries, []);
+  assert.deepEqual(chooserEntries(list, "sign", now).entries, []);
 });

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use cacbridge_card::certificate::check_authentication_profile;
 use cacbridge_card::crypto::ecdsa_der_to_fixed;
 use cacbridge_card::{CardCertificate, Digest, HashFunction, KeyAlgorithm, Pin, Token};
 
@@ -123,6 +124,20 @@ fn find(token: &mut dyn Token, id: &str) -> Result<CardCertificate, WireError> {
         })
 }
 
+/// Which of `authenticate` and `sign` accept this certificate: the rules both commands apply,
+/// so a chooser offers only what the host will use.
+pub fn usable_for(cert: &CardCertificate) -> Vec<&'static str> {
+    let authentication_profile = check_authentication_profile(&cert.info).is_ok();
+    let mut commands = Vec::new();
+    if cert.slot.is_authentication() && authentication_profile {
+        commands.push("authenticate");
+    }
+    if cert.slot.is_signature() && !authentication_profile {
+        commands.push("sign");
+    }
+    commands
+}
+
 fn wrong_role(cert: &CardCertificate, wanted: &str) -> WireError {
     WireError::new(
         ErrorCode::Command("key-not-usable"),
@@ -164,9 +179,14 @@ pub fn authenticate(
 ) -> Result<Value, WireError> {
     let cert = find(token, &request.certificate_id)?;
     // FPKI: Card Authentication (9E) needs no PIN and proves nothing about the holder; Key
-    // Management (9D) is for encryption. Only 9A or the CAC ID certificate log a person in.
-    if !cert.slot.is_authentication() {
-        return Err(wrong_role(&cert, "to log in"));
+    // Management (9D) is for encryption. Only 9A or the CAC ID certificate log a person in,
+    // and only when the certificate has the authentication profile a verifier insists on.
+    if !usable_for(&cert).contains(&"authenticate") {
+        let refusal = wrong_role(&cert, "to log in");
+        return Err(match check_authentication_profile(&cert.info) {
+            Err(reason) => refusal.with_detail("reason", reason.to_string()),
+            Ok(()) => refusal,
+        });
     }
     let key = cert.info.key_algorithm;
     let (algorithm, function) = jws_algorithm(key);
@@ -187,8 +207,18 @@ pub fn authenticate(
 
 pub fn sign(token: &mut dyn Token, request: SignRequest) -> Result<Value, WireError> {
     let cert = find(token, &request.certificate_id)?;
-    if !cert.slot.is_signature() {
-        return Err(wrong_role(&cert, "for document signatures"));
+    // Any hash a page submits could be a login proof's digest for another origin: only a key a
+    // verifier refuses for logins may sign it (usable_for).
+    if !usable_for(&cert).contains(&"sign") {
+        let refusal = wrong_role(&cert, "for document signatures");
+        return Err(if cert.slot.is_signature() {
+            refusal.with_detail(
+                "reason",
+                "the certificate has the authentication profile: its signature would pass as a login",
+            )
+        } else {
+            refusal
+        });
     }
     let key = cert.info.key_algorithm;
     let signature = token
@@ -206,4 +236,76 @@ pub fn sign(token: &mut dyn Token, request: SignRequest) -> Result<Value, WireEr
         "signature": BASE64.encode(jws_signature(key, signature)?),
         "algorithm": algorithm,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cacbridge_card::{CertificateInfo, Slot};
+
+    fn certificate(slot: Slot, key_usage: &[&'static str], eku: &[&str]) -> CardCertificate {
+        CardCertificate {
+            reader: "Virtual PCD 00 00".into(),
+            slot,
+            der: Vec::new(),
+            info: CertificateInfo {
+                id: "00".repeat(32),
+                subject: "CN=DOE.JOHN.A.1234567890".into(),
+                issuer: "CN=DOD ID CA-80".into(),
+                common_name: Some("DOE.JOHN.A.1234567890".into()),
+                issuer_common_name: Some("DOD ID CA-80".into()),
+                serial_number: "01".into(),
+                not_before: "2025-01-01T00:00:00Z".into(),
+                not_after: "2028-01-01T00:00:00Z".into(),
+                not_before_unix: 1_735_689_600,
+                not_after_unix: 1_830_297_600,
+                key_algorithm: KeyAlgorithm::EcP256,
+                key_usage: key_usage.to_vec(),
+                extended_key_usage: eku.iter().map(|e| e.to_string()).collect(),
+                edipi: Some("1234567890".into()),
+                upn: None,
+                email: None,
+            },
+        }
+    }
+
+    const AUTH_KU: &[&str] = &["digitalSignature"];
+    const AUTH_EKU: &[&str] = &["clientAuth", "smartcardLogon"];
+    const SIGNING_KU: &[&str] = &["digitalSignature", "nonRepudiation"];
+    const SIGNING_EKU: &[&str] = &["emailProtection", "clientAuth", "smartcardLogon"];
+
+    #[test]
+    fn authentication_keys_log_in_and_signing_keys_sign() {
+        let auth = certificate(Slot::PivAuthentication, AUTH_KU, AUTH_EKU);
+        assert_eq!(usable_for(&auth), ["authenticate"]);
+        let cac_id = certificate(Slot::CacId, AUTH_KU, AUTH_EKU);
+        assert_eq!(usable_for(&cac_id), ["authenticate"]);
+        let signing = certificate(Slot::DigitalSignature, SIGNING_KU, SIGNING_EKU);
+        assert_eq!(usable_for(&signing), ["sign"]);
+        let cac_signing = certificate(Slot::CacEmailSignature, SIGNING_KU, SIGNING_EKU);
+        assert_eq!(usable_for(&cac_signing), ["sign"]);
+    }
+
+    #[test]
+    fn a_signature_slot_holding_an_authentication_profile_never_signs_page_hashes() {
+        // Its signature over a page's hash would verify as a login proof for any origin.
+        let misissued = certificate(Slot::DigitalSignature, AUTH_KU, AUTH_EKU);
+        assert!(usable_for(&misissued).is_empty());
+    }
+
+    #[test]
+    fn an_authentication_slot_holding_a_signing_certificate_never_logs_in() {
+        let misplaced = certificate(Slot::PivAuthentication, SIGNING_KU, SIGNING_EKU);
+        assert!(usable_for(&misplaced).is_empty());
+        let email_only = certificate(Slot::CacId, AUTH_KU, &["emailProtection", "clientAuth"]);
+        assert!(usable_for(&email_only).is_empty());
+    }
+
+    #[test]
+    fn encryption_and_card_authentication_keys_do_neither() {
+        let key_management = certificate(Slot::KeyManagement, &["keyEncipherment"], &[]);
+        assert!(usable_for(&key_management).is_empty());
+        let card_auth = certificate(Slot::CardAuthentication, AUTH_KU, &["pivCardAuth"]);
+        assert!(usable_for(&card_auth).is_empty());
+    }
 }

@@ -31,6 +31,7 @@ pub fn certificate(cert: &CardCertificate) -> Value {
         "email": info.email,
         "pinRequired": cert.slot.pin_required(),
         "pinAlways": cert.slot.pin_always(),
+        "usableFor": crate::signing::usable_for(cert),
     })
 }
 

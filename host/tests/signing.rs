@@ -286,9 +286,7 @@ fn tokens_from_the_card_pass_the_verify_library_and_only_for_their_origin() {
     .concat();
     let verifier = Verifier::new(
         TrustStore::from_pem(&bundle).unwrap(),
-        VerifyPolicy {
-            allowed_policy_oids: Some(vec!["2.16.840.1.101.2.1.11.42".into()]),
-        },
+        VerifyPolicy::from_lists(vec!["2.16.840.1.101.2.1.11.42".into()], vec![]),
     );
     let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
     let reply = host.call("list", "list-certificates", json!({}));
@@ -318,4 +316,108 @@ fn tokens_from_the_card_pass_the_verify_library_and_only_for_their_origin() {
             Err(VerifyError::BadSignature)
         );
     }
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_document_signature_shaped_as_a_login_proof_is_refused_by_the_verifier() {
+    // The attack: a page on one portal asks `sign` for SHA-256(H(originB) || H(nonceB)). The
+    // 9C certificate carries clientAuth, Smart Card Logon and the same medium-hardware policy
+    // as 9A (as DoD e-mail signing certificates do) and chains to a trusted CA, so only its
+    // key usage can tell the verifier that the signature is not a login.
+    use cacbridge_verify::{TrustStore, Verifier, VerifyError, VerifyPolicy};
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let victim_origin = "https://victim.example.mil";
+    let victim_nonce = "bG9naW4tbm9uY2UtZm9yLXRoZS12aWN0aW0tcG9ydGFsLTE=";
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    let sig_id = certificate_id(&mut host, "9C");
+    let hash = B64.encode(Sha256::digest(message(false, victim_origin, victim_nonce)));
+    let reply = host.call(
+        "sign",
+        "sign",
+        json!({"certificateId": sig_id, "hash": hash, "hashFunction": "SHA-256", "origin": ORIGIN, "pin": card.info.pin}),
+    );
+    assert_eq!(reply["result"]["algorithm"], "ES256", "{reply}");
+    let forged = json!({
+        "format": "cacbridge:1",
+        "unverifiedCertificate": B64.encode(card.info.certificate("9C")),
+        "algorithm": "ES256",
+        "signature": reply["result"]["signature"],
+        "appVersion": "cacbridge-host/0.1.0",
+    });
+    // The signature itself is good over the login message: nothing but the key usage is wrong.
+    verify_token(&forged, victim_origin, victim_nonce);
+
+    let pki = cacbridge_testbed::pki_dir();
+    let bundle: Vec<u8> = ["root.pem", "id-ca.pem", "email-ca.pem"]
+        .iter()
+        .flat_map(|name| std::fs::read(pki.join(name)).unwrap())
+        .collect();
+    let trust = || TrustStore::from_pem(&bundle).unwrap();
+    let medium_hardware = vec!["2.16.840.1.101.2.1.11.42".to_owned()];
+    for policy in [
+        VerifyPolicy::default(),
+        VerifyPolicy::from_lists(medium_hardware.clone(), vec![]),
+    ] {
+        assert_eq!(
+            Verifier::new(trust(), policy).verify(
+                &forged.to_string(),
+                victim_origin,
+                victim_nonce,
+                std::time::SystemTime::now()
+            ),
+            Err(VerifyError::SigningCertificate)
+        );
+    }
+
+    // The login proof of 9A passes the same verifier, and with the ID CA family required.
+    let auth_id = certificate_id(&mut host, "9A");
+    let token = host.call(
+        "auth",
+        "authenticate",
+        json!({"certificateId": auth_id, "challengeNonce": victim_nonce, "origin": victim_origin, "pin": card.info.pin}),
+    );
+    let verifier = Verifier::new(
+        trust(),
+        VerifyPolicy::from_lists(medium_hardware, vec!["CACBRIDGE TEST ID CA-".into()]),
+    );
+    let identity = verifier
+        .verify(
+            &token["result"].to_string(),
+            victim_origin,
+            victim_nonce,
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    assert_eq!(identity.edipi.as_deref(), Some("1234567890"));
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn the_certificate_view_says_what_each_certificate_may_do() {
+    let _guard = lock();
+    let _card = VirtualCard::insert("doe", 0);
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    let reply = host.call("list", "list-certificates", json!({}));
+    let usable: Vec<(String, Value)> = reply["result"]["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["slot"].as_str().unwrap().to_owned(),
+                c["usableFor"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        usable,
+        vec![
+            ("9A".to_owned(), json!(["authenticate"])),
+            ("9C".to_owned(), json!(["sign"])),
+            ("9D".to_owned(), json!([])),
+            ("9E".to_owned(), json!([])),
+        ]
+    );
 }

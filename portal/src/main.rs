@@ -61,6 +61,10 @@ enum Command {
         /// Accept only certificates with one of these policy OIDs (repeatable).
         #[arg(long = "policy-oid")]
         policy_oids: Vec<String>,
+        /// Accept only certificates whose issuer's CN starts with one of these (repeatable),
+        /// e.g. "DOD ID CA-".
+        #[arg(long = "issuer-family")]
+        issuer_families: Vec<String>,
         /// Create the demo account (demo / demo-password) when missing.
         #[arg(long)]
         demo_account: bool,
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
             tls_key,
             trust_bundle,
             policy_oids,
+            issuer_families,
             demo_account,
         } => {
             if demo_account && db::user_by_name(&conn, DEMO_USER).ok().flatten().is_none() {
@@ -170,9 +175,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let policy = VerifyPolicy {
-                allowed_policy_oids: (!policy_oids.is_empty()).then_some(policy_oids),
-            };
+            let policy = VerifyPolicy::from_lists(policy_oids, issuer_families);
             let state = Arc::new(AppState::new(
                 conn,
                 Verifier::new(trust, policy),

@@ -224,6 +224,43 @@ impl Host {
         assert!(reply["result"].is_object(), "{reply}");
         reply["result"].to_string()
     }
+
+    /// The cross-use attack: a page has the 9C signing key sign the digest of the login
+    /// message `H(origin) || H(nonce)` as a "document", then dresses the signature as a token.
+    fn signature_shaped_as_token(
+        &mut self,
+        card: &VirtualCard,
+        origin: &str,
+        nonce: &str,
+    ) -> String {
+        use base64::Engine as _;
+        use sha2::{Digest as _, Sha256};
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let list = self.call("list-certificates", json!({"reader": card.reader}));
+        let signing = list["result"]["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["slot"] == "9C")
+            .unwrap()
+            .clone();
+        let message = [Sha256::digest(origin), Sha256::digest(nonce)].concat();
+        let reply = self.call(
+            "sign",
+            json!({"certificateId": signing["id"], "hash": b64.encode(Sha256::digest(message)),
+                   "hashFunction": "SHA-256", "origin": "https://attacker.example.mil",
+                   "pin": card.info.pin}),
+        );
+        assert_eq!(reply["result"]["algorithm"], "ES256", "{reply}");
+        json!({
+            "format": "cacbridge:1",
+            "unverifiedCertificate": signing["certificate"],
+            "algorithm": "ES256",
+            "signature": reply["result"]["signature"],
+            "appVersion": "cacbridge-host/0.1.0",
+        })
+        .to_string()
+    }
 }
 
 impl Drop for Host {
@@ -394,6 +431,54 @@ fn replayed_tokens_and_tokens_for_another_origin_are_forbidden() {
     assert!(refused
         .body
         .contains("does not match this origin and nonce"));
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_document_signature_replayed_as_a_login_token_is_refused() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let portal = Portal::start();
+    let browser = portal.browser();
+    let mut host = Host::start();
+    browser.login("demo", "demo-password");
+
+    // Registration: the page's own challenge and origin, signed by the signing key.
+    let page = browser.get("/account/cac");
+    let forged = host.signature_shaped_as_token(&card, &browser.origin, &page.challenge());
+    let refused = browser.post(
+        "/account/cac/register",
+        &[
+            ("csrf", &page.csrf()),
+            ("cacbridge_token", &forged),
+            ("password", "demo-password"),
+        ],
+    );
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.body.contains("document-signing certificate"),
+        "{}",
+        refused.body
+    );
+    assert!(browser
+        .get("/account/cac")
+        .body
+        .contains("id=\"no-registrations\""));
+
+    // With the card registered properly, the same trick still cannot log in.
+    assert_eq!(
+        register(&browser, &mut host, &card, "demo-password").status,
+        StatusCode::OK
+    );
+    let other = portal.browser();
+    let login = other.get("/login");
+    let forged = host.signature_shaped_as_token(&card, &other.origin, &login.challenge());
+    let refused = other.post(
+        "/login/cac",
+        &[("csrf", &login.csrf()), ("cacbridge_token", &forged)],
+    );
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(!other.get("/account").url.ends_with("/account"));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
-use cacbridge_cert::KeyAlgorithm;
+use cacbridge_cert::{CertificateInfo, KeyAlgorithm, NotAuthentication};
 
 pub use nonce::{NonceStore, NONCE_LIFETIME};
 pub use token::{Algorithm, Token, TOKEN_FORMAT};
@@ -57,6 +57,12 @@ pub enum VerifyError {
     CardAuthenticationCertificate,
     #[error("the certificate's extended key usage lacks clientAuth")]
     MissingClientAuth,
+    #[error("a document-signing certificate (nonRepudiation) is never a login")]
+    SigningCertificate,
+    #[error("an e-mail certificate (emailProtection) is never a login")]
+    EmailCertificate,
+    #[error("the certificate's issuing CA is not one of the accepted CA families")]
+    IssuerNotAllowed,
     #[error("the certificate was not issued by a trusted CA")]
     UntrustedIssuer,
     #[error("the certificate chain is invalid: {0}")]
@@ -93,6 +99,9 @@ impl VerifyError {
             E::MissingDigitalSignature => "missing-digital-signature",
             E::CardAuthenticationCertificate => "card-authentication-certificate",
             E::MissingClientAuth => "missing-client-auth",
+            E::SigningCertificate => "signing-certificate",
+            E::EmailCertificate => "email-certificate",
+            E::IssuerNotAllowed => "issuer-not-allowed",
             E::UntrustedIssuer => "untrusted-issuer",
             E::InvalidChain(_) => "invalid-chain",
             E::PolicyNotAllowed => "policy-not-allowed",
@@ -122,21 +131,33 @@ pub struct Identity {
     pub not_after: String,
 }
 
-/// What else a portal requires of a certificate.
+/// What else a portal requires of a certificate, beyond the authentication profile
+/// ([`cacbridge_cert::check_authentication_profile`]), which is always enforced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyPolicy {
     /// Accept only certificates asserting at least one of these policy OIDs (dotted), e.g.
     /// DoD medium hardware 2.16.840.1.101.2.1.11.42. `None` accepts any.
     pub allowed_policy_oids: Option<Vec<String>>,
+    /// Accept only certificates whose issuer's common name starts with one of these CA
+    /// family names, e.g. `DOD ID CA-` (which issues PIV Authentication certificates; `DOD
+    /// EMAIL CA-` issues the e-mail ones). `None` accepts any CA the trust store chains to.
+    pub allowed_issuer_families: Option<Vec<String>>,
+}
+
+impl VerifyPolicy {
+    /// From command-line style lists, where an empty list means "any".
+    pub fn from_lists(policy_oids: Vec<String>, issuer_families: Vec<String>) -> Self {
+        Self {
+            allowed_policy_oids: (!policy_oids.is_empty()).then_some(policy_oids),
+            allowed_issuer_families: (!issuer_families.is_empty()).then_some(issuer_families),
+        }
+    }
 }
 
 pub struct Verifier {
     trust: TrustStore,
     policy: VerifyPolicy,
 }
-
-const OID_PIV_CARD_AUTH: &str = "pivCardAuth";
-const EKU_CLIENT_AUTH: &str = "clientAuth";
 
 impl Verifier {
     pub fn new(trust: TrustStore, policy: VerifyPolicy) -> Self {
@@ -196,19 +217,16 @@ impl Verifier {
         if seconds > info.not_after_unix {
             return Err(VerifyError::CertificateExpired(info.not_after.clone()));
         }
-        if !info.key_usage.contains(&"digitalSignature") {
-            return Err(VerifyError::MissingDigitalSignature);
-        }
-        let has = |eku: &str| info.extended_key_usage.iter().any(|e| e == eku);
-        if !has(EKU_CLIENT_AUTH) {
-            return Err(if has(OID_PIV_CARD_AUTH) {
-                VerifyError::CardAuthenticationCertificate
-            } else {
-                VerifyError::MissingClientAuth
-            });
-        }
+        cacbridge_cert::check_authentication_profile(&info).map_err(|reason| match reason {
+            NotAuthentication::MissingDigitalSignature => VerifyError::MissingDigitalSignature,
+            NotAuthentication::NonRepudiation => VerifyError::SigningCertificate,
+            NotAuthentication::EmailProtection => VerifyError::EmailCertificate,
+            NotAuthentication::CardAuthentication => VerifyError::CardAuthenticationCertificate,
+            NotAuthentication::MissingClientAuth => VerifyError::MissingClientAuth,
+        })?;
 
         self.check_chain(der, now)?;
+        self.check_issuer_family(&info)?;
         self.check_policies(der)?;
         check_signature(&token, expected_origin, nonce)?;
 
@@ -245,6 +263,21 @@ impl Verifier {
                 webpki::Error::UnknownIssuer => VerifyError::UntrustedIssuer,
                 other => VerifyError::InvalidChain(format!("{other:?}")),
             })
+    }
+
+    fn check_issuer_family(&self, info: &CertificateInfo) -> Result<(), VerifyError> {
+        let Some(families) = &self.policy.allowed_issuer_families else {
+            return Ok(());
+        };
+        let issuer_cn = info.issuer_common_name.as_deref().unwrap_or_default();
+        if families
+            .iter()
+            .any(|family| !family.is_empty() && issuer_cn.starts_with(family.as_str()))
+        {
+            Ok(())
+        } else {
+            Err(VerifyError::IssuerNotAllowed)
+        }
     }
 
     fn check_policies(&self, der: &[u8]) -> Result<(), VerifyError> {

@@ -3,6 +3,7 @@
 //! ```text
 //! cacbridge-verify --token token.json --origin https://portal.example.mil --nonce <nonce>
 //!                  [--trust bundle.pem] [--time <unix seconds>] [--policy-oid <oid>]...
+//!                  [--issuer-family <CA name prefix>]...
 //! ```
 //!
 //! Prints the identity as JSON and exits 0, or prints why the token was rejected and exits 1.
@@ -41,6 +42,10 @@ struct Args {
     /// Accept only certificates with one of these policy OIDs (repeatable).
     #[arg(long = "policy-oid")]
     policy_oids: Vec<String>,
+    /// Accept only certificates whose issuer's CN starts with one of these (repeatable), e.g.
+    /// "DOD ID CA-".
+    #[arg(long = "issuer-family")]
+    issuer_families: Vec<String>,
 }
 
 #[allow(clippy::print_stdout)] // the CLI's output is its point
@@ -69,9 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = VerifyPolicy {
-        allowed_policy_oids: (!args.policy_oids.is_empty()).then_some(args.policy_oids),
-    };
+    let policy = VerifyPolicy::from_lists(args.policy_oids, args.issuer_families);
     let now = args
         .time
         .map(|t| UNIX_EPOCH + Duration::from_secs(t))

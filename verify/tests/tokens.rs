@@ -82,6 +82,13 @@ enum Profile {
     NoClientAuth,
     CardAuth,
     NoDigitalSignature,
+    /// A DoD e-mail signing certificate: nonRepudiation, emailProtection, and also clientAuth
+    /// and Smart Card Logon.
+    EmailSigning,
+    /// Signing key usage without the e-mail EKU.
+    NonRepudiationOnly,
+    /// clientAuth with an emailProtection EKU but no nonRepudiation.
+    EmailClientAuth,
 }
 
 enum Signer {
@@ -152,14 +159,26 @@ fn leaf_with(key: KeyType, profile: Profile, issuer: &Ca, from: (i32, u8), to: (
     params.custom_extensions = vec![medium_hardware_policy()];
     params.key_usages = match profile {
         Profile::NoDigitalSignature => vec![KeyUsagePurpose::KeyEncipherment],
+        Profile::EmailSigning | Profile::NonRepudiationOnly => vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ],
         _ => vec![KeyUsagePurpose::DigitalSignature],
     };
     params.extended_key_usages = match profile {
-        Profile::PivAuth | Profile::NoDigitalSignature => vec![
+        Profile::PivAuth | Profile::NoDigitalSignature | Profile::NonRepudiationOnly => vec![
             ExtendedKeyUsagePurpose::ClientAuth,
             ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 2]),
         ],
-        Profile::NoClientAuth => vec![ExtendedKeyUsagePurpose::EmailProtection],
+        Profile::EmailSigning | Profile::EmailClientAuth => vec![
+            ExtendedKeyUsagePurpose::EmailProtection,
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 2]),
+            ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 4, 1, 311, 10, 3, 12]),
+        ],
+        Profile::NoClientAuth => vec![ExtendedKeyUsagePurpose::Other(vec![
+            1, 3, 6, 1, 4, 1, 311, 10, 3, 12,
+        ])],
         Profile::CardAuth => vec![ExtendedKeyUsagePurpose::Other(vec![
             2, 16, 840, 1, 101, 3, 6, 8,
         ])],
@@ -385,21 +404,71 @@ fn usage_rules_reject_the_wrong_certificates() {
 }
 
 #[test]
+fn signing_and_email_certificates_never_log_in_even_with_client_auth() {
+    // The cross-use attack: a page has a signing key sign SHA-256(H(origin) || H(nonce)) as a
+    // "document" hash. Such a signature is a valid login proof unless the verifier refuses
+    // the certificate, whatever its chain, policy OIDs or clientAuth say.
+    for key in [KeyType::Rsa, KeyType::P256, KeyType::P384] {
+        let email_signing = leaf(key, Profile::EmailSigning);
+        let token = token_for(&email_signing, ORIGIN, NONCE);
+        assert_eq!(verify(&token), Err(VerifyError::SigningCertificate));
+        let with_policy = Verifier::new(
+            trust(),
+            VerifyPolicy::from_lists(vec![MEDIUM_HARDWARE.into()], vec![]),
+        );
+        assert_eq!(
+            with_policy.verify(&token.to_string(), ORIGIN, NONCE, now()),
+            Err(VerifyError::SigningCertificate)
+        );
+    }
+    let non_repudiation = leaf(KeyType::P256, Profile::NonRepudiationOnly);
+    assert_eq!(
+        verify(&token_for(&non_repudiation, ORIGIN, NONCE)),
+        Err(VerifyError::SigningCertificate)
+    );
+    let email = leaf(KeyType::P256, Profile::EmailClientAuth);
+    assert_eq!(
+        verify(&token_for(&email, ORIGIN, NONCE)),
+        Err(VerifyError::EmailCertificate)
+    );
+    assert_eq!(
+        VerifyError::SigningCertificate.code(),
+        "signing-certificate"
+    );
+    assert_eq!(VerifyError::EmailCertificate.code(), "email-certificate");
+}
+
+#[test]
+fn the_issuing_ca_family_allow_list() {
+    let leaf = leaf(KeyType::P256, Profile::PivAuth);
+    let token = token_for(&leaf, ORIGIN, NONCE).to_string();
+    let id_cas = Verifier::new(
+        trust(),
+        VerifyPolicy::from_lists(vec![], vec!["CACBRIDGE TEST ID CA-".into()]),
+    );
+    assert!(id_cas.verify(&token, ORIGIN, NONCE, now()).is_ok());
+    let email_cas = Verifier::new(
+        trust(),
+        VerifyPolicy::from_lists(vec![], vec!["CACBRIDGE TEST EMAIL CA-".into(), "".into()]),
+    );
+    assert_eq!(
+        email_cas.verify(&token, ORIGIN, NONCE, now()),
+        Err(VerifyError::IssuerNotAllowed)
+    );
+}
+
+#[test]
 fn the_policy_oid_allow_list() {
     let leaf = leaf(KeyType::P256, Profile::PivAuth);
     let token = token_for(&leaf, ORIGIN, NONCE).to_string();
     let allowing = Verifier::new(
         trust(),
-        VerifyPolicy {
-            allowed_policy_oids: Some(vec![MEDIUM_HARDWARE.into()]),
-        },
+        VerifyPolicy::from_lists(vec![MEDIUM_HARDWARE.into()], vec![]),
     );
     assert!(allowing.verify(&token, ORIGIN, NONCE, now()).is_ok());
     let refusing = Verifier::new(
         trust(),
-        VerifyPolicy {
-            allowed_policy_oids: Some(vec!["2.16.840.1.101.2.1.11.39".into()]),
-        },
+        VerifyPolicy::from_lists(vec!["2.16.840.1.101.2.1.11.39".into()], vec![]),
     );
     assert_eq!(
         refusing.verify(&token, ORIGIN, NONCE, now()),

@@ -3,11 +3,12 @@
 /**
  * @typedef {{id: string, slot: string, role: string, commonName?: string | null,
  *   subject: string, issuer: string, notAfter: string, edipi?: string | null,
- *   reader: string, keyUsage?: string[], extendedKeyUsage?: string[]}} Certificate
+ *   reader: string, keyUsage?: string[], extendedKeyUsage?: string[],
+ *   usableFor?: string[]}} Certificate
  */
 
-const AUTHENTICATION_SLOTS = ["9A", "CAC-ID"];
-const SIGNATURE_SLOTS = ["9C", "CAC-EMAIL-SIGNATURE"];
+/** Display order only: which certificate may do what is the host's call (`usableFor`). */
+const SLOT_ORDER = ["9A", "CAC-ID", "9C", "CAC-EMAIL-SIGNATURE"];
 
 /** The CN of a distinguished name, or the whole name. @param {string} dn */
 export function commonNameOf(dn) {
@@ -30,16 +31,17 @@ export function displayName(cn) {
 }
 
 /**
- * Entries for the chooser: only certificates usable for `purpose`, the PIV Authentication
- * certificate first and preselected, expired ones marked and not selectable.
+ * Entries for the chooser: only certificates the host will use for `purpose` (its
+ * `usableFor`: a signing certificate never logs in, an authentication one never signs a
+ * page's hash), the PIV Authentication certificate first and preselected, expired ones marked
+ * and not selectable.
  * @param {Certificate[]} certificates
  * @param {"authenticate" | "sign"} purpose
  * @param {Date} now
  */
 export function chooserEntries(certificates, purpose, now) {
-  const slots = purpose === "authenticate" ? AUTHENTICATION_SLOTS : SIGNATURE_SLOTS;
   const entries = certificates
-    .filter((c) => slots.includes(c.slot))
+    .filter((c) => (c.usableFor ?? []).includes(purpose))
     .map((c) => {
       const cn = c.commonName ?? commonNameOf(c.subject);
       const expired = new Date(c.notAfter).getTime() <= now.getTime();
@@ -54,7 +56,7 @@ export function chooserEntries(certificates, purpose, now) {
         reader: c.reader,
         expired,
         selectable: !expired,
-        rank: slots.indexOf(c.slot),
+        rank: SLOT_ORDER.includes(c.slot) ? SLOT_ORDER.indexOf(c.slot) : SLOT_ORDER.length,
       };
     })
     .sort((a, b) => a.rank - b.rank || b.expires.localeCompare(a.expires));

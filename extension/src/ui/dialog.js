@@ -24,6 +24,14 @@ async function send(message) {
   return response.result;
 }
 
+/** Base64 to upper-case hex in groups of four bytes, as a person compares fingerprints. @param {string} base64 */
+function hexGroups(base64) {
+  const bytes = Array.from(atob(base64), (c) => c.charCodeAt(0).toString(16).padStart(2, "0").toUpperCase());
+  const groups = [];
+  for (let i = 0; i < bytes.length; i += 4) groups.push(bytes.slice(i, i + 4).join(""));
+  return groups.join(" ");
+}
+
 function renderChooser() {
   const list = $("certificates");
   list.replaceChildren();
@@ -68,6 +76,12 @@ async function load() {
   details = await send({ type: "dialog:get" });
   const verb = details.action === "sign" ? "sign a document for" : "sign in to";
   $("purpose").textContent = `${details.origin} asks to use your CAC to ${verb} it.`;
+  $("document-signature").hidden = details.action !== "sign";
+  if (details.action === "sign") {
+    $("sign-origin").textContent = details.origin;
+    $("sign-hash-label").textContent = `Document hash (${details.hashFunction})`;
+    $("sign-hash").textContent = hexGroups(details.hash);
+  }
   if (details.error) {
     $("card-state").hidden = false;
     $("card-state").textContent = details.error.message;
