@@ -66,14 +66,22 @@ pub fn check_origin(origin: &str, allow_localhost: bool) -> Result<(), WireError
     if authority.contains('@') {
         return bad("userinfo", "an origin has no user name or password");
     }
-    let (host, port) = split_host_port(authority);
+    let Some((host, port)) = split_host_port(authority) else {
+        return bad("host", "after an IPv6 address's ] only :port may follow");
+    };
     if let Some(port) = port {
+        let default = if scheme == "http" { "80" } else { "443" };
         if port.is_empty()
             || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.starts_with('0')
             || port.len() > 5
             || port.parse::<u32>().map_or(true, |p| p == 0 || p > 65535)
+            || port == default
         {
-            return bad("port", "the port must be a number from 1 to 65535");
+            return bad(
+                "port",
+                "the port must be a number from 1 to 65535, as a browser writes it (no leading zeros, no default port)",
+            );
         }
     }
     if !valid_host(host) {
@@ -98,30 +106,46 @@ pub fn check_origin(origin: &str, allow_localhost: bool) -> Result<(), WireError
     }
 }
 
-fn split_host_port(authority: &str) -> (&str, Option<&str>) {
+/// `host[:port]` or `[v6][:port]`; `None` when anything but `:port` follows the `]`.
+fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
     if authority.starts_with('[') {
-        // [v6]:port
-        match authority.find(']') {
-            Some(end) => {
-                let (host, rest) = authority.split_at(end + 1);
-                (host, rest.strip_prefix(':'))
-            }
-            None => (authority, None),
+        let end = authority.find(']')?;
+        let (host, rest) = authority.split_at(end + 1);
+        if rest.is_empty() {
+            Some((host, None))
+        } else {
+            rest.strip_prefix(':').map(|port| (host, Some(port)))
         }
     } else {
-        match authority.rsplit_once(':') {
+        Some(match authority.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
-        }
+        })
     }
 }
 
+/// A host as a browser serializes it in an origin: a lower-case domain name, a dotted IPv4
+/// address, or a bracketed IPv6 address in its RFC 5952 form. Anything a browser would have
+/// rewritten (`127.1`, `[0:0::1]`, `[::ffff:1.2.3.4]`) is refused rather than guessed at.
 fn valid_host(host: &str) -> bool {
     if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return !v6.is_empty()
+        return !v6.contains('.')
             && v6
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|address| address.to_string() == v6);
+    }
+    // A name whose last label is a number is an IPv4 address to a browser.
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let hex_number = |label: &str| {
+        (label
+            .strip_prefix("0x")
+            .or_else(|| label.strip_prefix("0X")))
+        .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    if last.bytes().all(|b| b.is_ascii_digit()) || hex_number(last) {
+        return host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|address| address.to_string() == host);
     }
     !host.is_empty()
         && host.split('.').all(|label| {
@@ -224,6 +248,111 @@ mod tests {
         }
         let long = format!("https://{}.example", "a".repeat(250));
         assert_eq!(reason(check_origin(&long, false)), "too-long");
+    }
+
+    #[test]
+    fn only_canonical_hosts_and_ports_as_browsers_write_them() {
+        for origin in [
+            "https://[::1]junk",
+            "https://[::1]]",
+            "https://[::1]x:8443",
+            "https://[0:0::1]",
+            "https://[::FFFF]",
+            "https://[::ffff:1.2.3.4]",
+            "https://[]",
+            "https://127.1",
+            "https://127.000.0.1",
+            "https://0x7f.0.0.1",
+            "https://portal.123",
+            "https://portal.example.",
+        ] {
+            assert_eq!(reason(check_origin(origin, false)), "host", "{origin}");
+        }
+        for origin in [
+            "https://portal.example:443",
+            "https://portal.example:08443",
+            "https://[::1]:443",
+            "https://[::1]:8443x",
+        ] {
+            assert_eq!(reason(check_origin(origin, false)), "port", "{origin}");
+        }
+        assert_eq!(reason(check_origin("http://localhost:80", true)), "port");
+        assert!(check_origin("https://[2001:db8::1]:8443", false).is_ok());
+        assert!(check_origin("https://10.0.0.1", false).is_ok());
+    }
+
+    mod against_the_url_crate {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn serialized_origin(text: &str) -> Option<String> {
+            url::Url::parse(text)
+                .ok()
+                .map(|url| url.origin().ascii_serialization())
+        }
+
+        /// Origin-like strings: the pieces browsers and attackers put in an origin, each
+        /// sometimes well formed and sometimes not.
+        fn origin_like() -> impl Strategy<Value = String> {
+            let scheme = prop_oneof!["https", "http", "HTTPS", "ftp", "wss", ""];
+            let label = "[a-zA-Z0-9_-]{0,6}";
+            let name = prop::collection::vec(label, 1..4).prop_map(|labels| labels.join("."));
+            let ipv4 = prop::collection::vec("(0x)?[0-9]{1,4}", 1..5).prop_map(|p| p.join("."));
+            let ipv6 = "\\[[0-9a-fA-F:.]{0,16}\\][a-z0-9:\\]]{0,3}";
+            let host = prop_oneof![name, ipv4, ipv6, Just("localhost".to_owned())];
+            let userinfo = prop_oneof![Just(""), Just("user@"), Just("u:p@")];
+            let port = prop_oneof![Just(String::new()), ":[0-9a]{0,6}".prop_map(|p| p)];
+            let tail = prop_oneof![
+                Just(""),
+                Just("/"),
+                Just("/x"),
+                Just("?q"),
+                Just("#f"),
+                Just(".")
+            ];
+            (scheme, userinfo, host, port, tail).prop_map(|(scheme, user, host, port, tail)| {
+                format!("{scheme}://{user}{host}{port}{tail}")
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 20_000, max_global_rejects: 20_000, ..ProptestConfig::default() })]
+
+            /// Whatever the host accepts, a browser would have serialized exactly so.
+            #[test]
+            fn an_accepted_origin_is_its_own_serialization(text in origin_like()) {
+                if check_origin(&text, true).is_ok() {
+                    prop_assert_eq!(serialized_origin(&text), Some(text.clone()));
+                    prop_assert!(text.starts_with("https://") || text.starts_with("http://"));
+                }
+            }
+
+            /// And every https origin a browser serializes from a plain DNS name or IP address
+            /// passes.
+            #[test]
+            fn a_serialized_origin_is_accepted(
+                labels in prop::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..4),
+                v4 in any::<[u8; 4]>(),
+                v6 in any::<u128>(),
+                port in prop::option::of(1u16..),
+                which in 0..3u8,
+            ) {
+                let v6 = std::net::Ipv6Addr::from(v6);
+                prop_assume!(v6.to_ipv4_mapped().is_none());
+                let host = match which {
+                    0 => labels.join("."),
+                    1 => std::net::Ipv4Addr::from(v4).to_string(),
+                    _ => format!("[{v6}]"),
+                };
+                // A name ending in a number is an IPv4 address to a browser, not a name.
+                prop_assume!(which != 0 || !labels[labels.len() - 1].bytes().all(|b| b.is_ascii_digit()));
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                let origin = serialized_origin(&format!("https://{host}{port}/"));
+                prop_assume!(origin.is_some());
+                let origin = origin.unwrap_or_default();
+                prop_assert!(check_origin(&origin, false).is_ok(), "{}", origin);
+            }
+        }
     }
 
     #[test]

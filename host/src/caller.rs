@@ -7,7 +7,9 @@
 //!
 //! The extension id is remembered for the policy checks of later commands; it is only as
 //! trustworthy as the browser that launched us, which is the same trust a host manifest's
-//! `allowed_origins` relies on.
+//! `allowed_origins` relies on. The check fails closed: a launch shaped like a browser's whose
+//! id cannot be read is [`Caller::Unrecognized`], never a person's own process; only a launch
+//! with no arguments at all is that.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -24,6 +26,11 @@ pub enum Caller {
     },
     /// Launched without arguments (a portal, a terminal, a test).
     Unidentified,
+    /// Launched the way a browser launches a host, with an id that is malformed or missing:
+    /// trusted with nothing but `version` and `quit`.
+    Unrecognized {
+        arguments: String,
+    },
 }
 
 impl Caller {
@@ -32,8 +39,13 @@ impl Caller {
             Caller::Chromium { extension_id } | Caller::Firefox { extension_id, .. } => {
                 Some(extension_id)
             }
-            Caller::Unidentified => None,
+            Caller::Unidentified | Caller::Unrecognized { .. } => None,
         }
+    }
+
+    /// A person's own process: no browser launched it, so no browser allow-list applies.
+    pub fn is_own_process(&self) -> bool {
+        matches!(self, Caller::Unidentified)
     }
 }
 
@@ -45,6 +57,9 @@ impl fmt::Display for Caller {
             }
             Caller::Firefox { extension_id, .. } => write!(f, "firefox extension {extension_id}"),
             Caller::Unidentified => f.write_str("unidentified caller"),
+            Caller::Unrecognized { arguments } => {
+                write!(f, "unrecognized browser launch {arguments:?}")
+            }
         }
     }
 }
@@ -64,17 +79,47 @@ pub fn is_browser_launch(args: &[OsString]) -> bool {
     }
 }
 
-/// Identify the caller from the launch arguments (program name excluded).
+/// Identify the caller from the launch arguments (program name excluded). No arguments: a
+/// person's own process; a browser's shape with a readable id: that extension; anything
+/// else: [`Caller::Unrecognized`].
 pub fn identify(args: &[OsString]) -> Caller {
-    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
-    if let Some(origin) = args.iter().find(|a| a.starts_with(CHROME_SCHEME)) {
-        let id = origin[CHROME_SCHEME.len()..].trim_end_matches('/');
-        if is_chromium_extension_id(id) {
-            return Caller::Chromium {
-                extension_id: id.to_owned(),
-            };
-        }
+    if args.is_empty() {
         return Caller::Unidentified;
+    }
+    let unrecognized = || {
+        let mut arguments = args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        arguments.truncate(200);
+        Caller::Unrecognized { arguments }
+    };
+    let Some(args) = args
+        .iter()
+        .map(|a| a.to_str())
+        .collect::<Option<Vec<&str>>>()
+    else {
+        return unrecognized();
+    };
+    let origins: Vec<&&str> = args
+        .iter()
+        .filter(|a| a.starts_with(CHROME_SCHEME))
+        .collect();
+    if !origins.is_empty() {
+        // Exactly one origin, and nothing else but Windows' --parent-window.
+        let others_ok = args
+            .iter()
+            .all(|a| a.starts_with(CHROME_SCHEME) || a.starts_with("--parent-window="));
+        let id = origins[0][CHROME_SCHEME.len()..].strip_suffix('/');
+        return match id {
+            Some(id) if origins.len() == 1 && others_ok && is_chromium_extension_id(id) => {
+                Caller::Chromium {
+                    extension_id: id.to_owned(),
+                }
+            }
+            _ => unrecognized(),
+        };
     }
     if let [manifest, extension_id] = args.as_slice() {
         if manifest.to_ascii_lowercase().ends_with(".json") && is_gecko_id(extension_id) {
@@ -84,7 +129,7 @@ pub fn identify(args: &[OsString]) -> Caller {
             };
         }
     }
-    Caller::Unidentified
+    unrecognized()
 }
 
 /// Chromium ids are 32 letters a-p (a hex SHA-256 prefix mapped 0-f -> a-p).
@@ -163,20 +208,34 @@ mod tests {
     }
 
     #[test]
-    fn malformed_ids_are_not_trusted() {
-        assert_eq!(
-            identify(&os(&["chrome-extension://evil/"])),
-            Caller::Unidentified
-        );
-        assert_eq!(
-            identify(&os(&[
-                "chrome-extension://ABCDEFGHIJKLMNOPABCDEFGHIJKLMNOP/"
-            ])),
-            Caller::Unidentified
-        );
-        assert_eq!(
-            identify(&os(&["/x/m.json", "no spaces allowed@x"])),
-            Caller::Unidentified
-        );
+    fn malformed_ids_fail_closed() {
+        for args in [
+            vec!["chrome-extension://evil/"],
+            vec!["chrome-extension://ABCDEFGHIJKLMNOPABCDEFGHIJKLMNOP/"],
+            vec!["chrome-extension://abcdefghijklmnopabcdefghijklmnop"],
+            vec!["chrome-extension://abcdefghijklmnopabcdefghijklmnop/x"],
+            vec!["chrome-extension://"],
+            vec!["--parent-window=1234"],
+            vec![
+                "chrome-extension://abcdefghijklmnopabcdefghijklmnop/",
+                "chrome-extension://bbcdefghijklmnopabcdefghijklmnop/",
+            ],
+            vec![
+                "chrome-extension://abcdefghijklmnopabcdefghijklmnop/",
+                "extra",
+            ],
+            vec!["/x/m.json", "no spaces allowed@x"],
+            vec!["/x/m.json", ""],
+            vec!["/x/m.json", "noatsign"],
+        ] {
+            let caller = identify(&os(&args));
+            assert!(
+                matches!(caller, Caller::Unrecognized { .. }),
+                "{args:?}: {caller:?}"
+            );
+            assert!(!caller.is_own_process());
+            assert_eq!(caller.extension_id(), None);
+        }
+        assert!(identify(&[]).is_own_process());
     }
 }

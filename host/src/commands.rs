@@ -113,12 +113,14 @@ impl Host {
                 .with_detail("command", shown),
             ));
         };
-        // Browsers enforce the manifest's allow-list; this is the host's own check. A caller
-        // without an id (a terminal, a Snap/Flatpak portal) is a person's own process.
-        let trusted = match self.caller.extension_id() {
-            None => true,
-            Some(id) => self.allowed_extensions.iter().any(|allowed| allowed == id),
-        };
+        // Browsers enforce the manifest's allow-list; this is the host's own check. Only a
+        // launch with no arguments (a terminal, a Snap/Flatpak portal) is a person's own
+        // process; a browser-shaped launch with an unreadable id is trusted with nothing.
+        let trusted = self.caller.is_own_process()
+            || self
+                .caller
+                .extension_id()
+                .is_some_and(|id| self.allowed_extensions.iter().any(|allowed| allowed == id));
         if !trusted && !matches!(command, Command::Version | Command::Quit) {
             return Route::Reply(Outbound::error(
                 Some(id),

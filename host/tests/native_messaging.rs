@@ -352,3 +352,27 @@ fn a_foreign_extension_may_ask_the_version_and_nothing_else() {
         "caller-not-allowed"
     );
 }
+
+#[test]
+fn a_browser_shaped_launch_with_an_unreadable_id_fails_closed() {
+    // Before, these fell back to "a person's own process" and were trusted with everything.
+    for args in [
+        &["chrome-extension://evil/"][..],
+        &["chrome-extension://HBGOEPPIHILGLPLCJAEHCPLPMMNDOIGI/"],
+        &["--parent-window=1234"],
+        &["/x/org.cacbridge.host.json", "no-at-sign"],
+        &[
+            "/x/org.cacbridge.host.json",
+            "cacbridge@cacbridge.app extra",
+        ],
+    ] {
+        let mut host = HostProcess::spawn(args);
+        host.assert_version_works("v");
+        host.send(&json!({"id": 1, "command": "status"}));
+        let reply = host.recv().unwrap();
+        assert_eq!(
+            reply["error"]["code"], "caller-not-allowed",
+            "{args:?}: {reply}"
+        );
+    }
+}
