@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::messaging::protocol::{Arguments, ErrorCode, WireError};
+use crate::messaging::protocol::{Arguments, ErrorCode, Secret, WireError};
 
 pub const MAX_ORIGIN: usize = 255;
 pub const NONCE_MIN: usize = 44;
@@ -17,7 +17,7 @@ pub fn invalid(argument: &str, reason: &str, message: impl Into<String>) -> Wire
 
 /// A required string argument.
 pub fn required_string<'a>(arguments: &'a Arguments, name: &str) -> Result<&'a str, WireError> {
-    match arguments.0.get(name) {
+    match arguments.get(name) {
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => {
             Err(invalid(name, "missing", format!("\"{name}\" is required")))
@@ -30,9 +30,22 @@ pub fn required_string<'a>(arguments: &'a Arguments, name: &str) -> Result<&'a s
     }
 }
 
+/// A required secret argument (the PIN), borrowed from its wiped-on-drop buffer.
+pub fn required_secret<'a>(arguments: &'a Arguments, name: &str) -> Result<&'a str, WireError> {
+    match arguments.secret(name) {
+        Some(Secret::Text(text)) => Ok(text.as_str()),
+        Some(Secret::NotText) => Err(invalid(
+            name,
+            "type",
+            format!("\"{name}\" must be a string"),
+        )),
+        None => Err(invalid(name, "missing", format!("\"{name}\" is required"))),
+    }
+}
+
 /// An optional string argument.
 pub fn optional_string(arguments: &Arguments, name: &str) -> Result<Option<String>, WireError> {
-    match arguments.0.get(name) {
+    match arguments.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(invalid(

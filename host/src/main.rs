@@ -307,8 +307,9 @@ fn serve(caller: Caller) -> ExitCode {
     };
     let policy = Policy::load();
     let host = Arc::new(Host::new(caller, Box::new(PcscBackend::new()), policy));
-    let exit = runtime.block_on(server::serve(tokio::io::stdin(), tokio::io::stdout(), host));
-    // The blocking stdin reader may still be parked in read(); don't wait for it.
+    let input = cacbridge_host::messaging::stdin::wiped_stdin();
+    let exit = runtime.block_on(server::serve(input, tokio::io::stdout(), host));
+    // The stdin reader may still be parked in read(); don't wait for it.
     runtime.shutdown_background();
     ExitCode::from(exit.code())
 }

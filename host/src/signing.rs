@@ -13,7 +13,9 @@ use cacbridge_card::certificate::check_authentication_profile;
 use cacbridge_card::crypto::ecdsa_der_to_fixed;
 use cacbridge_card::{CardCertificate, Digest, HashFunction, KeyAlgorithm, Pin, Token};
 
-use crate::arguments::{check_certificate_id, check_nonce, check_origin, invalid, required_string};
+use crate::arguments::{
+    check_certificate_id, check_nonce, check_origin, invalid, required_secret, required_string,
+};
 use crate::commands::HOST_VERSION;
 use crate::messaging::protocol::{Arguments, ErrorCode, WireError};
 use crate::policy::{Policy, Refusal};
@@ -35,7 +37,7 @@ pub struct SignRequest {
 }
 
 fn pin_argument(arguments: &Arguments) -> Result<Pin, WireError> {
-    let digits = required_string(arguments, "pin")?;
+    let digits = required_secret(arguments, "pin")?;
     Pin::new(digits).map_err(|_| invalid("pin", "pin-format", "a PIN is 6 to 8 digits"))
 }
 

@@ -421,3 +421,60 @@ fn the_certificate_view_says_what_each_certificate_may_do() {
         ]
     );
 }
+
+/// Eight random digits, unlikely to sit anywhere in a process by chance.
+fn random_pin() -> String {
+    let mut bytes = [0u8; 8];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut bytes,
+    )
+    .unwrap();
+    bytes.iter().map(|b| char::from(b'0' + b % 10)).collect()
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn the_pin_is_gone_from_the_host_memory_after_authenticate() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let pin = random_pin();
+    let changed = cacbridge_testbed::run(
+        "yubico-piv-tool",
+        &[
+            "-r",
+            card.reader,
+            "-a",
+            "change-pin",
+            "-P",
+            &card.info.pin,
+            "-N",
+            &pin,
+        ],
+    );
+    assert!(changed.status.success(), "{changed:?}");
+
+    let mut host = HostProcess::spawn_with_log_level(&[CHROME_ORIGIN], "trace");
+    let id = certificate_id(&mut host, "9A");
+    let reply = authenticate(&mut host, &id, &pin);
+    assert!(reply["result"].is_object(), "{reply}");
+    // A wrong PIN takes the other path out of the card layer.
+    let wrong = random_pin();
+    let reply = authenticate(&mut host, &id, &wrong);
+    assert_eq!(reply["error"]["code"], "pin-incorrect", "{reply}");
+    // The host is idle and alive: nothing may hold either PIN any more.
+    assert_eq!(
+        host.call("v", "version", json!({}))["result"]["protocol"],
+        1
+    );
+    let mut padded = pin.as_bytes().to_vec();
+    padded.resize(8, 0xFF);
+    for needle in [pin.as_bytes(), wrong.as_bytes(), &padded[..]] {
+        let hits = host.memory_hits(needle);
+        assert!(
+            hits.is_empty(),
+            "PIN bytes {:?} still in the host's memory at {hits:?}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+}

@@ -76,18 +76,19 @@ impl NativeMessagingCodec {
     }
 }
 
+/// Frames come out mutable, so the reader can wipe a body (it may hold a PIN) in place once
+/// it is parsed: the body is a view of the read buffer itself.
 impl Decoder for NativeMessagingCodec {
-    type Item = Bytes;
+    type Item = BytesMut;
     type Error = FrameError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        match self.inner.decode(src) {
-            Ok(frame) => Ok(frame.map(BytesMut::freeze)),
-            Err(err) => Err(self.map_error(src, err)),
-        }
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
+        self.inner
+            .decode(src)
+            .map_err(|err| self.map_error(src, err))
     }
 
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
             None if src.is_empty() => Ok(None),
@@ -129,7 +130,7 @@ mod tests {
     fn decode_all(codec: &mut NativeMessagingCodec, buf: &mut BytesMut) -> Vec<Bytes> {
         let mut out = Vec::new();
         while let Some(frame) = codec.decode(buf).unwrap() {
-            out.push(frame);
+            out.push(frame.freeze());
         }
         out
     }

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod protocol;
 pub mod server;
+pub mod stdin;
 
 use codec::{FrameError, NativeMessagingCodec};
 use protocol::{parse_request, Outbound, Rejection, Request};

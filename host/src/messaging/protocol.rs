@@ -8,6 +8,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use super::codec::MAX_OUTBOUND;
 
@@ -93,13 +94,66 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// Command arguments. They may hold a PIN, so `Debug` never shows the values.
+/// Arguments whose values are secrets: taken out of the parsed JSON at once.
+const SECRET_ARGUMENTS: [&str; 1] = ["pin"];
+
+/// A secret argument as the browser sent it.
+#[derive(Clone, PartialEq)]
+pub enum Secret {
+    /// A string, in a buffer wiped when dropped.
+    Text(Zeroizing<String>),
+    /// Anything but a string (dropped at once; only its wrong type is remembered).
+    NotText,
+}
+
+/// Command arguments. A PIN never stays in the parsed JSON tree: [`parse_request`] moves it
+/// into a [`Secret`], wiped when the request is done. `Debug` never shows any value.
 #[derive(Clone, Default, PartialEq)]
-pub struct Arguments(pub Map<String, Value>);
+pub struct Arguments {
+    values: Map<String, Value>,
+    secrets: Vec<(&'static str, Secret)>,
+}
+
+impl Arguments {
+    pub fn new(mut values: Map<String, Value>) -> Self {
+        let secrets = SECRET_ARGUMENTS
+            .iter()
+            .filter_map(|&name| {
+                let secret = match values.remove(name)? {
+                    Value::Null => return None,
+                    Value::String(text) => Secret::Text(Zeroizing::new(text)),
+                    _ => Secret::NotText,
+                };
+                Some((name, secret))
+            })
+            .collect();
+        Self { values, secrets }
+    }
+
+    /// A non-secret argument.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    /// A secret argument (`pin`), when present and not null.
+    pub fn secret(&self, name: &str) -> Option<&Secret> {
+        self.secrets
+            .iter()
+            .find(|(secret, _)| *secret == name)
+            .map(|(_, value)| value)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.secrets.is_empty()
+    }
+}
 
 impl fmt::Debug for Arguments {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        let names = self.secrets.iter().map(|(name, _)| *name);
+        f.debug_set()
+            .entries(self.values.keys().map(String::as_str).chain(names))
+            .finish()
     }
 }
 
@@ -204,7 +258,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, Rejection> {
     Ok(Request {
         id,
         command,
-        arguments: Arguments(arguments),
+        arguments: Arguments::new(arguments),
     })
 }
 
@@ -284,15 +338,15 @@ mod tests {
         let req = parse_request(br#"{"id":"a1","command":"version","arguments":{"x":1}}"#).unwrap();
         assert_eq!(req.id, RequestId::String("a1".into()));
         assert_eq!(req.command, "version");
-        assert_eq!(req.arguments.0.get("x"), Some(&json!(1)));
+        assert_eq!(req.arguments.get("x"), Some(&json!(1)));
     }
 
     #[test]
     fn arguments_are_optional_and_null_means_none() {
         let req = parse_request(br#"{"id":7,"command":"version"}"#).unwrap();
-        assert!(req.arguments.0.is_empty());
+        assert!(req.arguments.is_empty());
         let req = parse_request(br#"{"id":7,"command":"version","arguments":null}"#).unwrap();
-        assert!(req.arguments.0.is_empty());
+        assert!(req.arguments.is_empty());
     }
 
     #[test]

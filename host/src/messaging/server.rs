@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, FramedWrite};
+use zeroize::Zeroize;
 
 use super::codec::{FrameError, NativeMessagingCodec};
 use super::protocol::{parse_request, ErrorCode, Outbound, WireError};
@@ -64,7 +65,7 @@ where
             frame = frames.next() => frame,
             () = replies.closed() => break Exit::OutputClosed,
         };
-        let body = match frame {
+        let mut body = match frame {
             None => break Exit::EndOfInput,
             Some(Ok(body)) => body,
             Some(Err(FrameError::TooLarge { length, limit })) => {
@@ -88,7 +89,10 @@ where
             }
         };
 
-        let request = match parse_request(&body) {
+        let parsed = parse_request(&body);
+        // The body may hold a PIN; the request now holds it in a wiped-on-drop buffer.
+        body.zeroize();
+        let request = match parsed {
             Ok(request) => request,
             Err(rejection) => {
                 tracing::info!(code = %rejection.error.code, "request rejected");

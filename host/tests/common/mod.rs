@@ -101,6 +101,45 @@ impl HostProcess {
         self.reply_to(&json!(id), &mut Vec::new())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where `needle` occurs in the live process's writable memory (heap, stacks, data):
+    /// the mapping name and offset of each hit. Reads /proc/PID/mem, as a debugger would.
+    pub fn memory_hits(&self, needle: &[u8]) -> Vec<String> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let pid = self.pid();
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+        let mut hits = Vec::new();
+        for line in maps.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (range, perms) = (fields[0], fields[1]);
+            if !perms.starts_with("rw") {
+                continue;
+            }
+            let name = fields.get(5).copied().unwrap_or("[anonymous]");
+            let (start, end) = range.split_once('-').unwrap();
+            let start = u64::from_str_radix(start, 16).unwrap();
+            let end = u64::from_str_radix(end, 16).unwrap();
+            let mut bytes = vec![0u8; (end - start) as usize];
+            if mem.seek(SeekFrom::Start(start)).is_err() || mem.read_exact(&mut bytes).is_err() {
+                continue; // guard pages and the like
+            }
+            for (offset, window) in bytes.windows(needle.len()).enumerate() {
+                if window == needle {
+                    let from = offset.saturating_sub(48);
+                    let context =
+                        String::from_utf8_lossy(&bytes[from..(offset + 48).min(bytes.len())])
+                            .replace(|c: char| !c.is_ascii_graphic(), ".");
+                    hits.push(format!("{name}+{offset:#x} {context}"));
+                }
+            }
+        }
+        hits
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin.take();
     }
