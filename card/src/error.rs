@@ -18,6 +18,10 @@ pub enum CardError {
     CardInUse,
     #[error("the card was reset by another program during the operation")]
     CardReset,
+    /// The card was reset, or the smart card service stopped, after the PIN had left for the
+    /// card. The operation is not retried: the PIN is never sent twice for one request.
+    #[error("the card was interrupted while it checked the PIN; the PIN was not sent again: try once more")]
+    PinInterrupted,
     #[error("the smart card service (PC/SC) is not running")]
     PcscUnavailable,
     #[error("PC/SC error: {0}")]
@@ -57,6 +61,7 @@ impl CardError {
             CardError::CardRemoved => "card-removed",
             CardError::CardInUse => "card-in-use",
             CardError::CardReset => "card-reset",
+            CardError::PinInterrupted => "pin-interrupted",
             CardError::PcscUnavailable => "pcsc-unavailable",
             CardError::Pcsc(_) => "pcsc-error",
             CardError::UnsupportedCard(_) => "unsupported-card",
@@ -94,7 +99,10 @@ impl From<pcsc::Error> for CardError {
     fn from(err: pcsc::Error) -> Self {
         use pcsc::Error as E;
         match err {
-            E::NoService | E::ServiceStopped | E::InvalidHandle => CardError::PcscUnavailable,
+            // CommError: pcsc-lite's socket to pcscd closed under a call (the service stopped).
+            E::NoService | E::ServiceStopped | E::InvalidHandle | E::CommError => {
+                CardError::PcscUnavailable
+            }
             E::NoReadersAvailable => CardError::NoReader,
             E::UnknownReader | E::ReaderUnavailable => CardError::UnknownReader(String::new()),
             E::NoSmartcard => CardError::NoCard,

@@ -5,9 +5,12 @@
 //! - connect Shared with T=0 or T=1 (several DoD cards offer T=0 only);
 //! - every multi-APDU operation inside one transaction;
 //! - always disconnect with LeaveCard: the pcsc crate's drop resets the card, which logs every
-//!   other application on it out;
+//!   other application on it out; the one exception is a card whose PIN cannot be logged out
+//!   (legacy CAC, or a PIV card refusing logout): its transaction ends with a reset;
 //! - a reset by another program: reconnect, retry once, and only if the card was not swapped;
 //! - pcscd restarted: establish a new context;
+//! - but never retry once a PIN has left for the card: the card may have counted it, and a
+//!   PIN is typed once per request ([`CardError::PinInterrupted`]);
 //! - card removed: fail cleanly and forget what was cached.
 
 use std::collections::HashMap;
@@ -45,6 +48,21 @@ pub struct PcscBackend {
     context: Option<Context>,
     cards: HashMap<String, CachedCard>,
     apdus: u64,
+    /// A PIN went to a card during the current operation: it must not be retried.
+    pin_sent: bool,
+}
+
+/// After a failed attempt, whether running an operation again is safe and useful.
+fn may_retry(error: &CardError, attempts: u32, pin_sent: bool) -> bool {
+    attempts == 0 && !pin_sent && matches!(error, CardError::CardReset | CardError::PcscUnavailable)
+}
+
+/// The error to report for a failure that cannot be retried.
+fn final_error(error: CardError, pin_sent: bool) -> CardError {
+    match error {
+        CardError::CardReset | CardError::PcscUnavailable if pin_sent => CardError::PinInterrupted,
+        other => other,
+    }
 }
 
 impl PcscBackend {
@@ -67,11 +85,15 @@ impl PcscBackend {
         &mut self,
         mut op: impl FnMut(&mut Self) -> Result<R, CardError>,
     ) -> Result<R, CardError> {
+        self.pin_sent = false;
         match op(self) {
             Err(CardError::PcscUnavailable) if self.context.is_some() => {
                 tracing::info!("PC/SC service lost; establishing a new context");
                 self.context = None;
                 self.cards.clear();
+                if !may_retry(&CardError::PcscUnavailable, 0, self.pin_sent) {
+                    return Err(final_error(CardError::PcscUnavailable, self.pin_sent));
+                }
                 op(self)
             }
             other => other,
@@ -129,9 +151,19 @@ impl PcscBackend {
         let mut attempt = 0;
         loop {
             let card = connection.card();
-            let result = run_transaction(card, &mut op, &mut self.apdus);
+            let result = run_transaction(card, &mut op, &mut self.apdus, &mut self.pin_sent);
             match result {
-                Err(CardError::CardReset) if attempt == 0 => {
+                Err(err)
+                    if matches!(err, CardError::CardReset)
+                        && !may_retry(&err, attempt, self.pin_sent) =>
+                {
+                    tracing::warn!(
+                        reader,
+                        "card reset while it checked the PIN; not sending it again"
+                    );
+                    return Err(final_error(err, self.pin_sent));
+                }
+                Err(CardError::CardReset) => {
                     attempt += 1;
                     tracing::info!(reader, "card reset by another program; reconnecting");
                     connection
@@ -368,6 +400,7 @@ fn run_transaction<R>(
     card: &mut Card,
     op: &mut impl FnMut(&mut Channel<'_>) -> Result<R, CardError>,
     apdus: &mut u64,
+    pin_sent: &mut bool,
 ) -> Result<R, CardError> {
     let protocol = match card.status2_owned().map_err(CardError::from)?.protocol2() {
         Some(pcsc::Protocol::T0) => Protocol::T0,
@@ -382,8 +415,16 @@ fn run_transaction<R>(
     let mut channel = Channel::new(&mut transport);
     let result = op(&mut channel);
     *apdus += u64::from(channel.apdu_count());
-    // Dropping the transaction ends it with LeaveCard.
-    drop(transaction);
+    *pin_sent |= channel.secret_sent();
+    if channel.reset_requested() {
+        // The PIN must not stay verified (a legacy CAC, or a PIV card refusing logout).
+        if let Err((_, err)) = transaction.end(Disposition::ResetCard) {
+            tracing::warn!(%err, "could not reset the card after signing");
+        }
+    } else {
+        // Dropping the transaction ends it with LeaveCard.
+        drop(transaction);
+    }
     result
 }
 
@@ -425,5 +466,42 @@ impl Drop for Connection {
                 std::mem::forget(_card);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_or_a_lost_service_is_retried_once_before_any_pin_left() {
+        for error in [CardError::CardReset, CardError::PcscUnavailable] {
+            assert!(may_retry(&error, 0, false), "{error:?}");
+            assert!(!may_retry(&error, 1, false), "{error:?}");
+        }
+        assert!(!may_retry(&CardError::CardRemoved, 0, false));
+    }
+
+    #[test]
+    fn once_a_pin_left_for_the_card_nothing_is_retried_and_the_error_says_so() {
+        for error in [CardError::CardReset, CardError::PcscUnavailable] {
+            assert!(!may_retry(&error, 0, true), "{error:?}");
+            assert_eq!(final_error(error, true), CardError::PinInterrupted);
+        }
+        assert_eq!(
+            final_error(CardError::CardReset, false),
+            CardError::CardReset
+        );
+        assert_eq!(
+            final_error(
+                CardError::PinIncorrect {
+                    retries_left: Some(2)
+                },
+                true
+            ),
+            CardError::PinIncorrect {
+                retries_left: Some(2)
+            }
+        );
     }
 }

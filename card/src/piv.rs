@@ -182,13 +182,15 @@ pub fn verify_pin(ch: &mut Channel<'_>, pin: &Pin) -> Result<(), CardError> {
 }
 
 /// Reset the PIN's security status (VERIFY with P1 = FF, SP 800-73-4), so a verified PIN is not
-/// left for other programs to use. Cards that predate 800-73-4 refuse it; that is not an error.
+/// left for other programs to use. Cards that predate 800-73-4 refuse it: then the card is
+/// reset when the transaction ends, which clears it too.
 pub fn logout(ch: &mut Channel<'_>) -> Result<(), CardError> {
     let status = ch
         .transmit(&Command::new(0x00, 0x20, 0xFF, PIN_REFERENCE))?
         .status;
     if !status.is_success() {
-        tracing::debug!(%status, "card does not support PIV logout");
+        tracing::debug!(%status, "card refused PIV logout; it will be reset");
+        ch.reset_when_done();
     }
     Ok(())
 }

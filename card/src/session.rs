@@ -128,6 +128,9 @@ pub fn sign(
             if !cac::select(ch, &cac::applet_aid(slot).unwrap_or_default())? {
                 return Err(CardError::CertificateNotFound);
             }
+            // GSC-IS applets have no logout: a reset at the end of the transaction is what
+            // clears the PIN, so no other program finds the card verified.
+            ch.reset_when_done();
             cac::verify_pin(ch, pin)?;
             cac::sign_raw(ch, &input)
         }
@@ -322,6 +325,10 @@ mod tests {
             &pin,
         )
         .unwrap();
+        assert!(
+            ch.reset_requested(),
+            "a CAC applet has no logout: the card is reset"
+        );
         scripted.assert_done();
         assert_eq!(signature, vec![0xAB; 256]);
     }
@@ -405,7 +412,41 @@ mod tests {
             &pin,
         )
         .unwrap();
+        assert!(!ch.reset_requested(), "the logout worked: no reset");
         scripted.assert_done();
         assert_eq!(signature, vec![0x30, 0x04, 0x02, 0x01, 0x01, 0x02]);
+    }
+
+    #[test]
+    fn a_piv_card_refusing_logout_is_reset() {
+        let digest = Digest::of(HashFunction::Sha256, b"hello");
+        let steps = [
+            (PIV_SELECT_T1.to_string(), "9000".to_string()),
+            ("0020008008313233343536FFFF".to_string(), "9000".to_string()),
+            (
+                format!("008711 9C 26 7C24 8200 8120 {} 00", hexu(digest.bytes())).replace(' ', ""),
+                "7C08820630040201010201 9000".replace(' ', ""),
+            ),
+            // A pre-800-73-4 card: P1 = FF is an incorrect parameter.
+            ("0020FF80".to_string(), "6A86".to_string()),
+        ];
+        let refs: Vec<(&str, &str)> = steps
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mut scripted = ScriptedCard::t1(&refs);
+        let mut ch = Channel::new(&mut scripted);
+        let pin = Pin::new("123456").unwrap();
+        sign(
+            &mut ch,
+            CardType::Piv,
+            Slot::DigitalSignature,
+            KeyAlgorithm::EcP256,
+            &digest,
+            &pin,
+        )
+        .unwrap();
+        assert!(ch.reset_requested());
+        scripted.assert_done();
     }
 }

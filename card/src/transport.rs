@@ -30,6 +30,8 @@ const MAX_SHORT_DATA: usize = 255;
 pub struct Channel<'t> {
     transport: &'t mut dyn Transport,
     apdus: u32,
+    secret_sent: bool,
+    reset_when_done: bool,
 }
 
 impl<'t> Channel<'t> {
@@ -37,7 +39,25 @@ impl<'t> Channel<'t> {
         Self {
             transport,
             apdus: 0,
+            secret_sent: false,
+            reset_when_done: false,
         }
+    }
+
+    /// Ask for the card to be reset when the transaction ends: the only way to clear a
+    /// verified PIN on a card that has no logout.
+    pub fn reset_when_done(&mut self) {
+        self.reset_when_done = true;
+    }
+
+    pub fn reset_requested(&self) -> bool {
+        self.reset_when_done
+    }
+
+    /// A PIN (or PUK) left for the card through this channel, answered or not: whoever
+    /// retries the operation must not send it again, since the card may have counted it.
+    pub fn secret_sent(&self) -> bool {
+        self.secret_sent
     }
 
     /// APDUs exchanged through this channel so far (each GET RESPONSE and chained block counts).
@@ -64,6 +84,9 @@ impl<'t> Channel<'t> {
     /// Send a command and collect its whole response.
     pub fn transmit(&mut self, command: &Command) -> Result<Response, CardError> {
         tracing::trace!(?command, "apdu");
+        if command.carries_secret() && !command.data.is_empty() {
+            self.secret_sent = true;
+        }
         let protocol = self.transport.protocol();
         let blocks: Vec<&[u8]> = if command.data.len() > MAX_SHORT_DATA {
             command.data.chunks(MAX_SHORT_DATA).collect()
@@ -152,6 +175,24 @@ mod tests {
         assert_eq!(r.data, vec![1, 2, 3, 4, 5]);
         assert_eq!(r.status, Status::Success);
         assert_eq!(ch.apdu_count(), 3);
+        card.assert_done();
+    }
+
+    #[test]
+    fn a_channel_remembers_that_a_pin_left_for_the_card() {
+        let mut card = ScriptedCard::t1(&[
+            ("00A40400", "9000"),
+            ("0020FF80", "9000"),
+            ("002000800831323334353637FF", "63C2"),
+        ]);
+        let mut ch = Channel::new(&mut card);
+        ch.transmit(&Command::new(0, 0xA4, 0x04, 0x00)).unwrap();
+        // A logout (VERIFY without data) carries no PIN.
+        ch.transmit(&Command::new(0, 0x20, 0xFF, 0x80)).unwrap();
+        assert!(!ch.secret_sent());
+        let verify = Command::new(0, 0x20, 0x00, 0x80).data(b"1234567\xFF".to_vec());
+        ch.transmit(&verify).unwrap();
+        assert!(ch.secret_sent(), "even a refused PIN was sent");
         card.assert_done();
     }
 

@@ -111,3 +111,55 @@ fn opensc_reads_the_same_legacy_certificates() {
         assert!(theirs.contains(&cert.der), "OpenSC lacks {:?}", cert.slot);
     }
 }
+
+/// Another program on the same card, sending APDUs of its own through pcscd.
+struct OtherProgram(pcsc::Card);
+
+impl cacbridge_card::transport::Transport for OtherProgram {
+    fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+        let mut buffer = [0u8; 512];
+        Ok(self.0.transmit(apdu, &mut buffer)?.to_vec())
+    }
+
+    fn protocol(&self) -> cacbridge_card::transport::Protocol {
+        cacbridge_card::transport::Protocol::T0
+    }
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn after_a_signature_no_other_program_finds_the_legacy_cac_verified() {
+    use cacbridge_card::cac;
+    use cacbridge_card::transport::Channel;
+    let _guard = lock();
+    let card = VirtualCard::insert("legacy", 1);
+    let mut backend = PcscBackend::new();
+    let certs = backend.certificates(Some(card.reader)).unwrap();
+    let id = certs.iter().find(|c| c.slot == Slot::CacId).unwrap();
+    backend
+        .sign(
+            &id.info.id,
+            &Digest::of(HashFunction::Sha256, b"login"),
+            &Pin::new(&card.info.pin).unwrap(),
+        )
+        .unwrap();
+
+    // A program that never typed the PIN asks the ID applet for a signature.
+    let context = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let reader = std::ffi::CString::new(card.reader).unwrap();
+    let other = context
+        .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap();
+    let mut other = OtherProgram(other);
+    let mut ch = Channel::new(&mut other);
+    assert!(cac::select(&mut ch, &cac::applet_aid(Slot::CacId).unwrap()).unwrap());
+    let mut block = vec![0xFFu8; 256];
+    block[0] = 0x00;
+    block[1] = 0x01;
+    block[255] = 0x00;
+    let result = cac::sign_raw(&mut ch, &block);
+    assert!(
+        result.is_err(),
+        "the ID key signed for a program that never verified the PIN"
+    );
+}

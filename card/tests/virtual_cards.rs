@@ -294,6 +294,7 @@ fn a_card_pulled_out_mid_operation_fails_cleanly_and_is_forgotten() {
         0,
         CardOptions {
             apdu_delay: Some(Duration::from_millis(100)),
+            ..CardOptions::default()
         },
     );
     let mut backend = PcscBackend::new();
@@ -399,4 +400,59 @@ fn the_monitor_reports_insertion_and_removal() {
         }
     );
     drop(monitor);
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn pcscd_restarting_while_the_card_checks_the_pin_never_sends_it_twice() {
+    let _guard = lock();
+    let verifies = tempfile_path("verify-log");
+    let card = VirtualCard::insert_with(
+        "doe",
+        0,
+        CardOptions {
+            verify_log: Some(verifies.clone()),
+            verify_stall: Some(Duration::from_millis(1500)),
+            ..CardOptions::default()
+        },
+    );
+    let mut backend = PcscBackend::new();
+    let auth = backend
+        .certificates(None)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.slot == Slot::PivAuthentication)
+        .unwrap();
+    let pin = Pin::new(&card.info.pin).unwrap();
+    let digest = Digest::of(HashFunction::Sha256, b"login");
+    let signer = std::thread::spawn(move || backend.sign(&auth.info.id, &digest, &pin));
+
+    // The VERIFY has reached the card: the service goes away before the card answers it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !verifies.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no VERIFY reached the card"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cacbridge_testbed::stop_pcscd();
+    cacbridge_testbed::start_pcscd();
+
+    let result = signer.join().unwrap();
+    assert_eq!(result.unwrap_err(), CardError::PinInterrupted);
+    // Give a retry, had there been one, time to reach the card.
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(
+        std::fs::read_to_string(&verifies).unwrap().lines().count(),
+        1,
+        "the PIN went to the card more than once"
+    );
+    let _ = std::fs::remove_file(&verifies);
+}
+
+fn tempfile_path(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("cacbridge-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
 }

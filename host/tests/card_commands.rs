@@ -139,6 +139,7 @@ fn version_is_never_stuck_behind_a_card_operation() {
         0,
         CardOptions {
             apdu_delay: Some(Duration::from_millis(60)),
+            ..CardOptions::default()
         },
     );
     let mut host = host();

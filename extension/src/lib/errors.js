@@ -16,6 +16,7 @@ export const PAGE_ERRORS = {
   "card-removed": "The card was removed.",
   "pin-blocked": "Your PIN is blocked. A DoD ID card office (RAPIDS) must unblock it.",
   "pcsc-unavailable": "The smart card service is not running on this computer.",
+  "pin-interrupted": "The card was interrupted while it checked your PIN. Your PIN was not sent again: enter it once more.",
 };
 
 /**

@@ -114,6 +114,10 @@ impl CardInfo {
 pub struct CardOptions {
     /// Delay before each answer, to catch the card in the middle of an operation.
     pub apdu_delay: Option<Duration>,
+    /// Every VERIFY carrying a PIN appends a line to this file, and waits `verify_stall`
+    /// before it is answered.
+    pub verify_log: Option<PathBuf>,
+    pub verify_stall: Option<Duration>,
 }
 
 /// A virtual card in a reader. Dropping it pulls it out.
@@ -179,6 +183,14 @@ impl VirtualCard {
                 .arg(self.state.path());
             if let Some(delay) = self.options.apdu_delay {
                 command.arg("--delay-ms").arg(delay.as_millis().to_string());
+            }
+            if let Some(log) = &self.options.verify_log {
+                command.arg("--verify-log").arg(log);
+            }
+            if let Some(stall) = self.options.verify_stall {
+                command
+                    .arg("--verify-stall-ms")
+                    .arg(stall.as_millis().to_string());
             }
             (virtual_piv(), command)
         };
@@ -246,14 +258,21 @@ fn wait_for_card(reader: &str, present: bool) {
     }
 }
 
+/// The running pcscd. A killed pcscd that this test process started stays a zombie until the
+/// process ends (nobody waits for it): that one is not running.
 fn pcscd_pid() -> Option<u32> {
     let out = Command::new("pgrep").args(["-x", "pcscd"]).output().ok()?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
+        .filter_map(|line| line.trim().parse().ok())
+        .find(|pid: &u32| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "PID (comm) STATE ...": gone or a zombie is not running.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            !matches!(state, None | Some('Z'))
+        })
 }
 
 /// vpcd listens on its ports once pcscd has loaded it.

@@ -50,6 +50,12 @@ struct Args {
     /// Wait this long before each answer (to pull the card out mid-operation in tests).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Append a line to this file for every VERIFY that carries a PIN, when it arrives.
+    #[arg(long)]
+    verify_log: Option<PathBuf>,
+    /// Wait this long before answering a VERIFY that carries a PIN (to interrupt it in tests).
+    #[arg(long, default_value_t = 0)]
+    verify_stall_ms: u64,
 }
 
 fn main() -> io::Result<()> {
@@ -126,6 +132,17 @@ fn serve(stream: TcpStream, card: &mut VirtualCard<'_>, atr: &[u8], args: &Args)
                 continue;
             }
             apdu => {
+                let carries_pin = apdu.len() > 5 && apdu[1] == 0x20 && apdu[2] == 0x00;
+                if carries_pin {
+                    if let Some(log) = &args.verify_log {
+                        let _ = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(log)
+                            .and_then(|mut file| file.write_all(b"verify\n"));
+                    }
+                    sleep(Duration::from_millis(args.verify_stall_ms));
+                }
                 let response = card.transmit(apdu);
                 if args.delay_ms > 0 {
                     sleep(Duration::from_millis(args.delay_ms));
