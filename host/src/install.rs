@@ -177,13 +177,82 @@ pub fn manifest(family: Family, host: &Path) -> Result<String, String> {
     serde_json::to_string_pretty(&value).map_err(|e| e.to_string())
 }
 
-/// Write the manifests; returns the files written.
+/// Owner and permission bits of a path, as [`std::fs::metadata`] reports them.
+pub type Ownership = (u32, u32);
+
+fn ownership(path: &Path) -> Option<Ownership> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.uid(), m.mode()))
+}
+
+/// Home directories of people (uid 1000 and up) and root's, from /etc/passwd.
+fn home_directories(own_home: &Path) -> Vec<PathBuf> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let mut homes: Vec<PathBuf> = passwd
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let uid: u32 = fields.get(2)?.parse().ok()?;
+            let home = fields.get(5)?;
+            ((uid == 0 || (1000..65534).contains(&uid)) && home.len() > 1).then(|| home.into())
+        })
+        .collect();
+    homes.extend([PathBuf::from("/home"), own_home.to_owned()]);
+    homes
+}
+
+/// Why a host binary must not be registered for every user: every browser of every person
+/// would run it, so only root may be able to change it, and no person's home may hold it.
+/// `None` when it is fit.
+pub fn system_host_problem(
+    host: &Path,
+    homes: &[PathBuf],
+    ownership: impl Fn(&Path) -> Option<Ownership>,
+) -> Option<String> {
+    if let Some(home) = homes
+        .iter()
+        .find(|home| home.as_os_str().len() > 1 && host.starts_with(home))
+    {
+        return Some(format!(
+            "{} is under the home directory {}: install the host under /usr or /opt first",
+            host.display(),
+            home.display()
+        ));
+    }
+    for path in host.ancestors() {
+        let Some((uid, mode)) = ownership(path) else {
+            return Some(format!("cannot read the owner of {}", path.display()));
+        };
+        if uid != 0 {
+            return Some(format!(
+                "{} is owned by uid {uid}, not root: that user could replace the host every browser runs",
+                path.display()
+            ));
+        }
+        if mode & 0o022 != 0 {
+            return Some(format!(
+                "{} is writable by others than root (mode {:o}): they could replace the host every browser runs",
+                path.display(),
+                mode & 0o7777
+            ));
+        }
+    }
+    None
+}
+
+/// Write the manifests; returns the files written. For every user (`system`), the host binary
+/// must be one only root can change ([`system_host_problem`]).
 pub fn install(home: &Path, system: bool, host: &Path) -> Result<Vec<PathBuf>, String> {
     if !host.is_absolute() {
         return Err(format!(
             "the host path must be absolute: {}",
             host.display()
         ));
+    }
+    if system {
+        if let Some(problem) = system_host_problem(host, &home_directories(home), ownership) {
+            return Err(format!("refusing a system-wide install: {problem}"));
+        }
     }
     let mut written = Vec::new();
     for location in locations(home, system) {
@@ -275,6 +344,75 @@ mod tests {
                 "cacbridge@cacbridge.app"
             ]
         );
+    }
+
+    #[test]
+    fn a_system_install_takes_only_a_host_that_only_root_can_change() {
+        let homes = [PathBuf::from("/home"), PathBuf::from("/root")];
+        let owners = |table: &'static [(&'static str, Ownership)]| {
+            move |path: &Path| {
+                table
+                    .iter()
+                    .find(|(p, _)| Path::new(p) == path)
+                    .map(|(_, o)| *o)
+            }
+        };
+        const GOOD: &[(&str, Ownership)] = &[
+            ("/", (0, 0o40755)),
+            ("/usr", (0, 0o40755)),
+            ("/usr/bin", (0, 0o40755)),
+            ("/usr/bin/cacbridge-host", (0, 0o100755)),
+        ];
+        let host = Path::new("/usr/bin/cacbridge-host");
+        assert_eq!(system_host_problem(host, &homes, owners(GOOD)), None);
+
+        const WORLD_WRITABLE: &[(&str, Ownership)] = &[
+            ("/", (0, 0o40755)),
+            ("/usr", (0, 0o40755)),
+            ("/usr/bin", (0, 0o40755)),
+            ("/usr/bin/cacbridge-host", (0, 0o100777)),
+        ];
+        let problem = system_host_problem(host, &homes, owners(WORLD_WRITABLE)).unwrap();
+        assert!(problem.contains("writable by others"), "{problem}");
+
+        const USER_OWNED_DIR: &[(&str, Ownership)] = &[
+            ("/", (0, 0o40755)),
+            ("/opt", (0, 0o40755)),
+            ("/opt/cacbridge", (1000, 0o40755)),
+            ("/opt/cacbridge/cacbridge-host", (0, 0o100755)),
+        ];
+        let problem = system_host_problem(
+            Path::new("/opt/cacbridge/cacbridge-host"),
+            &homes,
+            owners(USER_OWNED_DIR),
+        )
+        .unwrap();
+        assert!(problem.contains("uid 1000"), "{problem}");
+
+        for home in [
+            "/home/jane/.cargo/bin/cacbridge-host",
+            "/root/bin/cacbridge-host",
+        ] {
+            let problem = system_host_problem(Path::new(home), &homes, owners(GOOD)).unwrap();
+            assert!(problem.contains("home directory"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn the_real_file_system_is_read_for_owners() {
+        // /usr/bin/env: root's, 0755, in root's 0755 directories.
+        let homes = home_directories(Path::new("/nonexistent-home"));
+        assert_eq!(
+            system_host_problem(Path::new("/usr/bin/env"), &homes, ownership),
+            None
+        );
+        // /tmp is writable by everyone.
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        let host = dir.path().join("cacbridge-host");
+        std::fs::write(&host, b"#!/bin/sh\n").unwrap();
+        assert!(system_host_problem(&host, &homes, ownership).is_some());
+        let err = install(Path::new("/nonexistent-home"), true, &host).unwrap_err();
+        assert!(err.starts_with("refusing a system-wide install"), "{err}");
     }
 
     #[test]
