@@ -1,7 +1,11 @@
 // Builds the loadable extension folders and their zips from the one source tree:
 //   dist/chromium/  dist/cacbridge-chromium.zip   (Chrome, Chromium, Edge, Brave)
 //   dist/firefox/   dist/cacbridge-firefox.zip    (Firefox)
-// Zips are reproducible: sorted entries, fixed timestamps.
+// and the development builds the demo and the end-to-end tests load, which also trust the
+// test portal (--dev-origin, default https://localhost:8443; repeatable):
+//   dist/dev-chromium/  dist/dev-firefox/
+// The store builds trust no portal of their own. Zips are reproducible: sorted entries, fixed
+// timestamps.
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { deflateRawSync } from "node:zlib";
@@ -11,6 +15,9 @@ const src = join(root, "src");
 const dist = join(root, "dist");
 const ids = JSON.parse(readFileSync(join(root, "ids.json"), "utf8"));
 const base = JSON.parse(readFileSync(join(src, "manifest.json"), "utf8"));
+const args = process.argv.slice(2);
+const devOrigins = args.flatMap((arg, i) => (arg === "--dev-origin" ? [args[i + 1]] : []));
+if (!devOrigins.length) devOrigins.push("https://localhost:8443");
 
 const manifests = {
   chromium: {
@@ -22,7 +29,6 @@ const manifests = {
   firefox: {
     ...base,
     // Firefox's match patterns cannot name a port: the background checks the exact origin.
-    host_permissions: [...new Set(base.host_permissions.map((p) => p.replace(/:\d+\//, "/")))],
     background: { scripts: ["background.js"], type: "module" },
     browser_specific_settings: {
       gecko: {
@@ -111,13 +117,29 @@ function zip(dir, out) {
   writeFileSync(out, Buffer.concat([...chunks, ...central, end]));
 }
 
+/** Host permissions for origins, as each browser's match patterns allow. */
+const patterns = (/** @type {string} */ browser, /** @type {string[]} */ origins) => [
+  ...new Set(origins.map((o) => (browser === "firefox" ? `${new URL(o).protocol}//${new URL(o).hostname}/*` : `${o}/*`))),
+];
+
 rmSync(dist, { recursive: true, force: true });
 for (const [browser, manifest] of Object.entries(manifests)) {
-  const out = join(dist, browser);
-  mkdirSync(out, { recursive: true });
-  cpSync(src, out, { recursive: true, filter: (path) => !path.endsWith(`${src}/manifest.json`) });
-  if (browser === "firefox") rmSync(join(out, "schema.json"));
-  writeFileSync(join(out, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-  zip(out, join(dist, `cacbridge-${browser}.zip`));
-  console.log(`built ${relative(root, out)} and dist/cacbridge-${browser}.zip`);
+  for (const dev of [false, true]) {
+    const out = join(dist, dev ? `dev-${browser}` : browser);
+    mkdirSync(out, { recursive: true });
+    cpSync(src, out, { recursive: true, filter: (path) => !path.endsWith(`${src}/manifest.json`) });
+    if (browser === "firefox") rmSync(join(out, "schema.json"));
+    const built = dev ? { ...manifest, name: `${manifest.name} (development)`, host_permissions: patterns(browser, devOrigins) } : manifest;
+    writeFileSync(join(out, "manifest.json"), `${JSON.stringify(built, null, 2)}\n`);
+    if (dev) {
+      writeFileSync(
+        join(out, "lib/build-config.js"),
+        `// Development build: trusts the test portal. Written by scripts/build.mjs.\nexport const BUILT_IN_ORIGINS = ${JSON.stringify(devOrigins)};\n`,
+      );
+      console.log(`built ${relative(root, out)} (trusts ${devOrigins.join(", ")})`);
+    } else {
+      zip(out, join(dist, `cacbridge-${browser}.zip`));
+      console.log(`built ${relative(root, out)} and dist/cacbridge-${browser}.zip`);
+    }
+  }
 }

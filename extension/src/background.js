@@ -4,6 +4,8 @@
 // sender, never from the page.
 
 import { effectiveAllowList, matchPatterns, originAllowed } from "./lib/origins.js";
+import { BUILT_IN_ORIGINS } from "./lib/build-config.js";
+import { pageView } from "./lib/page-view.js";
 import { NativePort, HOST_NAME, hostError } from "./lib/port.js";
 import { chooserEntries } from "./lib/certificates.js";
 import { invalidPageRequest, messageFor } from "./lib/errors.js";
@@ -11,6 +13,8 @@ import { invalidPageRequest, messageFor } from "./lib/errors.js";
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const CARD_TIMEOUT = 60_000;
 const USER_TIMEOUT = 120_000;
+/** After a cancel, the same tab waits this long before it may open the window again. */
+const CANCEL_COOLDOWN = 5_000;
 const CONTENT_SCRIPT_ID = "cacbridge-portal";
 const DIALOG = api.runtime.getURL("ui/dialog.html");
 const EXTENSION_BASE = api.runtime.getURL("");
@@ -38,7 +42,7 @@ async function allowList() {
     managed = null; // no policy, or a browser without managed storage
   }
   const user = (await api.storage.local.get("allowList"))?.allowList ?? null;
-  return effectiveAllowList({ managed, user });
+  return effectiveAllowList({ managed, user, builtIn: BUILT_IN_ORIGINS });
 }
 
 /** Content scripts run on allow-listed portals only, never on every site. */
@@ -52,12 +56,36 @@ async function syncContentScripts() {
       id: CONTENT_SCRIPT_ID,
       matches: matchPatterns(origins, { ports: PATTERNS_WITH_PORTS }),
       js: ["content.js"],
-      runAt: "document_idle",
+      // Early, so a request a page posts while loading is queued rather than lost.
+      runAt: "document_start",
     },
   ]);
 }
 
-api.runtime.onInstalled.addListener(() => syncContentScripts().catch((e) => console.error(e)));
+/**
+ * Tabs already open on an allow-listed portal when the extension arrives (installed, updated
+ * or enabled) get the content script now, without a reload. The script ignores a second run.
+ */
+async function injectIntoOpenTabs() {
+  const { origins } = await allowList();
+  if (!origins.length) return;
+  const tabs = await api.tabs.query({ url: matchPatterns(origins, { ports: PATTERNS_WITH_PORTS }) });
+  await Promise.all(
+    tabs
+      .filter((tab) => tab.id !== undefined && originAllowed(new URL(tab.url ?? "about:blank").origin, origins))
+      .map((tab) =>
+        api.scripting
+          .executeScript({ target: { tabId: /** @type {number} */ (tab.id) }, files: ["content.js"] })
+          .catch((/** @type {any} */ e) => console.warn("inject", tab.url, e)),
+      ),
+  );
+}
+
+api.runtime.onInstalled.addListener(() =>
+  syncContentScripts()
+    .then(injectIntoOpenTabs)
+    .catch((e) => console.error(e)),
+);
 api.runtime.onStartup?.addListener(() => syncContentScripts().catch((e) => console.error(e)));
 api.storage.onChanged.addListener((changes) => {
   if ("allowList" in changes) syncContentScripts().catch((e) => console.error(e));
@@ -69,6 +97,8 @@ api.storage.onChanged.addListener((changes) => {
 const flows = new Map();
 /** @type {Set<number>} tabs with a flow in progress */
 const busyTabs = new Set();
+/** @type {Map<number, number>} tab -> when its last window was cancelled */
+const cancelledAt = new Map();
 let nextFlow = 1;
 
 /**
@@ -106,22 +136,36 @@ function finish(flow, error, result) {
   if (flow.windowId !== null) api.windows.remove(flow.windowId).catch(() => {});
 }
 
+/** The person said no: this tab may not reopen the window for a moment. @param {any} flow */
+function cancel(flow) {
+  cancelledAt.set(flow.tabId, Date.now());
+  finish(flow, hostError("user-cancelled", messageFor("user-cancelled")));
+}
+
 api.windows.onRemoved.addListener((windowId) => {
   for (const flow of flows.values()) {
-    if (flow.windowId === windowId) finish(flow, hostError("user-cancelled", messageFor("user-cancelled")));
+    if (flow.windowId === windowId) cancel(flow);
   }
 });
+api.tabs.onRemoved.addListener((tabId) => cancelledAt.delete(tabId));
 
 // ---- messages -----------------------------------------------------------------------------
 
 /**
- * The origin of the page that sent a message, from the browser's own record.
+ * The origin of the page that sent a message, from the browser's own record. An opaque origin
+ * (a sandboxed document: `sender.origin`, or the document's own `origin` as the content
+ * script reads it, is "null") stays "null": it is never mapped back to the URL's origin,
+ * which would lend a sandboxed document the portal's identity.
  * @param {chrome.runtime.MessageSender} sender
+ * @param {any} message
  */
-function senderOrigin(sender) {
-  if (sender.origin && sender.origin !== "null") return sender.origin;
+function senderOrigin(sender, message) {
+  if (sender.origin === "null" || message?.documentOrigin === "null") return "null";
+  if (sender.origin) return sender.origin;
   try {
-    return new URL(sender.url ?? "").origin;
+    const origin = new URL(sender.url ?? "").origin;
+    // The content script reports its document's origin; a mismatch is refused, not guessed.
+    return message?.documentOrigin === undefined || message.documentOrigin === origin ? origin : "null";
   } catch {
     return "null";
   }
@@ -152,7 +196,7 @@ function normalizeError(error) {
  */
 async function pageRequest(message, sender) {
   if (!sender.tab?.id) throw hostError("invalid-request", "not a page request");
-  const origin = senderOrigin(sender);
+  const origin = senderOrigin(sender, message);
   const { origins } = await allowList();
   const allowed = originAllowed(origin, origins);
   if (message?.type === "page-allowed") return { allowed };
@@ -160,20 +204,30 @@ async function pageRequest(message, sender) {
   if (!allowed) throw hostError("origin-not-allowed", messageFor("origin-not-allowed"));
   const request = message.request;
   const invalid = invalidPageRequest(request);
-  if (invalid) throw hostError(invalid, messageFor(invalid));
+  if (invalid) throw hostError(invalid.code, invalid.message, { argument: invalid.argument, reason: invalid.reason });
 
   switch (request.action) {
+    // Pages learn only what they need to decide; names, DoD IDs, UPNs and e-mail addresses
+    // stay in the extension's own window (docs/page-api.md).
     case "status": {
       const version = await host.ensureConnected();
       const status = await host.request("status", {}, CARD_TIMEOUT);
-      return { host: version, readers: status.readers };
+      return pageView.status(version, status);
     }
     case "list-certificates":
-      return host.request("list-certificates", {}, CARD_TIMEOUT);
+      return pageView.certificates(await host.request("list-certificates", {}, CARD_TIMEOUT), new Date());
     case "authenticate":
     case "sign": {
       const tabId = sender.tab.id;
+      // The content script answers user-activation-required itself; this is the second line.
+      if (message.userActivation !== true) throw hostError("user-activation-required", messageFor("user-activation-required"));
       if (busyTabs.has(tabId)) throw hostError("action-pending", messageFor("action-pending"));
+      const cancelled = cancelledAt.get(tabId);
+      if (cancelled !== undefined && Date.now() - cancelled < CANCEL_COOLDOWN) {
+        throw hostError("action-throttled", messageFor("action-throttled"), {
+          retryAfterMs: CANCEL_COOLDOWN - (Date.now() - cancelled),
+        });
+      }
       busyTabs.add(tabId);
       try {
         await host.ensureConnected();
@@ -200,7 +254,7 @@ async function extensionPageMessage(message) {
       return dialogSubmit(flows.get(message.flow), message.certificateId, message.pin);
     case "dialog:cancel": {
       const flow = flows.get(message.flow);
-      if (flow) finish(flow, hostError("user-cancelled", messageFor("user-cancelled")));
+      if (flow) cancel(flow);
       return {};
     }
     case "popup:status":
@@ -248,6 +302,7 @@ async function dialogSubmit(flow, certificateId, pin) {
     const result = await host.request(flow.action, args, CARD_TIMEOUT);
     let answer = result;
     if (flow.action === "sign") {
+      // The page asked for this signature and gets the certificate that makes it checkable.
       const list = await host.request("list-certificates", {}, CARD_TIMEOUT);
       const cert = list.certificates.find((/** @type {any} */ c) => c.id === certificateId);
       answer = { ...result, certificate: cert?.certificate ?? null };

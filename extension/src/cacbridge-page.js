@@ -4,13 +4,31 @@
 //   await CACBridge.authenticate({ challengeNonce })
 //   await CACBridge.sign({ hash, hashFunction })
 // Errors reject with an Error whose `code` is stable (docs/page-api.md).
+// Calls wait until the extension says it is ready (the cacbridge:ready event, or
+// data-cacbridge="ready" on <html>), so nothing is posted into the void.
 (() => {
+  const READY_TIMEOUT = 2000;
   const ACK_TIMEOUT = 2000;
   const RESPONSE_TIMEOUT = 180000;
   let next = 1;
 
+  /** Resolves when the content script is ready, or after READY_TIMEOUT (then the ack decides). */
+  function ready() {
+    if (document.documentElement.dataset.cacbridge === "ready") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        window.removeEventListener("cacbridge:ready", done);
+        resolve(undefined);
+      };
+      const timer = setTimeout(done, READY_TIMEOUT);
+      window.addEventListener("cacbridge:ready", done);
+    });
+  }
+
   /** @param {string} action @param {object} params */
-  function call(action, params = {}) {
+  async function call(action, params = {}) {
+    await ready();
     const id = `cb-${Date.now()}-${next++}`;
     return new Promise((resolve, reject) => {
       let acked = false;

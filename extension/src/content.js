@@ -1,34 +1,45 @@
 // CAC Bridge content script: runs only on allow-listed portals. It relays the page API
 // (window.postMessage) to the extension and completes the portal's CAC forms. It never sees
 // a PIN: the chooser and PIN window belong to the extension.
-(async () => {
-  const api = globalThis.browser ?? globalThis.chrome;
-  if (document.documentElement.dataset.cacbridge) return;
-  document.documentElement.dataset.cacbridge = "starting";
-  // The browser ran this script because the host is on the allow-list; where patterns cannot
-  // name a port (Firefox) the background still decides, by the exact origin.
-  const verdict = await api.runtime.sendMessage({ type: "page-allowed" }).catch(() => null);
-  if (!verdict?.ok || !verdict.result?.allowed) {
-    delete document.documentElement.dataset.cacbridge;
-    return;
-  }
-  document.documentElement.dataset.cacbridge = "ready";
+//
+// It runs at document_start, so a request a page posts while it loads is queued until the
+// extension has said whether this page may use it, never dropped. It may also be injected
+// into a tab that was open when the extension arrived; a second run does nothing.
+(() => {
+  const self_ = /** @type {any} */ (globalThis);
+  if (self_.__cacbridgeContent) return;
+  self_.__cacbridgeContent = true;
+  const api = self_.browser ?? self_.chrome;
+
+  /** Actions that open the extension's window: only on a person's click or key press. */
+  const NEEDS_ACTIVATION = ["authenticate", "sign"];
+  /** Requests a page may queue before the verdict; more are answered at once. */
+  const MAX_QUEUED = 16;
 
   /** @param {object} message */
   const toPage = (message) => window.postMessage(message, window.location.origin);
 
-  /** @param {any} request */
-  const ask = (request) =>
-    api.runtime.sendMessage({ type: "page-request", request }).catch((/** @type {any} */ err) => ({
-      ok: false,
-      error: { code: "extension-unavailable", message: String(err) },
-    }));
+  /** The page's transient user activation, read in this isolated world the page cannot reach. */
+  const activated = () => Boolean(/** @type {any} */ (navigator).userActivation?.isActive);
 
-  // ---- page API ---------------------------------------------------------------------------
-  window.addEventListener("message", (event) => {
-    if (event.source !== window || event.origin !== window.location.origin) return;
-    const data = event.data;
-    if (!data || data.type !== "cacbridge:request") return;
+  /**
+   * @param {any} request
+   * @param {boolean} userActivation
+   */
+  const ask = (request, userActivation) =>
+    api.runtime
+      .sendMessage({ type: "page-request", request, userActivation, documentOrigin: self.origin })
+      .catch((/** @type {any} */ err) => ({
+        ok: false,
+        error: { code: "extension-unavailable", message: String(err) },
+      }));
+
+  /**
+   * Answer one page request (after the verdict).
+   * @param {any} data
+   * @param {boolean} userActivation as it was when the page posted the request
+   */
+  function handle(data, userActivation) {
     // Only the known fields travel on; in particular no "origin" the page might claim.
     const request = {
       id: data.id,
@@ -38,52 +49,105 @@
       hashFunction: data.hashFunction,
     };
     toPage({ type: "cacbridge:ack", id: data.id });
-    ask(request).then((/** @type {any} */ response) => {
+    if (NEEDS_ACTIVATION.includes(data.action) && !userActivation) {
+      toPage({
+        type: "cacbridge:response",
+        id: data.id,
+        ok: false,
+        error: {
+          code: "user-activation-required",
+          message: "CAC Bridge acts only when you click or press a key on the page. Try again from the page's button.",
+        },
+      });
+      return;
+    }
+    ask(request, userActivation).then((/** @type {any} */ response) => {
       toPage(
         response?.ok
           ? { type: "cacbridge:response", id: data.id, ok: true, result: response.result }
           : { type: "cacbridge:response", id: data.id, ok: false, error: response?.error },
       );
     });
-  });
-  window.dispatchEvent(new CustomEvent("cacbridge:ready"));
+  }
+
+  /** @type {{data: any, userActivation: boolean}[]} requests waiting for the verdict */
+  let queue = [];
+  /** @type {"waiting" | "allowed" | "refused"} */
+  let verdict = "waiting";
+  /** @param {MessageEvent} event */
+  const onMessage = (event) => {
+    if (event.source !== window || event.origin !== window.location.origin) return;
+    const data = event.data;
+    if (!data || data.type !== "cacbridge:request") return;
+    const userActivation = activated();
+    if (verdict === "allowed") handle(data, userActivation);
+    else if (verdict === "waiting" && queue.length < MAX_QUEUED) queue.push({ data, userActivation });
+  };
+  window.addEventListener("message", onMessage);
+
+  api.runtime
+    .sendMessage({ type: "page-allowed", documentOrigin: self.origin })
+    .catch(() => null)
+    .then((/** @type {any} */ answer) => {
+      const waiting = queue;
+      queue = [];
+      if (!answer?.ok || !answer.result?.allowed) {
+        // Not a portal (or a sandboxed document): stay silent, as if not installed.
+        verdict = "refused";
+        window.removeEventListener("message", onMessage);
+        return;
+      }
+      verdict = "allowed";
+      document.documentElement.dataset.cacbridge = "ready";
+      window.dispatchEvent(new CustomEvent("cacbridge:ready"));
+      for (const { data, userActivation } of waiting) handle(data, userActivation);
+      if (document.readyState === "loading") {
+        document.addEventListener("DOMContentLoaded", () => enhanceForms(), { once: true });
+      } else {
+        enhanceForms();
+      }
+    });
 
   // ---- the portal's CAC forms (docs/portal-integration.md) ---------------------------------
-  const kind = document.querySelector('meta[name="cacbridge-page"]')?.getAttribute("content");
-  const formId = kind === "cac-registration" ? "cacbridge-register" : kind === "cac-login" ? "cacbridge-login" : null;
-  const form = formId ? /** @type {HTMLFormElement | null} */ (document.getElementById(formId)) : null;
-  if (!form) return;
+  function enhanceForms() {
+    const kind = document.querySelector('meta[name="cacbridge-page"]')?.getAttribute("content");
+    const formId = kind === "cac-registration" ? "cacbridge-register" : kind === "cac-login" ? "cacbridge-login" : null;
+    const form = formId ? /** @type {HTMLFormElement | null} */ (document.getElementById(formId)) : null;
+    if (!form) return;
 
-  const banner = document.createElement("p");
-  banner.id = "cacbridge-status";
-  banner.setAttribute("role", "status");
-  banner.hidden = true;
-  form.append(banner);
-  /** @param {string} text @param {boolean} error */
-  const say = (text, error) => {
-    banner.hidden = false;
-    banner.textContent = text;
-    banner.style.color = error ? "#a00" : "#1f3a5f";
-    banner.style.fontWeight = "600";
-  };
+    const banner = document.createElement("p");
+    banner.id = "cacbridge-status";
+    banner.setAttribute("role", "status");
+    banner.hidden = true;
+    form.append(banner);
+    /** @param {string} text @param {boolean} error */
+    const say = (text, error) => {
+      banner.hidden = false;
+      banner.textContent = text;
+      banner.style.color = error ? "#a00" : "#1f3a5f";
+      banner.style.fontWeight = "600";
+    };
 
-  let busy = false;
-  form.addEventListener("submit", async (event) => {
-    if (form.dataset.cacbridgeDone) return;
-    event.preventDefault();
-    if (busy || !form.reportValidity()) return;
-    const challenge = document.querySelector('meta[name="cacbridge-challenge"]')?.getAttribute("content");
-    if (!challenge) return say("This page has no CAC challenge. Reload it.", true);
-    busy = true;
-    say("Continue in the CAC Bridge window: choose your certificate and enter your PIN there.", false);
-    const response = await ask({ id: `form-${Date.now()}`, action: "authenticate", challengeNonce: challenge });
-    busy = false;
-    if (!response?.ok) return say(response?.error?.message ?? "CAC Bridge could not complete the request.", true);
-    const field = /** @type {HTMLInputElement | null} */ (form.elements.namedItem("cacbridge_token"));
-    if (!field) return say("This page's form has no place for the CAC token.", true);
-    field.value = JSON.stringify(response.result);
-    form.dataset.cacbridgeDone = "1";
-    say("Card verified. Sending...", false);
-    form.submit();
-  });
+    let busy = false;
+    form.addEventListener("submit", async (event) => {
+      if (form.dataset.cacbridgeDone) return;
+      event.preventDefault();
+      if (busy || !form.reportValidity()) return;
+      const challenge = document.querySelector('meta[name="cacbridge-challenge"]')?.getAttribute("content");
+      if (!challenge) return say("This page has no CAC challenge. Reload it.", true);
+      busy = true;
+      say("Continue in the CAC Bridge window: choose your certificate and enter your PIN there.", false);
+      // A script's form.submit() fires no submit event; requestSubmit() without a click has
+      // no activation and is refused by the background.
+      const response = await ask({ id: `form-${Date.now()}`, action: "authenticate", challengeNonce: challenge }, activated());
+      busy = false;
+      if (!response?.ok) return say(response?.error?.message ?? "CAC Bridge could not complete the request.", true);
+      const field = /** @type {HTMLInputElement | null} */ (form.elements.namedItem("cacbridge_token"));
+      if (!field) return say("This page's form has no place for the CAC token.", true);
+      field.value = JSON.stringify(response.result);
+      form.dataset.cacbridgeDone = "1";
+      say("Card verified. Sending...", false);
+      form.submit();
+    });
+  }
 })();

@@ -4,13 +4,26 @@ import { invalidPageRequest, messageFor } from "../src/lib/errors.js";
 
 test("page requests are checked before anything else happens", () => {
   const nonce = "A".repeat(44);
+  const hash = Buffer.alloc(32, 7).toString("base64");
+  const wrong = (request) => {
+    const result = invalidPageRequest(request);
+    return result && [result.code, result.argument, result.reason];
+  };
   assert.equal(invalidPageRequest({ id: 1, action: "status" }), null);
   assert.equal(invalidPageRequest({ id: "x", action: "authenticate", challengeNonce: nonce }), null);
-  assert.equal(invalidPageRequest({ id: "x", action: "authenticate", challengeNonce: "short" }), "invalid-request");
-  assert.equal(invalidPageRequest({ id: "x", action: "format-card" }), "invalid-request");
-  assert.equal(invalidPageRequest({ action: "status" }), "invalid-request");
-  assert.equal(invalidPageRequest(null), "invalid-request");
-  assert.equal(invalidPageRequest({ id: 2, action: "sign", hash: "abc" }), "invalid-request");
+  assert.equal(invalidPageRequest({ id: "x", action: "sign", hash, hashFunction: "SHA-256" }), null);
+  assert.deepEqual(wrong({ id: "x", action: "authenticate", challengeNonce: "short" }), ["invalid-request", "challengeNonce", "length"]);
+  assert.deepEqual(wrong({ id: "x", action: "authenticate", challengeNonce: `${"A".repeat(43)}<` }), ["invalid-request", "challengeNonce", "alphabet"]);
+  assert.deepEqual(wrong({ id: "x", action: "authenticate" }), ["invalid-request", "challengeNonce", "missing"]);
+  assert.deepEqual(wrong({ id: "x", action: "format-card" }), ["invalid-request", "action", "unknown"]);
+  assert.deepEqual(wrong({ action: "status" }), ["invalid-request", "id", "type"]);
+  assert.deepEqual(wrong(null), ["invalid-request", "request", "type"]);
+  assert.deepEqual(wrong({ id: 2, action: "sign", hash: "abc" }), ["invalid-request", "hashFunction", "unsupported"]);
+  assert.deepEqual(wrong({ id: 2, action: "sign", hash: "abc", hashFunction: "MD5" }), ["invalid-request", "hashFunction", "unsupported"]);
+  assert.deepEqual(wrong({ id: 2, action: "sign", hash: "a$c=", hashFunction: "SHA-256" }), ["invalid-request", "hash", "base64"]);
+  assert.deepEqual(wrong({ id: 2, action: "sign", hash: "abc", hashFunction: "SHA-256" }), ["invalid-request", "hash", "base64"]);
+  assert.deepEqual(wrong({ id: 2, action: "sign", hash, hashFunction: "SHA-384" }), ["invalid-request", "hash", "length"]);
+  assert.deepEqual(wrong({ id: 2, action: "sign", hash: Buffer.alloc(48).toString("base64"), hashFunction: "SHA-384" }), null);
 });
 
 test("errors read as plain words", () => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DEFAULT_ALLOW_LIST, effectiveAllowList, matchPatterns, normalizeOrigin, originAllowed } from "../src/lib/origins.js";
+import { effectiveAllowList, matchPatterns, normalizeOrigin, originAllowed } from "../src/lib/origins.js";
 
 test("origins are normalized or refused", () => {
   assert.equal(normalizeOrigin("https://Portal.Example.mil"), "https://portal.example.mil");
@@ -20,7 +20,10 @@ test("a managed list cannot be widened by the user", () => {
     managed: true,
   });
   assert.deepEqual(effectiveAllowList({ managed: null, user: ["https://c.mil"] }), { origins: ["https://c.mil"], managed: false });
-  assert.deepEqual(effectiveAllowList({}), { origins: DEFAULT_ALLOW_LIST, managed: false });
+  // The store build trusts no portal of its own; a development build brings its test portal.
+  assert.deepEqual(effectiveAllowList({}), { origins: [], managed: false });
+  assert.deepEqual(effectiveAllowList({ builtIn: ["https://localhost:8443"] }), { origins: ["https://localhost:8443"], managed: false });
+  assert.deepEqual(effectiveAllowList({ user: ["https://c.mil"], builtIn: ["https://localhost:8443"] }), { origins: ["https://c.mil"], managed: false });
 });
 
 test("only listed origins are allowed, exactly", () => {

@@ -1,8 +1,5 @@
 // Which sites may use CAC Bridge. Pure functions, unit-tested with Node.
 
-/** The reference portal of scripts/run; an administrator's or the user's list replaces it. */
-export const DEFAULT_ALLOW_LIST = ["https://localhost:8443"];
-
 /**
  * Normalize what a person or an administrator typed into an origin, or null when it is not
  * one: `https://host[:port]` (or http for localhost and 127.0.0.1), lower case, no path.
@@ -26,10 +23,12 @@ export function normalizeOrigin(text) {
 /**
  * The list in force: an administrator's managed list, when set, is the list, and the user
  * cannot widen it (their own entries count only where the managed list has them too).
- * @param {{managed?: string[] | null, user?: string[] | null}} lists
+ * Without either, the build's own origins (none in the store build; the test portal in a
+ * development build).
+ * @param {{managed?: string[] | null, user?: string[] | null, builtIn?: string[]}} lists
  * @returns {{origins: string[], managed: boolean}}
  */
-export function effectiveAllowList({ managed, user }) {
+export function effectiveAllowList({ managed, user, builtIn = [] }) {
   const clean = (/** @type {unknown} */ list) =>
     Array.isArray(list) ? [...new Set(list.map(normalizeOrigin).filter((o) => o !== null))] : null;
   const managedList = clean(managed);
@@ -38,7 +37,7 @@ export function effectiveAllowList({ managed, user }) {
     const origins = userList ? userList.filter((o) => managedList.includes(o)) : managedList;
     return { origins: /** @type {string[]} */ (origins), managed: true };
   }
-  return { origins: /** @type {string[]} */ (userList ?? DEFAULT_ALLOW_LIST), managed: false };
+  return { origins: /** @type {string[]} */ (userList ?? clean(builtIn) ?? []), managed: false };
 }
 
 /**

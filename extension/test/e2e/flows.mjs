@@ -180,6 +180,182 @@ export function extensionSuite(which) {
     await page.close();
   });
 
+  /** Post a page API request from the page (puppeteer's evaluate counts as a user gesture). */
+  const postFromPage = (page, request) =>
+    page.evaluate(
+      (request) =>
+        new Promise((resolve) => {
+          const seen = { acked: false };
+          window.addEventListener("message", (event) => {
+            if (event.data?.id !== request.id) return;
+            if (event.data.type === "cacbridge:ack") seen.acked = true;
+            if (event.data.type === "cacbridge:response") resolve({ ...event.data, acked: seen.acked });
+          });
+          window.postMessage({ type: "cacbridge:request", ...request }, location.origin);
+          setTimeout(() => resolve({ timeout: true, acked: seen.acked }), 8000);
+        }),
+      request,
+    );
+
+  /** No CAC Bridge window opens within `ms`. */
+  async function noDialogWithin(ms) {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      for (const page of await stack.browser.pages()) {
+        if (seenDialogs.has(page)) continue;
+        const href = await page.evaluate(() => location.href).catch(() => "");
+        assert.ok(!href.includes("/ui/dialog.html"), "a CAC Bridge window opened");
+      }
+      await sleep(200);
+    }
+  }
+
+  test(`${which}: requests a page posts while loading are queued, and without a click nothing opens`, async () => {
+    const page = await stack.browser.newPage();
+    // Posted while the page is still being parsed (before the extension can have said it is
+    // ready), and without any user activation.
+    await page.evaluateOnNewDocument(() => {
+      const answers = {};
+      window.__cacbridgeAnswers = answers;
+      window.addEventListener("message", (event) => {
+        if (event.data?.type === "cacbridge:response") answers[event.data.id] = event.data;
+      });
+      const post = () => {
+        window.__cacbridgeReadyWhenPosted = document.documentElement.dataset.cacbridge ?? null;
+        window.postMessage({ type: "cacbridge:request", id: "early-status", action: "status" }, location.origin);
+        window.postMessage({ type: "cacbridge:request", id: "early-auth", action: "authenticate", challengeNonce: "A".repeat(44) }, location.origin);
+      };
+      document.addEventListener("readystatechange", post, { once: true });
+    });
+    await page.goto(`${PORTAL_ORIGIN}/login`);
+    await page.waitForFunction(() => Object.keys(window.__cacbridgeAnswers ?? {}).length === 2, { timeout: 20000 });
+    const answers = await page.evaluate(() => window.__cacbridgeAnswers);
+    console.log(`# posted while the extension was ${await page.evaluate(() => window.__cacbridgeReadyWhenPosted) ?? "not yet ready"}`);
+    assert.equal(answers["early-status"].ok, true, JSON.stringify(answers));
+    assert.equal(answers["early-auth"].ok, false);
+    assert.equal(answers["early-auth"].error.code, "user-activation-required");
+    await noDialogWithin(1500);
+    await page.close();
+  });
+
+  test(`${which}: a page learns whether a usable card is there, never who holds it`, async () => {
+    const page = await stack.browser.newPage();
+    await page.goto(`${PORTAL_ORIGIN}/login`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    const status = await postFromPage(page, { id: "s", action: "status" });
+    assert.equal(status.ok, true, JSON.stringify(status));
+    assert.deepEqual(status.result.readers.find((r) => r.cardPresent), { cardPresent: true, cardType: "PIV" });
+    const list = await postFromPage(page, { id: "l", action: "list-certificates" });
+    assert.equal(list.ok, true, JSON.stringify(list));
+    assert.ok(list.result.certificates.some((c) => c.usableFor.includes("authenticate") && !c.expired));
+    const text = JSON.stringify([status, list]);
+    for (const secret of [card.info.edipi, card.info.upn, card.info.email, "DOE", "Virtual PCD", "MII"]) {
+      assert.ok(!text.includes(secret), `${secret} reached the page: ${text}`);
+    }
+    await page.close();
+  });
+
+  test(`${which}: bad parameters are answered at once, and no window opens`, async () => {
+    const page = await stack.browser.newPage();
+    await page.goto(`${PORTAL_ORIGIN}/login`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    const cases = [
+      [{ id: "n1", action: "authenticate", challengeNonce: "short" }, "challengeNonce", "length"],
+      [{ id: "n2", action: "authenticate", challengeNonce: `${"A".repeat(43)}<` }, "challengeNonce", "alphabet"],
+      [{ id: "h1", action: "sign", hash: "not base64!", hashFunction: "SHA-256" }, "hash", "base64"],
+      [{ id: "h2", action: "sign", hash: Buffer.alloc(20).toString("base64"), hashFunction: "SHA-256" }, "hash", "length"],
+      [{ id: "h3", action: "sign", hash: Buffer.alloc(16).toString("base64"), hashFunction: "MD5" }, "hashFunction", "unsupported"],
+    ];
+    for (const [request, argument, reason] of cases) {
+      const answer = await postFromPage(page, request);
+      assert.equal(answer.ok, false, JSON.stringify(answer));
+      assert.deepEqual([answer.error.code, answer.error.argument, answer.error.reason], ["invalid-request", argument, reason]);
+    }
+    await noDialogWithin(1000);
+    await page.close();
+  });
+
+  test(`${which}: a document signature shows the site and the hash, and says it is not a login`, async () => {
+    const page = await stack.browser.newPage();
+    await page.goto(`${PORTAL_ORIGIN}/login`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    const hash = Buffer.alloc(32, 0xab);
+    const answer = postFromPage(page, { id: "doc", action: "sign", hash: hash.toString("base64"), hashFunction: "SHA-256" });
+    const win = await dialog(stack.browser);
+    assert.equal(await win.$eval("#document-signature", (el) => el.hidden), false);
+    assert.match(await win.$eval("#document-signature", (el) => el.textContent), /document signature, not a login/);
+    assert.equal(await win.$eval("#sign-origin", (el) => el.textContent), PORTAL_ORIGIN);
+    assert.equal(await win.$eval("#sign-hash", (el) => el.textContent), "ABABABAB ".repeat(8).trim());
+    const chosen = await win.$eval("input[name=certificate]:checked", (el) => el.closest("li").textContent);
+    assert.match(chosen, /Digital Signature/);
+    assert.ok(!/PIV Authentication/.test(await win.$eval("#certificates", (el) => el.textContent)), "the login certificate is not offered");
+    await screenshot(win, which, "document-signature");
+    await choose(win, card.info.pin);
+    const result = await answer;
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(result.result.algorithm, "ES256");
+    await page.close();
+  });
+
+  test(`${which}: after a cancel, the same tab cannot reopen the window at once`, async () => {
+    const page = await stack.browser.newPage();
+    await page.goto(`${PORTAL_ORIGIN}/login`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    const nonce = Buffer.alloc(32, 1).toString("base64");
+    const first = postFromPage(page, { id: "c1", action: "authenticate", challengeNonce: nonce });
+    const win = await dialog(stack.browser);
+    await win.click("#cancel-choose");
+    assert.equal((await first).error.code, "user-cancelled");
+    const again = await postFromPage(page, { id: "c2", action: "authenticate", challengeNonce: nonce });
+    assert.equal(again.error?.code, "action-throttled", JSON.stringify(again));
+    await noDialogWithin(1000);
+    await page.close();
+  });
+
+  test(`${which}: a sandboxed document on the portal (opaque origin) gets nothing`, async () => {
+    // What a portal does with content it does not trust (an uploaded file, say): serve it
+    // with a CSP sandbox. Its origin is "null" and must not be mapped back to the portal's.
+    const page = await stack.browser.newPage();
+    await page.setRequestInterception(true);
+    page.on("request", (request) => {
+      if (request.url() === `${PORTAL_ORIGIN}/uploads/hostile.html`) {
+        request.respond({
+          status: 200,
+          contentType: "text/html",
+          headers: { "Content-Security-Policy": "sandbox allow-scripts" },
+          // Hostile content dressed as the portal's CAC login form.
+          body:
+            '<!DOCTYPE html><title>upload</title><meta name="cacbridge-page" content="cac-login">' +
+            `<meta name="cacbridge-challenge" content="${"A".repeat(44)}">` +
+            '<form id="cacbridge-login" method="post" action="/login/cac"><input type="hidden" name="cacbridge_token">' +
+            '<button id="go">Log in with CAC</button></form>',
+        });
+      } else {
+        request.continue();
+      }
+    });
+    await page.goto(`${PORTAL_ORIGIN}/uploads/hostile.html`);
+    assert.equal(await page.evaluate(() => self.origin), "null", "the document is sandboxed");
+    await sleep(1500);
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.cacbridge ?? null), null, "not ready");
+    assert.equal(await page.$("#cacbridge-status"), null, "the form was not taken over");
+    // Its own window's origin is "null": it can only post with "*".
+    const acked = await page.evaluate(
+      () =>
+        new Promise((resolve) => {
+          window.addEventListener("message", (event) => {
+            if (event.data?.type === "cacbridge:ack") resolve(true);
+          });
+          window.postMessage({ type: "cacbridge:request", id: "sandboxed", action: "authenticate", challengeNonce: "A".repeat(44) }, "*");
+          setTimeout(() => resolve(false), 2000);
+        }),
+    );
+    assert.equal(acked, false, "no acknowledgement: as if not installed");
+    await page.click("#go").catch(() => {});
+    await noDialogWithin(1500);
+    await page.close();
+  });
+
   test(`${which}: a site not on the allow-list gets nothing`, async () => {
     const page = await stack.browser.newPage();
     // The same portal under another origin: not on the list.
@@ -266,6 +442,35 @@ export function extensionSuite(which) {
     assert.deepEqual(Object.fromEntries(checks).card, "true");
     assert.deepEqual(Object.fromEntries(checks).certificates, "true");
     await screenshot(page, which, "popup");
+    await page.close();
+  });
+}
+
+/** Installed while a portal tab is open: that tab gets CAC Bridge without a reload. */
+export function lateInstallSuite(which) {
+  let portal;
+  let stack;
+  before(async () => {
+    portal = await startPortal();
+    stack = await launch(which, { installNow: false });
+  });
+  after(async () => {
+    await stack?.close();
+    await portal?.stop();
+  });
+
+  test(`${which}: a portal tab open before the install gets the content script without a reload`, async () => {
+    const page = await stack.browser.newPage();
+    await page.goto(`${PORTAL_ORIGIN}/login`);
+    await page.evaluate(() => {
+      window.__loadedOnce = true;
+    });
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.cacbridge ?? null), null);
+    await stack.install();
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    assert.equal(await page.evaluate(() => window.__loadedOnce), true, "the page was not reloaded");
+    // The CAC login form is taken over too (its status line is the content script's).
+    assert.notEqual(await page.$("#cacbridge-status"), null, "the CAC form is enhanced");
     await page.close();
   });
 }

@@ -87,9 +87,10 @@ function hostManifest(browser, dir, withHost) {
 /**
  * A headless browser with the built extension installed.
  * @param {"chromium" | "firefox"} which
- * @param {{withHost?: boolean, visible?: boolean}} options
+ * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean}} options
+ *   installNow: false leaves the extension to `install()`, to test what it does on arrival
  */
-export async function launch(which, { withHost = true, visible = false } = {}) {
+export async function launch(which, { withHost = true, visible = false, installNow = true } = {}) {
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
   mkdirSync(logs);
@@ -135,10 +136,13 @@ export async function launch(which, { withHost = true, visible = false } = {}) {
       },
     });
   }
-  const id = await browser.installExtension(join(EXTENSION, "dist", which));
+  // The development build: it trusts the test portal, which the store build does not.
+  const install = () => browser.installExtension(join(EXTENSION, "dist", `dev-${which}`));
+  const id = installNow ? await install() : null;
   return {
     browser,
     id,
+    install,
     /** Where the extension's own pages live. */
     base: which === "chromium" ? `chrome-extension://${id}` : `moz-extension://${FIREFOX_UUID}`,
     profile,
