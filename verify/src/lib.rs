@@ -177,7 +177,21 @@ impl Verifier {
         nonce: &str,
         now: SystemTime,
     ) -> Result<Identity, VerifyError> {
-        store.consume(nonce, now)?;
+        self.verify_with_bound_store(store, b"", token_json, expected_origin, nonce, now)
+    }
+
+    /// As [`Verifier::verify_with_store`], for a nonce issued with
+    /// [`NonceStore::issue_bound`] to `binding` (the session that presents it).
+    pub fn verify_with_bound_store(
+        &self,
+        store: &NonceStore,
+        binding: &[u8],
+        token_json: &str,
+        expected_origin: &str,
+        nonce: &str,
+        now: SystemTime,
+    ) -> Result<Identity, VerifyError> {
+        store.consume_bound(binding, nonce, now)?;
         self.verify(token_json, expected_origin, nonce, now)
     }
 
