@@ -110,8 +110,10 @@
 
   // ---- the portal's CAC forms (docs/portal-integration.md) ---------------------------------
   function enhanceForms() {
-    const kind = document.querySelector('meta[name="cacbridge-page"]')?.getAttribute("content");
-    const formId = kind === "cac-registration" ? "cacbridge-register" : kind === "cac-login" ? "cacbridge-login" : null;
+    /** Page kind -> the form CAC Bridge completes with a token. */
+    const FORMS = { "cac-registration": "cacbridge-register", "cac-login": "cacbridge-login", "cac-link": "cacbridge-link" };
+    const kind = document.querySelector('meta[name="cacbridge-page"]')?.getAttribute("content") ?? "";
+    const formId = FORMS[/** @type {keyof typeof FORMS} */ (kind)] ?? null;
     const form = formId ? /** @type {HTMLFormElement | null} */ (document.getElementById(formId)) : null;
     if (!form) return;
 

@@ -39,6 +39,14 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX registrations_user ON registrations(user_id);
      CREATE INDEX registrations_edipi ON registrations(edipi);",
+    // 2: password throttling per account; sessions expire by index, challenges are stateless
+    "ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE users ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE users ADD COLUMN locked_until INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE users ADD COLUMN last_locked_at INTEGER;
+     ALTER TABLE users ADD COLUMN failures_since_login INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE users ADD COLUMN failures_before_login INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX sessions_expiry ON sessions(expires_at);",
 ];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -50,6 +58,11 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+pub(crate) fn migrate_for_tests(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate(conn)
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -68,7 +81,17 @@ pub struct User {
     pub id: i64,
     pub username: String,
     pub password_hash: String,
+    /// Wrong passwords in a row.
+    pub failed_logins: u32,
+    /// No password is checked before this time (back-off or lock).
+    pub retry_at: i64,
+    pub locked_until: i64,
+    pub last_locked_at: Option<i64>,
+    /// Wrong passwords between the last two successful password logins.
+    pub failures_before_login: u32,
 }
+
+const USER_COLUMNS: &str = "id, username, password_hash, failed_logins, retry_at, locked_until, last_locked_at, failures_before_login";
 
 pub fn create_user(
     conn: &Connection,
@@ -88,12 +111,17 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         id: r.get(0)?,
         username: r.get(1)?,
         password_hash: r.get(2)?,
+        failed_logins: r.get(3)?,
+        retry_at: r.get(4)?,
+        locked_until: r.get(5)?,
+        last_locked_at: r.get(6)?,
+        failures_before_login: r.get(7)?,
     })
 }
 
 pub fn user_by_name(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
     conn.query_row(
-        "SELECT id, username, password_hash FROM users WHERE username = ?1",
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
         params![username],
         user_row,
     )
@@ -102,80 +130,115 @@ pub fn user_by_name(conn: &Connection, username: &str) -> rusqlite::Result<Optio
 
 pub fn user_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
     conn.query_row(
-        "SELECT id, username, password_hash FROM users WHERE id = ?1",
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
         params![id],
         user_row,
     )
     .optional()
 }
 
+/// A wrong password for `user`: the next try waits (exponential back-off), and the
+/// `lock_after`-th in a row locks the account for `lock_seconds`. Returns the account as it
+/// now is.
+pub fn password_failed(
+    conn: &Connection,
+    user: &User,
+    now: i64,
+    retry_at: impl Fn(u32) -> i64,
+    lock_after: u32,
+    lock_seconds: i64,
+) -> rusqlite::Result<User> {
+    let failures = user.failed_logins + 1;
+    if failures >= lock_after {
+        let until = now + lock_seconds;
+        conn.execute(
+            "UPDATE users SET failed_logins = 0, retry_at = ?2, locked_until = ?2, last_locked_at = ?3,
+                 failures_since_login = failures_since_login + 1 WHERE id = ?1",
+            params![user.id, until, now],
+        )?;
+    } else {
+        conn.execute(
+            "UPDATE users SET failed_logins = ?2, retry_at = ?3,
+                 failures_since_login = failures_since_login + 1 WHERE id = ?1",
+            params![user.id, failures, retry_at(failures)],
+        )?;
+    }
+    Ok(user_by_id(conn, user.id)?.unwrap_or_else(|| user.clone()))
+}
+
+/// The right password: the streak ends; the wrong passwords since the last login are kept
+/// for the owner to see in My Account.
+pub fn password_succeeded(conn: &Connection, user: &User) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET failures_before_login = failures_since_login, failures_since_login = 0,
+             failed_logins = 0, retry_at = 0, locked_until = 0 WHERE id = ?1",
+        params![user.id],
+    )?;
+    Ok(())
+}
+
+/// Sessions past their expiry.
+pub fn purge_sessions(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])
+}
+
+pub fn session_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub user_id: Option<i64>,
     pub csrf: String,
-    pub challenge: Option<String>,
     pub pending_identity: Option<String>,
 }
 
 pub fn session(conn: &Connection, id_hash: &str, now: i64) -> rusqlite::Result<Option<SessionRow>> {
     conn.query_row(
-        "SELECT user_id, csrf, challenge, pending_identity FROM sessions
+        "SELECT user_id, csrf, pending_identity FROM sessions
          WHERE id_hash = ?1 AND expires_at > ?2",
         params![id_hash, now],
         |r| {
             Ok(SessionRow {
                 user_id: r.get(0)?,
                 csrf: r.get(1)?,
-                challenge: r.get(2)?,
-                pending_identity: r.get(3)?,
+                pending_identity: r.get(2)?,
             })
         },
     )
     .optional()
 }
 
+pub struct NewSession<'a> {
+    pub id_hash: &'a str,
+    pub csrf: &'a str,
+    pub user_id: Option<i64>,
+    pub pending_identity: Option<&'a str>,
+}
+
 pub fn create_session(
     conn: &Connection,
-    id_hash: &str,
-    csrf: &str,
-    user_id: Option<i64>,
+    session: &NewSession<'_>,
     now: i64,
     lifetime: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
     conn.execute(
-        "INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id_hash, user_id, csrf, now, now + lifetime],
+        "INSERT INTO sessions (id_hash, user_id, csrf, pending_identity, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            session.id_hash,
+            session.user_id,
+            session.csrf,
+            session.pending_identity,
+            now,
+            now + lifetime
+        ],
     )?;
     Ok(())
 }
 
 pub fn delete_session(conn: &Connection, id_hash: &str) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM sessions WHERE id_hash = ?1", params![id_hash])?;
-    Ok(())
-}
-
-pub fn set_challenge(
-    conn: &Connection,
-    id_hash: &str,
-    challenge: Option<&str>,
-) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE sessions SET challenge = ?2 WHERE id_hash = ?1",
-        params![id_hash, challenge],
-    )?;
-    Ok(())
-}
-
-pub fn set_pending_identity(
-    conn: &Connection,
-    id_hash: &str,
-    identity: Option<&str>,
-) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE sessions SET pending_identity = ?2 WHERE id_hash = ?1",
-        params![id_hash, identity],
-    )?;
     Ok(())
 }
 

@@ -204,7 +204,18 @@ fn main() -> ExitCode {
                     listener,
                     axum_server::tls_rustls::RustlsConfig::from_config(config),
                 );
-                match server.serve(router(state).into_make_service()).await {
+                let housekeeping = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(cacbridge_portal::HOUSEKEEPING_INTERVAL);
+                    loop {
+                        every.tick().await;
+                        housekeeping.housekeeping();
+                    }
+                });
+                // The client address feeds the login throttle.
+                let service =
+                    router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+                match server.serve(service).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(err) => {
                         eprintln!("cacbridge-portal: {err}");

@@ -90,7 +90,16 @@ pub fn challenge_meta(page_kind: &str, challenge: &str) -> String {
     )
 }
 
-pub fn login(csrf: &str, message: Option<&str>) -> String {
+/// The hidden field that carries a CAC form's challenge back: challenges are not stored, the
+/// server checks the one the form returns (bound to the visitor).
+fn challenge_field(challenge: &str) -> String {
+    format!(
+        r#"<input type="hidden" name="cacbridge_challenge" value="{}">"#,
+        esc(challenge)
+    )
+}
+
+pub fn login(csrf: &str, challenge: &str, message: Option<&str>) -> String {
     let message = message
         .map(|m| format!(r#"<p class="error" role="alert">{}</p>"#, esc(m)))
         .unwrap_or_default();
@@ -108,20 +117,58 @@ you will be asked for your username and password once, and the card is registere
 account.</p>
 <form method="post" action="/login/cac" id="cacbridge-login">
 <input type="hidden" name="csrf" value="{csrf}">
+{challenge}
 <input type="hidden" name="cacbridge_token" value="">
 <p><button type="submit" id="cacbridge-login-button">Log in with CAC</button></p>
 </form>"#,
-        csrf = esc(csrf)
+        csrf = esc(csrf),
+        challenge = challenge_field(challenge)
     )
 }
 
-pub fn account(username: &str, registrations: usize) -> String {
+pub fn account(user: &crate::db::User, registrations: usize, now: i64) -> String {
+    let mut security = String::new();
+    let failures = user.failures_before_login;
+    if failures > 0 {
+        let (noun, verb) = if failures == 1 {
+            ("wrong password", "was")
+        } else {
+            ("wrong passwords", "were")
+        };
+        security.push_str(&format!(
+            r#"<p class="error" id="failed-logins">{failures} {noun} {verb} entered for this account before your last password login. If that was not you, change your password.</p>"#
+        ));
+    }
+    if let Some(locked_at) = user.last_locked_at {
+        let state = if user.locked_until > now {
+            format!(
+                "It is locked for passwords until {}",
+                format_time(user.locked_until)
+            )
+        } else {
+            "The lock has ended".to_owned()
+        };
+        security.push_str(&format!(
+            r#"<p class="error" id="account-locked">This account was locked on {} after {} wrong passwords in a row. {state}; your registered CAC still logs you in.</p>"#,
+            esc(&format_time(locked_at)),
+            crate::throttle::LOCK_AFTER_FAILURES,
+        ));
+    }
     format!(
         r#"<h2>Account overview</h2>
-<p>Welcome, <strong>{}</strong>.</p>
+<p>Welcome, <strong>{}</strong>.</p>{security}
 <p>Certificates registered to this account: {registrations}.</p>
 <p>Open <strong>My Account &rarr; <a href="/account/cac">CAC/Certificate Registration</a></strong> to register your CAC.</p>"#,
-        esc(username)
+        esc(&user.username)
+    )
+}
+
+pub fn too_many_attempts(reason: &str) -> String {
+    format!(
+        r#"<h2>Too many attempts</h2>
+<p class="error" role="alert" id="too-many">{}</p>
+<p><a href="/login">Back to the login page</a></p>"#,
+        esc(reason)
     )
 }
 
@@ -151,6 +198,7 @@ fn registrations_table(rows: &[Registration]) -> String {
 
 pub fn cac_registration(
     csrf: &str,
+    challenge: &str,
     rows: &[Registration],
     message: Option<(&str, bool)>,
 ) -> String {
@@ -169,20 +217,23 @@ certificate and enter your PIN in the CAC Bridge window, then confirm with your 
 password.</p>
 <form method="post" action="/account/cac/register" id="cacbridge-register">
 <input type="hidden" name="csrf" value="{csrf}">
+{challenge}
 <input type="hidden" name="cacbridge_token" value="">
 <label for="password">Your account password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <p><button type="submit" id="cacbridge-register-button">Register</button></p>
 </form>"#,
         table = registrations_table(rows),
-        csrf = esc(csrf)
+        csrf = esc(csrf),
+        challenge = challenge_field(challenge)
     )
 }
 
 pub fn confirmation(r: &Registration, username: &str) -> String {
     format!(
         r#"<h2>CAC registration confirmation</h2>
-<p class="notice" id="registration-complete">Your CAC is registered to the account <strong>{user}</strong>.</p>
+<p class="notice" id="registration-complete">The CAC of <strong id="confirmation-holder">{name}</strong> is registered to the account <strong id="confirmation-account">{user}</strong>.</p>
+<p class="no-print">If this is not your card, or not your account, remove the registration and tell your security officer.</p>
 <dl class="confirmation">
 <dt>Name</dt><dd id="confirmation-name">{name}</dd>
 <dt>DoD ID number (EDIPI)</dt><dd id="confirmation-edipi">{edipi}</dd>
@@ -209,24 +260,33 @@ pub fn confirmation(r: &Registration, username: &str) -> String {
     )
 }
 
-pub fn link_card(csrf: &str, name: &str, edipi: &str, message: Option<&str>) -> String {
+pub fn link_card(
+    csrf: &str,
+    challenge: &str,
+    name: &str,
+    edipi: &str,
+    message: Option<&str>,
+) -> String {
     let message = message
         .map(|m| format!(r#"<p class="error" role="alert">{}</p>"#, esc(m)))
         .unwrap_or_default();
     format!(
         r#"<h2>Register this CAC</h2>{message}
 <p>The CAC of <strong>{name}</strong> (DoD ID {edipi}) is not registered to an account yet.
-Log in with your username and password once to register it; from then on the card logs you
-in.</p>
-<form method="post" action="/login/cac/link" id="link-card">
+Log in with your username and password once to register it; the CAC Bridge window then asks
+for your PIN again, to prove the card is still yours. From then on the card logs you in.</p>
+<form method="post" action="/login/cac/link" id="cacbridge-link">
 <input type="hidden" name="csrf" value="{csrf}">
+{challenge}
+<input type="hidden" name="cacbridge_token" value="">
 <label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
 <label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
-<p><button type="submit">Register the card and log in</button></p>
+<p><button type="submit" id="cacbridge-link-button">Register the card and log in</button></p>
 </form>"#,
         name = esc(name),
         edipi = esc(edipi),
-        csrf = esc(csrf)
+        csrf = esc(csrf),
+        challenge = challenge_field(challenge)
     )
 }
 

@@ -282,6 +282,7 @@ fn register(browser: &Browser, host: &mut Host, card: &VirtualCard, password: &s
         "/account/cac/register",
         &[
             ("csrf", &page.csrf()),
+            ("cacbridge_challenge", &page.challenge()),
             ("cacbridge_token", &token),
             ("password", password),
         ],
@@ -295,7 +296,32 @@ fn cac_login(browser: &Browser, host: &mut Host, card: &VirtualCard) -> Page {
     let token = host.token(card, &browser.origin, &login.challenge());
     browser.post(
         "/login/cac",
-        &[("csrf", &login.csrf()), ("cacbridge_token", &token)],
+        &[
+            ("csrf", &login.csrf()),
+            ("cacbridge_challenge", &login.challenge()),
+            ("cacbridge_token", &token),
+        ],
+    )
+}
+
+/// The link page's form: username, password and a fresh proof from `card` for its challenge.
+fn link(
+    browser: &Browser,
+    host: &mut Host,
+    link: &Page,
+    card: &VirtualCard,
+    password: &str,
+) -> Page {
+    let token = host.token(card, &browser.origin, &link.challenge());
+    browser.post(
+        "/login/cac/link",
+        &[
+            ("csrf", &link.csrf()),
+            ("cacbridge_challenge", &link.challenge()),
+            ("cacbridge_token", &token),
+            ("username", "demo"),
+            ("password", password),
+        ],
     )
 }
 
@@ -393,6 +419,7 @@ fn replayed_tokens_and_tokens_for_another_origin_are_forbidden() {
     let token = host.token(&card, &browser.origin, &page.challenge());
     let form = [
         ("csrf", page.csrf()),
+        ("cacbridge_challenge", page.challenge()),
         ("cacbridge_token", token.clone()),
         ("password", "demo-password".into()),
     ];
@@ -407,7 +434,14 @@ fn replayed_tokens_and_tokens_for_another_origin_are_forbidden() {
     assert_eq!(replay.status, StatusCode::FORBIDDEN);
     assert!(replay.body.contains("403: Access Forbidden"));
     // Even with the page's new challenge, an old token does not match it.
-    browser.get("/account/cac");
+    let fresh = browser.get("/account/cac");
+    let form = [
+        ("csrf", fresh.csrf()),
+        ("cacbridge_challenge", fresh.challenge()),
+        ("cacbridge_token", token.clone()),
+        ("password", "demo-password".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let replay = browser.post("/account/cac/register", &form);
     assert_eq!(replay.status, StatusCode::FORBIDDEN);
     assert!(
@@ -423,6 +457,7 @@ fn replayed_tokens_and_tokens_for_another_origin_are_forbidden() {
         "/account/cac/register",
         &[
             ("csrf", &page.csrf()),
+            ("cacbridge_challenge", &page.challenge()),
             ("cacbridge_token", &foreign),
             ("password", "demo-password"),
         ],
@@ -450,6 +485,7 @@ fn a_document_signature_replayed_as_a_login_token_is_refused() {
         "/account/cac/register",
         &[
             ("csrf", &page.csrf()),
+            ("cacbridge_challenge", &page.challenge()),
             ("cacbridge_token", &forged),
             ("password", "demo-password"),
         ],
@@ -475,7 +511,11 @@ fn a_document_signature_replayed_as_a_login_token_is_refused() {
     let forged = host.signature_shaped_as_token(&card, &other.origin, &login.challenge());
     let refused = other.post(
         "/login/cac",
-        &[("csrf", &login.csrf()), ("cacbridge_token", &forged)],
+        &[
+            ("csrf", &login.csrf()),
+            ("cacbridge_challenge", &login.challenge()),
+            ("cacbridge_token", &forged),
+        ],
     );
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert!(!other.get("/account").url.ends_with("/account"));
@@ -511,23 +551,30 @@ fn cac_login_of_a_registered_card_and_linking_an_unregistered_one() {
     let link = cac_login(&other, &mut host, &smith);
     assert_eq!(link.status, StatusCode::OK);
     assert!(link.body.contains("SMITH.JANE.1098765432"));
-    let wrong = other.post(
-        "/login/cac/link",
-        &[
-            ("csrf", &link.csrf()),
-            ("username", "demo"),
-            ("password", "nope-nope"),
-        ],
-    );
+    let wrong = self::link(&other, &mut host, &link, &smith, "nope-nope");
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let linked = other.post(
+    // The password alone is not enough: the form needs a fresh proof from the card.
+    let no_proof = other.post(
         "/login/cac/link",
         &[
-            ("csrf", &link.csrf()),
+            ("csrf", &wrong.csrf()),
+            ("cacbridge_challenge", &wrong.challenge()),
             ("username", "demo"),
             ("password", "demo-password"),
         ],
     );
+    assert_eq!(no_proof.status, StatusCode::FORBIDDEN);
+    // Nor does another card's proof link the card that logged in.
+    let relog = cac_login(&other, &mut host, &smith);
+    let swapped = self::link(&other, &mut host, &relog, &doe, "demo-password");
+    assert_eq!(swapped.status, StatusCode::FORBIDDEN);
+    assert!(
+        swapped.body.contains("not the card waiting"),
+        "{}",
+        swapped.body
+    );
+    let relog = cac_login(&other, &mut host, &smith);
+    let linked = self::link(&other, &mut host, &relog, &smith, "demo-password");
     assert!(
         linked
             .body
@@ -535,6 +582,10 @@ fn cac_login_of_a_registered_card_and_linking_an_unregistered_one() {
         "{}",
         linked.body
     );
+    // The card's holder beside the account, so a mismatch shows.
+    assert!(linked.body.contains(
+        "The CAC of <strong id=\"confirmation-holder\">SMITH.JANE.1098765432</strong> is registered to the account <strong id=\"confirmation-account\">demo</strong>"
+    ));
     // From now on that card logs in by itself.
     let third = portal.browser();
     let in_ = cac_login(&third, &mut host, &smith);
@@ -569,8 +620,20 @@ fn the_403_page_and_csrf() {
     let no_token = browser.get("/login");
     let refused = browser.post(
         "/login/cac",
-        &[("csrf", &no_token.csrf()), ("cacbridge_token", "")],
+        &[
+            ("csrf", &no_token.csrf()),
+            ("cacbridge_challenge", &no_token.challenge()),
+            ("cacbridge_token", ""),
+        ],
     );
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("no CAC Bridge token arrived"));
+    let no_challenge = browser.post(
+        "/login/cac",
+        &[("csrf", &no_token.csrf()), ("cacbridge_token", "{}")],
+    );
+    assert_eq!(no_challenge.status, StatusCode::FORBIDDEN);
+    assert!(no_challenge
+        .body
+        .contains("no challenge came with the form"));
 }

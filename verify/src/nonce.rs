@@ -161,7 +161,11 @@ impl NonceStore {
 
     /// Consumed challenges still remembered (for tests and the portal's figures).
     pub fn remembered(&self) -> usize {
-        self.used.lock().unwrap_or_else(|p| p.into_inner()).set.len()
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set
+            .len()
     }
 }
 
@@ -209,7 +213,10 @@ mod tests {
             store.consume(&BASE64.encode(&bytes), at(1)),
             Err(VerifyError::NonceUnknown)
         );
-        assert_eq!(store.consume("short", at(1)), Err(VerifyError::NonceUnknown));
+        assert_eq!(
+            store.consume("short", at(1)),
+            Err(VerifyError::NonceUnknown)
+        );
     }
 
     #[test]

@@ -1,0 +1,84 @@
+//! A portal process with a demo account, and clients that may come from several loopback
+//! addresses (127.0.0.0/8 is all loopback on Linux), for tests that need no card.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+const PORTAL: &str = env!("CARGO_BIN_EXE_cacbridge-portal");
+
+pub struct Portal {
+    process: Child,
+    pub origin: String,
+    pub data: tempfile::TempDir,
+    cert: Vec<u8>,
+}
+
+impl Portal {
+    pub fn start() -> Portal {
+        let data = tempfile::tempdir().unwrap();
+        let mut process = Command::new(PORTAL)
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--demo-account"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(process.stdout.take().unwrap());
+        let mut banner = String::new();
+        stdout.read_line(&mut banner).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let origin = banner.split_whitespace().nth(4).unwrap().to_owned();
+        let cert = std::fs::read(data.path().join("portal-cert.pem")).unwrap();
+        Portal {
+            process,
+            origin,
+            data,
+            cert,
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.path().join("portal.db")
+    }
+
+    /// The portal's database, opened beside the server (SQLite in WAL mode allows it).
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db_path()).unwrap()
+    }
+
+    /// A browser-like client (cookies kept) whose connections come from `address`.
+    pub fn client_from(&self, address: IpAddr) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.cert).unwrap())
+            .cookie_store(true)
+            .local_address(address)
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The value of hidden field `name` in the first form that has it.
+pub fn field(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field"))
+        + marker.len();
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+/// `127.0.0.N`.
+pub fn loopback(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
+}
