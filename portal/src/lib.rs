@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod pages;
+pub mod passwords;
 pub mod throttle;
 pub mod tls;
 
@@ -12,9 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use argon2::Argon2;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -28,7 +27,6 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::Connection;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
 use cacbridge_verify::{Identity, NonceStore, Verifier};
 
@@ -54,11 +52,9 @@ pub struct AppState {
     rng: SystemRandom,
     /// Derives anonymous visitors' CSRF tokens.
     csrf_key: hmac::Key,
-    /// Argon2 runs on the blocking pool, this many at once: each takes ~19 MiB and a core,
-    /// so a flood of wrong passwords waits here instead of starving the server or its memory.
-    password_checks: Semaphore,
-    /// Checked for unknown usernames, so they take as long as known ones.
-    unknown_user_hash: String,
+    /// Argon2 on the blocking pool, one a core, in reused memory: a flood of wrong passwords
+    /// waits there instead of starving the server or its memory.
+    password_checks: passwords::PasswordChecks,
 }
 
 impl AppState {
@@ -74,8 +70,7 @@ impl AppState {
             addresses: throttle::AddressThrottle::default(),
             rng,
             csrf_key,
-            password_checks: Semaphore::new(cores),
-            unknown_user_hash: hash_password("no account has this password"),
+            password_checks: passwords::PasswordChecks::new(cores),
         }
     }
 
@@ -114,16 +109,6 @@ pub fn hash_password(password: &str) -> String {
         .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
         .expect("argon2 hashes any password")
         .to_string()
-}
-
-fn password_hash_matches(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
 }
 
 /// Create an account (the `create-account` command and the demo flag).
@@ -335,20 +320,8 @@ async fn password_attempt(
             locked: user.locked_until > now,
         });
     }
-    let hash = user.as_ref().map_or_else(
-        || state.unknown_user_hash.clone(),
-        |u| u.password_hash.clone(),
-    );
-    let matches = {
-        let _permit = state
-            .password_checks
-            .acquire()
-            .await
-            .map_err(|_| PortalError::Busy)?;
-        tokio::task::spawn_blocking(move || password_hash_matches(&hash, &password))
-            .await
-            .unwrap_or(false)
-    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = state.password_checks.matches(hash, password).await;
     match user {
         Some(user) if matches => {
             db::password_succeeded(&state.db(), &user)?;

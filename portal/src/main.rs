@@ -181,7 +181,14 @@ fn main() -> ExitCode {
                 Verifier::new(trust, policy),
                 origin.clone(),
             ));
-            let runtime = match tokio::runtime::Runtime::new() {
+            // Argon2 is the only blocking work, one a core (passwords.rs): a pool of the same
+            // size keeps idle threads, and their malloc arenas, from piling up.
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(cores)
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(err) => {
                     eprintln!("cacbridge-portal: {err}");

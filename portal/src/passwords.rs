@@ -1,0 +1,140 @@
+//! Password checks that a flood cannot turn into a memory or CPU famine.
+//!
+//! Argon2 (19 MiB, two passes by default) runs on tokio's blocking pool, as many at once as
+//! there are cores (a semaphore), each in one of as many memory blocks allocated once and
+//! reused. Allocating 19 MiB per check instead let glibc keep freed blocks in per-thread
+//! arenas: 200 wrong passwords grew the portal to 280-500 MiB (bench/portal_password_flood.py).
+
+use std::sync::Mutex;
+
+use argon2::password_hash::{Output, PasswordHash};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordVerifier, Version};
+use tokio::sync::Semaphore;
+
+/// A well-formed Argon2id hash (the default parameters of `hash_password`) whose output is
+/// random, so no password matches it: checked for unknown usernames, so they cost as much as
+/// known ones.
+const UNKNOWN_USER_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Y2FjYnJpZGdlLXVua25vd24$5DqQYnX2B8gG4I9nKqOQd4rT8Xw7E3u4bJp1Gm2cV0M";
+
+pub struct PasswordChecks {
+    permits: Semaphore,
+    /// One Argon2 working memory per permit, allocated on first use.
+    memories: Mutex<Vec<Vec<Block>>>,
+}
+
+impl PasswordChecks {
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            permits: Semaphore::new(concurrency.max(1)),
+            memories: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Does `password` match `hash` (or, for an unknown user, `None`: never, after as long)?
+    pub async fn matches(&self, hash: Option<String>, password: String) -> bool {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| UNKNOWN_USER_HASH.to_owned());
+        let mut memory = self
+            .memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let (matched, memory) = tokio::task::spawn_blocking(move || {
+            let matched = verify(&hash, password.as_bytes(), &mut memory);
+            (matched, memory)
+        })
+        .await
+        .unwrap_or((false, Vec::new()));
+        self.memories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(memory);
+        known && matched
+    }
+}
+
+/// Verify in `memory`, grown to the hash's cost on first use and reused after.
+fn verify(hash: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .unwrap_or(Version::V0x13);
+    let blocks = params.block_count();
+    if blocks > 64 * 1024 {
+        // A hash far costlier than ours (64 MiB+): check it the ordinary way.
+        return Argon2::default().verify_password(password, &parsed).is_ok();
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..blocks])
+        .is_ok()
+        // Output's equality is constant-time.
+        && Output::new(&out).is_ok_and(|computed| computed == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_reused_memory_checks_what_hash_password_made() {
+        let hash = crate::hash_password("correct horse battery");
+        let mut memory = Vec::new();
+        assert!(verify(&hash, b"correct horse battery", &mut memory));
+        assert_eq!(memory.len(), 19456);
+        assert!(!verify(&hash, b"correct horse batterY", &mut memory));
+        assert!(verify(&hash, b"correct horse battery", &mut memory));
+        assert!(!verify("not a hash", b"x", &mut memory));
+    }
+
+    #[test]
+    fn the_unknown_user_hash_is_well_formed_and_as_costly_as_ours() {
+        let parsed = PasswordHash::new(UNKNOWN_USER_HASH).unwrap();
+        let ours = crate::hash_password("x");
+        let ours = PasswordHash::new(&ours).unwrap();
+        assert_eq!(parsed.algorithm, ours.algorithm);
+        assert_eq!(
+            Params::try_from(&parsed).unwrap().block_count(),
+            Params::try_from(&ours).unwrap().block_count()
+        );
+        let mut memory = Vec::new();
+        assert!(!verify(UNKNOWN_USER_HASH, b"anything", &mut memory));
+        assert_eq!(memory.len(), 19456, "a full check ran");
+    }
+
+    #[tokio::test]
+    async fn unknown_users_never_match() {
+        let checks = PasswordChecks::new(2);
+        let hash = crate::hash_password("pw-pw-pw-pw");
+        assert!(
+            checks
+                .matches(Some(hash.clone()), "pw-pw-pw-pw".into())
+                .await
+        );
+        assert!(!checks.matches(Some(hash), "nope".into()).await);
+        assert!(!checks.matches(None, "pw-pw-pw-pw".into()).await);
+    }
+}
