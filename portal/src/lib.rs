@@ -383,8 +383,6 @@ pub enum PortalError {
     Forbidden(String),
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
-    #[error("the server is shutting down")]
-    Busy,
 }
 
 impl IntoResponse for PortalError {
@@ -401,8 +399,8 @@ impl IntoResponse for PortalError {
                 )
                     .into_response()
             }
-            PortalError::Database(_) | PortalError::Busy => {
-                tracing::error!(err = %self, "server error");
+            PortalError::Database(err) => {
+                tracing::error!(%err, "database error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     Html(plain_page(
