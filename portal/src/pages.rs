@@ -233,7 +233,7 @@ pub fn confirmation(r: &Registration, username: &str) -> String {
     format!(
         r#"<h2>CAC registration confirmation</h2>
 <p class="notice" id="registration-complete">The CAC of <strong id="confirmation-holder">{name}</strong> is registered to the account <strong id="confirmation-account">{user}</strong>.</p>
-<p class="no-print">If this is not your card, or not your account, remove the registration and tell your security officer.</p>
+<p class="no-print">If this is not your card, or not your account, tell your security officer at once.</p>
 <dl class="confirmation">
 <dt>Name</dt><dd id="confirmation-name">{name}</dd>
 <dt>DoD ID number (EDIPI)</dt><dd id="confirmation-edipi">{edipi}</dd>
