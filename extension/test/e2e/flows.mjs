@@ -446,6 +446,43 @@ export function extensionSuite(which) {
   });
 }
 
+/** An unregistered card logs in: the password and a fresh proof from the same card link it. */
+export function linkSuite(which) {
+  let portal;
+  let card;
+  let stack;
+  before(async () => {
+    card = await insertCard("doe");
+    portal = await startPortal();
+    stack = await launch(which);
+  });
+  after(async () => {
+    await stack?.close();
+    await portal?.stop();
+    await card?.remove();
+  });
+
+  test(`${which}: an unregistered card is linked with the password and a second PIN, and the confirmation names its holder`, async () => {
+    const page = await stack.browser.newPage();
+    await page.goto(`${PORTAL_ORIGIN}/login`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    await page.click("#cacbridge-login-button");
+    const first = await dialog(stack.browser);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(first, card.info.pin)]);
+    assert.match(await page.content(), /is not registered to an account yet/);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    await page.type("#username", "demo");
+    await page.type("#password", "demo-password");
+    await page.click("#cacbridge-link-button");
+    const second = await dialog(stack.browser);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(second, card.info.pin)]);
+    await page.waitForSelector("#confirmation-holder");
+    assert.equal(await page.$eval("#confirmation-holder", (el) => el.textContent), "DOE.JOHN.A.1234567890");
+    assert.equal(await page.$eval("#confirmation-account", (el) => el.textContent), "demo");
+    await page.close();
+  });
+}
+
 /** Installed while a portal tab is open: that tab gets CAC Bridge without a reload. */
 export function lateInstallSuite(which) {
   let portal;
