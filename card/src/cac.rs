@@ -84,7 +84,7 @@ fn read_buffer(ch: &mut Channel<'_>, buffer: Buffer) -> Result<Vec<u8>, CardErro
 /// The certificate of a PKI applet (selects it). `None` when the applet is absent or empty.
 pub fn read_certificate(ch: &mut Channel<'_>, slot: Slot) -> Result<Option<Vec<u8>>, CardError> {
     let aid = applet_aid(slot)
-        .ok_or_else(|| CardError::KeyNotUsable(format!("{} is not a CAC applet", slot.label())))?;
+        .ok_or_else(|| CardError::KeyNotUsable(format!("{slot:?} is not a CAC applet")))?;
     if !select(ch, &aid)? {
         return Ok(None);
     }

@@ -21,23 +21,6 @@ impl HashFunction {
         }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            HashFunction::Sha256 => "SHA-256",
-            HashFunction::Sha384 => "SHA-384",
-            HashFunction::Sha512 => "SHA-512",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "SHA-256" => Some(HashFunction::Sha256),
-            "SHA-384" => Some(HashFunction::Sha384),
-            "SHA-512" => Some(HashFunction::Sha512),
-            _ => None,
-        }
-    }
-
     pub fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             HashFunction::Sha256 => Sha256::digest(data).to_vec(),
@@ -76,8 +59,8 @@ impl Digest {
     pub fn new(function: HashFunction, bytes: Vec<u8>) -> Result<Self, CardError> {
         if bytes.len() != function.output_len() {
             return Err(CardError::KeyNotUsable(format!(
-                "a {} digest is {} bytes, not {}",
-                function.name(),
+                "a {:?} digest is {} bytes, not {}",
+                function,
                 function.output_len(),
                 bytes.len()
             )));
@@ -107,9 +90,9 @@ pub fn pkcs1_v15_block(digest: &Digest, modulus_len: usize) -> Result<Vec<u8>, C
     let t_len = prefix.len() + digest.bytes.len();
     if modulus_len < t_len + 11 {
         return Err(CardError::KeyNotUsable(format!(
-            "a {}-bit RSA key is too small for {}",
+            "a {}-bit RSA key is too small for {:?}",
             modulus_len * 8,
-            digest.function.name()
+            digest.function
         )));
     }
     let mut block = Vec::with_capacity(modulus_len);

@@ -1,5 +1,5 @@
-//! Card-layer errors. Each has a stable code (`CardError::code`) that the host's protocol
-//! exposes unchanged.
+//! Card-layer errors. The host's protocol names them on the wire (host/src/views.rs); this
+//! crate knows no wire words.
 
 use crate::apdu::Status;
 
@@ -53,30 +53,6 @@ pub enum CardError {
 }
 
 impl CardError {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            CardError::NoReader | CardError::UnknownReader(_) => "no-reader",
-            CardError::NoCard => "no-card",
-            CardError::CardRemoved => "card-removed",
-            CardError::CardInUse => "card-in-use",
-            CardError::CardReset => "card-reset",
-            CardError::PinInterrupted => "pin-interrupted",
-            CardError::PcscUnavailable => "pcsc-unavailable",
-            CardError::Pcsc(_) => "pcsc-error",
-            CardError::UnsupportedCard(_) => "unsupported-card",
-            CardError::PinIncorrect { .. } => "pin-incorrect",
-            CardError::PinBlocked => "pin-blocked",
-            CardError::PinFormat => "pin-format",
-            CardError::CardStatus { .. } | CardError::Malformed(_) | CardError::NoResponse => {
-                "card-error"
-            }
-            CardError::CertificateNotFound => "certificate-not-found",
-            CardError::KeyNotUsable(_) => "key-not-usable",
-            CardError::Module(_) => "module-error",
-        }
-    }
-
     /// The boundary where an unexpected status word becomes an error.
     pub fn status(status: Status, operation: &'static str) -> Self {
         match status {

@@ -35,29 +35,6 @@ impl Slot {
         Slot::CacEmailEncryption,
     ];
 
-    /// "9A", "9C", "9D", "9E", "82".."95", or the CAC applet.
-    pub fn label(self) -> String {
-        match self {
-            Slot::CacId => "CAC-ID".into(),
-            Slot::CacEmailSignature => "CAC-EMAIL-SIGNATURE".into(),
-            Slot::CacEmailEncryption => "CAC-EMAIL-ENCRYPTION".into(),
-            piv => format!("{:02X}", piv.piv_key_reference().unwrap_or_default()),
-        }
-    }
-
-    pub fn role(self) -> String {
-        match self {
-            Slot::PivAuthentication => "PIV Authentication".into(),
-            Slot::DigitalSignature => "Digital Signature".into(),
-            Slot::KeyManagement => "Key Management".into(),
-            Slot::CardAuthentication => "Card Authentication".into(),
-            Slot::RetiredKeyManagement(n) => format!("Retired Key Management {n}"),
-            Slot::CacId => "CAC ID".into(),
-            Slot::CacEmailSignature => "CAC Email Signature".into(),
-            Slot::CacEmailEncryption => "CAC Email Encryption".into(),
-        }
-    }
-
     /// The PIV key reference (P2 of GENERAL AUTHENTICATE).
     pub fn piv_key_reference(self) -> Option<u8> {
         Some(match self {
@@ -109,16 +86,6 @@ pub enum CardType {
     /// A card with only the legacy GSC-IS CAC applets.
     Cac,
     Unknown,
-}
-
-impl CardType {
-    pub fn name(self) -> &'static str {
-        match self {
-            CardType::Piv => "PIV",
-            CardType::Cac => "CAC",
-            CardType::Unknown => "unknown",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

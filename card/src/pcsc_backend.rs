@@ -383,7 +383,7 @@ fn cache_entry(reader: &str, insertion: Insertion, contents: CardContents) -> Ca
             }),
             Err(err) => {
                 // One unreadable certificate must not hide the others.
-                tracing::warn!(reader, slot = %slot.label(), %err, "skipping certificate");
+                tracing::warn!(reader, ?slot, %err, "skipping certificate");
                 None
             }
         })

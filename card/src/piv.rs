@@ -54,7 +54,7 @@ pub fn get_data(ch: &mut Channel<'_>, object: u32) -> Result<Option<Vec<u8>>, Ca
 pub fn read_certificate(ch: &mut Channel<'_>, slot: Slot) -> Result<Option<Vec<u8>>, CardError> {
     let object = slot
         .piv_object()
-        .ok_or_else(|| CardError::KeyNotUsable(format!("{} is not a PIV slot", slot.label())))?;
+        .ok_or_else(|| CardError::KeyNotUsable(format!("{slot:?} is not a PIV slot")))?;
     let Some(contents) = get_data(ch, object)? else {
         return Ok(None);
     };
@@ -224,7 +224,7 @@ pub fn general_authenticate(
 ) -> Result<Vec<u8>, CardError> {
     let key_reference = slot
         .piv_key_reference()
-        .ok_or_else(|| CardError::KeyNotUsable(format!("{} is not a PIV slot", slot.label())))?;
+        .ok_or_else(|| CardError::KeyNotUsable(format!("{slot:?} is not a PIV slot")))?;
     let mut template = vec![0x82, 0x00];
     template.extend(encode_ber(0x81, input));
     let command = Command::new(0x00, 0x87, algorithm_id(key)?, key_reference)

@@ -16,11 +16,11 @@ fn a_legacy_cac_is_listed_with_its_three_certificates() {
     let slots: Vec<Slot> = certs.iter().map(|c| c.slot).collect();
     assert_eq!(slots, Slot::CAC.to_vec());
     for cert in &certs {
-        let label = cert.slot.label();
+        let label = cacbridge_testbed::golden_label(cert.slot);
         assert_eq!(cert.der, card.info.certificate(&label), "{label}");
         assert_eq!(cert.info.edipi.as_deref(), Some("1122334455"));
     }
-    assert_eq!(certs[0].slot.role(), "CAC ID");
+    assert_eq!(certs[0].slot, Slot::CacId);
     assert!(certs[0].slot.is_authentication());
     let readers = backend.readers().unwrap();
     let status = readers

@@ -5,9 +5,35 @@ use serde_json::Value;
 
 use crate::messaging::protocol::{Arguments, ErrorCode, Secret, WireError};
 
+use cacbridge_card::HashFunction;
+
 pub const MAX_ORIGIN: usize = 255;
 pub const NONCE_MIN: usize = 44;
 pub const NONCE_MAX: usize = 128;
+/// The characters of a nonce: both base64 alphabets and padding.
+pub const NONCE_ALPHABET: &str = "A-Za-z0-9+/=_-";
+/// A PIN's length, in digits (PIV and CAC).
+pub const PIN_DIGITS: std::ops::RangeInclusive<usize> = 6..=8;
+/// `hashFunction` on the wire.
+pub const HASH_FUNCTIONS: [(&str, HashFunction); 3] = [
+    ("SHA-256", HashFunction::Sha256),
+    ("SHA-384", HashFunction::Sha384),
+    ("SHA-512", HashFunction::Sha512),
+];
+
+pub fn hash_function(name: &str) -> Option<HashFunction> {
+    HASH_FUNCTIONS
+        .iter()
+        .find(|(wire, _)| *wire == name)
+        .map(|(_, function)| *function)
+}
+
+pub fn hash_function_name(function: HashFunction) -> &'static str {
+    HASH_FUNCTIONS
+        .iter()
+        .find(|(_, f)| *f == function)
+        .map_or("", |(wire, _)| wire)
+}
 
 pub fn invalid(argument: &str, reason: &str, message: impl Into<String>) -> WireError {
     WireError::new(ErrorCode::InvalidArgument, message)
@@ -181,6 +207,7 @@ pub fn check_nonce(nonce: &str) -> Result<(), WireError> {
             format!("the challenge nonce must be {NONCE_MIN} to {NONCE_MAX} characters"),
         ));
     }
+    // NONCE_ALPHABET, as bytes.
     let base64 = |b: u8| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b);
     if !nonce.bytes().all(base64) {
         return Err(invalid(

@@ -125,7 +125,7 @@ impl Host {
             return Route::Reply(Outbound::error(
                 Some(id),
                 WireError::new(
-                    ErrorCode::Command("caller-not-allowed"),
+                    ErrorCode::CallerNotAllowed,
                     "only the CAC Bridge extension may use this host",
                 ),
             ));

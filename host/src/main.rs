@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use cacbridge_host::caller::{self, Caller};
 use cacbridge_host::commands::{Host, HOST_VERSION};
 use cacbridge_host::logging;
-use cacbridge_host::messaging::protocol::PROTOCOL_VERSION;
+use cacbridge_host::messaging::protocol::{WireError, PROTOCOL_VERSION};
 use cacbridge_host::messaging::server;
 use cacbridge_host::policy::Policy;
 use cacbridge_host::views;
@@ -174,7 +174,7 @@ fn doctor() -> ExitCode {
                     Some(card) => say(&format!(
                         "  ok    {}: {} card",
                         reader.name,
-                        card.card_type.name()
+                        views::card_type_name(card.card_type)
                     )),
                     None => say(&format!("  --    {}: no card", reader.name)),
                 }
@@ -191,7 +191,7 @@ fn list(json: bool) -> ExitCode {
     let readers = match backend.readers() {
         Ok(readers) => readers,
         Err(err) => {
-            eprintln!("cacbridge-host: {err} ({})", err.code());
+            eprintln!("cacbridge-host: {err} ({})", WireError::from(&err).code);
             return ExitCode::from(1);
         }
     };
@@ -199,7 +199,7 @@ fn list(json: bool) -> ExitCode {
         Ok(certificates) => certificates,
         Err(CardError::NoCard | CardError::NoReader) => Vec::new(),
         Err(err) => {
-            eprintln!("cacbridge-host: {err} ({})", err.code());
+            eprintln!("cacbridge-host: {err} ({})", WireError::from(&err).code);
             return ExitCode::from(1);
         }
     };
@@ -232,7 +232,7 @@ fn list(json: bool) -> ExitCode {
         let kind = if card.dual_cac {
             "Dual CAC/PIV card"
         } else {
-            card.card_type.name()
+            views::card_type_name(card.card_type)
         };
         say(&format!("{}: {kind}, {pin}", reader.name));
         if let Some(err) = &card.error {
@@ -247,7 +247,7 @@ fn list(json: bool) -> ExitCode {
         }
         let slot_width = rows
             .iter()
-            .map(|c| c.slot.label().len())
+            .map(|c| views::slot_label(c.slot).len())
             .max()
             .unwrap_or(4)
             .max(4);
@@ -259,8 +259,8 @@ fn list(json: bool) -> ExitCode {
             let info = &cert.info;
             say(&format!(
                 "  {:<slot_width$} {:<22} {:<32} {:<10} {:<9} {:<10} {}",
-                cert.slot.label(),
-                cert.slot.role(),
+                views::slot_label(cert.slot),
+                views::slot_role(cert.slot),
                 info.common_name.as_deref().unwrap_or("-"),
                 info.edipi.as_deref().unwrap_or("-"),
                 info.key_algorithm.name(),

@@ -14,7 +14,8 @@ use cacbridge_card::crypto::ecdsa_der_to_fixed;
 use cacbridge_card::{CardCertificate, Digest, HashFunction, KeyAlgorithm, Pin, Token};
 
 use crate::arguments::{
-    check_certificate_id, check_nonce, check_origin, invalid, required_secret, required_string,
+    check_certificate_id, check_nonce, check_origin, hash_function, hash_function_name, invalid,
+    required_secret, required_string,
 };
 use crate::commands::HOST_VERSION;
 use crate::messaging::protocol::{Arguments, ErrorCode, WireError};
@@ -48,12 +49,12 @@ fn checked_origin(arguments: &Arguments, policy: &Policy) -> Result<String, Wire
         .check_origin(origin)
         .map_err(|refusal| match refusal {
             Refusal::OriginNotAllowed => WireError::new(
-                ErrorCode::Command("origin-not-allowed"),
+                ErrorCode::OriginNotAllowed,
                 "this site is not on the host policy's list of portals",
             )
             .with_detail("origin", origin),
             Refusal::PolicyError(reason) => WireError::new(
-                ErrorCode::Command("policy-error"),
+                ErrorCode::PolicyError,
                 format!("the host policy cannot be read, so signatures are refused: {reason}"),
             ),
         })?;
@@ -83,7 +84,7 @@ pub fn sign_request(arguments: &Arguments, policy: &Policy) -> Result<SignReques
     check_certificate_id(certificate_id)?;
     checked_origin(arguments, policy)?;
     let function_name = required_string(arguments, "hashFunction")?;
-    let function = HashFunction::from_name(function_name).ok_or_else(|| {
+    let function = hash_function(function_name).ok_or_else(|| {
         invalid(
             "hashFunction",
             "unsupported",
@@ -99,7 +100,7 @@ pub fn sign_request(arguments: &Arguments, policy: &Policy) -> Result<SignReques
             "length",
             format!(
                 "a {} hash is {} bytes",
-                function.name(),
+                hash_function_name(function),
                 function.output_len()
             ),
         )
@@ -120,7 +121,7 @@ fn find(token: &mut dyn Token, id: &str) -> Result<CardCertificate, WireError> {
         .find(|c| c.info.id == id)
         .ok_or_else(|| {
             WireError::new(
-                ErrorCode::Command("certificate-not-found"),
+                ErrorCode::CertificateNotFound,
                 "no inserted card holds that certificate",
             )
         })
@@ -142,13 +143,13 @@ pub fn usable_for(cert: &CardCertificate) -> Vec<&'static str> {
 
 fn wrong_role(cert: &CardCertificate, wanted: &str) -> WireError {
     WireError::new(
-        ErrorCode::Command("key-not-usable"),
+        ErrorCode::KeyNotUsable,
         format!(
             "the {} certificate cannot be used {wanted}",
-            cert.slot.role()
+            views::slot_role(cert.slot)
         ),
     )
-    .with_detail("role", cert.slot.role())
+    .with_detail("role", views::slot_role(cert.slot))
 }
 
 /// The JWS algorithm of a key, and its hash.

@@ -14,36 +14,90 @@ use super::codec::MAX_OUTBOUND;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Stable error codes. The strings are part of the protocol and never change meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every error code of the protocol (docs/protocol.md, whose table a test checks against this
+/// enum). The strings are part of the protocol and never change meaning.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum ErrorCode {
+    // The message itself.
     InvalidJson,
     InvalidRequest,
     UnknownCommand,
     InvalidArgument,
     MessageTooLarge,
     Internal,
-    /// A code defined by a command (card and PIN errors, policy); see docs/protocol.md.
-    Command(&'static str),
-}
-
-impl Serialize for ErrorCode {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
+    // Readers and cards.
+    NoReader,
+    NoCard,
+    CardRemoved,
+    CardInUse,
+    CardReset,
+    PinInterrupted,
+    PcscUnavailable,
+    PcscError,
+    UnsupportedCard,
+    PinIncorrect,
+    PinBlocked,
+    PinFormat,
+    CardError,
+    CertificateNotFound,
+    KeyNotUsable,
+    ModuleError,
+    // Who may ask, and for which site.
+    OriginNotAllowed,
+    PolicyError,
+    CallerNotAllowed,
 }
 
 impl ErrorCode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidJson => "invalid-json",
-            ErrorCode::InvalidRequest => "invalid-request",
-            ErrorCode::UnknownCommand => "unknown-command",
-            ErrorCode::InvalidArgument => "invalid-argument",
-            ErrorCode::MessageTooLarge => "message-too-large",
-            ErrorCode::Internal => "internal",
-            ErrorCode::Command(code) => code,
-        }
+        self.into()
+    }
+
+    /// Every code, in the order above.
+    pub fn all() -> impl Iterator<Item = ErrorCode> {
+        <ErrorCode as strum::IntoEnumIterator>::iter()
+    }
+}
+
+/// The codes the extension itself answers a page with (docs/page-api.md); the host's codes
+/// pass through to the page unchanged, so a page may see either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+pub enum PageErrorCode {
+    ExtensionUnavailable,
+    NativeUnavailable,
+    NativeTooOld,
+    OriginNotAllowed,
+    InvalidRequest,
+    UserActivationRequired,
+    ActionPending,
+    ActionThrottled,
+    UserCancelled,
+    UserTimeout,
+    HostTimeout,
+    PinBlocked,
+}
+
+impl PageErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn all() -> impl Iterator<Item = PageErrorCode> {
+        <PageErrorCode as strum::IntoEnumIterator>::iter()
     }
 }
 

@@ -100,6 +100,12 @@ impl CardInfo {
     }
 
     /// The DER certificate written to `slot` ("9a", "9c", ..., "cac-id", ...).
+    /// The certificate written to `slot` of this golden card.
+    pub fn certificate_of(&self, slot: cacbridge_card::Slot) -> Vec<u8> {
+        self.certificate(&golden_label(slot))
+    }
+
+    /// The certificate written to `slot` ("9A" .. "9E", "CAC-ID", ...) of this golden card.
     pub fn certificate(&self, slot: &str) -> Vec<u8> {
         let path = golden_dir()
             .join("cards")
@@ -377,4 +383,15 @@ pub fn openssl_verifies(certificate: &[u8], message: &[u8], signature: &[u8]) ->
         ],
     );
     verify.status.success() && String::from_utf8_lossy(&verify.stdout).trim() == "Verified OK"
+}
+
+/// How the golden cards' files name a slot (tests/harness/personalize-cards).
+pub fn golden_label(slot: cacbridge_card::Slot) -> String {
+    use cacbridge_card::Slot;
+    match slot {
+        Slot::CacId => "CAC-ID".into(),
+        Slot::CacEmailSignature => "CAC-EMAIL-SIGNATURE".into(),
+        Slot::CacEmailEncryption => "CAC-EMAIL-ENCRYPTION".into(),
+        piv => format!("{:02X}", piv.piv_key_reference().unwrap_or_default()),
+    }
 }
