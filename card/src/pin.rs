@@ -10,11 +10,14 @@ use crate::error::CardError;
 pub struct Pin(Zeroizing<Vec<u8>>);
 
 impl Pin {
+    /// Digits in a PIV or CAC PIN.
+    pub const LENGTH: std::ops::RangeInclusive<usize> = 6..=8;
+
     /// Validate a PIN. Anything but 6 to 8 digits is refused here, so it never costs a try on
     /// the card (an all-FF or empty VERIFY would).
     pub fn new(digits: &str) -> Result<Self, CardError> {
         let bytes = digits.as_bytes();
-        if (6..=8).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        if Self::LENGTH.contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
             Ok(Pin(Zeroizing::new(bytes.to_vec())))
         } else {
             Err(CardError::PinFormat)

@@ -8,7 +8,8 @@ import { BUILT_IN_ORIGINS } from "./lib/build-config.js";
 import { pageView } from "./lib/page-view.js";
 import { NativePort, HOST_NAME, hostError } from "./lib/port.js";
 import { chooserEntries } from "./lib/certificates.js";
-import { invalidPageRequest, messageFor } from "./lib/errors.js";
+import { messageFor } from "./lib/errors.js";
+import { invalidPageRequest } from "./lib/page-request.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const CARD_TIMEOUT = 60_000;

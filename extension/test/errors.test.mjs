@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { invalidPageRequest, messageFor } from "../src/lib/errors.js";
+import { PAGE_ERRORS, messageFor } from "../src/lib/errors.js";
+import { invalidPageRequest } from "../src/lib/page-request.js";
+import { HOST_ERROR_CODES, PAGE_ERROR_CODES } from "../src/lib/wire.js";
 
 test("page requests are checked before anything else happens", () => {
   const nonce = "A".repeat(44);
@@ -30,4 +32,10 @@ test("errors read as plain words", () => {
   assert.match(messageFor("native-unavailable"), /not installed/);
   assert.match(messageFor("pin-blocked"), /ID card office/);
   assert.equal(messageFor("unknown-thing", "as given"), "as given");
+});
+
+test("every code given a message is a code of the wire contract", () => {
+  const known = new Set([...HOST_ERROR_CODES, ...PAGE_ERROR_CODES]);
+  for (const code of Object.keys(PAGE_ERRORS)) assert.ok(known.has(code), `${code} is on neither list`);
+  for (const code of PAGE_ERROR_CODES) assert.ok(code in PAGE_ERRORS, `${code} has no message for people`);
 });

@@ -12,8 +12,8 @@ pub const NONCE_MIN: usize = 44;
 pub const NONCE_MAX: usize = 128;
 /// The characters of a nonce: both base64 alphabets and padding.
 pub const NONCE_ALPHABET: &str = "A-Za-z0-9+/=_-";
-/// A PIN's length, in digits (PIV and CAC).
-pub const PIN_DIGITS: std::ops::RangeInclusive<usize> = 6..=8;
+/// A PIN's length, in digits (the card layer's rule).
+pub const PIN_DIGITS: std::ops::RangeInclusive<usize> = cacbridge_card::Pin::LENGTH;
 /// `hashFunction` on the wire.
 pub const HASH_FUNCTIONS: [(&str, HashFunction); 3] = [
     ("SHA-256", HashFunction::Sha256),

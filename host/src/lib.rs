@@ -8,6 +8,7 @@
 pub mod arguments;
 pub mod caller;
 pub mod commands;
+pub mod contract;
 pub mod install;
 pub mod logging;
 pub mod messaging;

@@ -3,8 +3,9 @@
 // or after a back-off when events are wanted). Pure logic: the browser API comes in as
 // `connect`, so Node tests drive it with a fake port.
 
-export const HOST_NAME = "org.cacbridge.host";
-export const PROTOCOL = 1;
+import { HOST_NAME, PROTOCOL } from "./wire.js";
+
+export { HOST_NAME, PROTOCOL };
 
 /** @typedef {{code: string, message: string, [detail: string]: unknown}} HostError */
 

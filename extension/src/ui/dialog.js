@@ -1,11 +1,19 @@
 // The certificate chooser and PIN window. The PIN goes from this window to the background
 // and on to the host; nothing else sees it, and nothing stores it.
 
-export {};
+import { PIN } from "../lib/wire.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const flow = new URLSearchParams(location.search).get("flow");
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+// The host's PIN rule, so the window refuses what the host would.
+{
+  const input = /** @type {HTMLInputElement} */ (document.getElementById("pin-input"));
+  input.minLength = PIN.min;
+  input.maxLength = PIN.max;
+  input.pattern = `[0-9]{${PIN.min},${PIN.max}}`;
+}
 
 /** @type {any} */
 let details = null;
