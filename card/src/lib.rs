@@ -46,11 +46,12 @@ pub trait Token: Send {
     /// The certificates of every inserted card, or of the card in one reader.
     fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError>;
 
-    /// Verify `pin` and sign `digest` with the key of certificate `certificate_id`, in one card
-    /// transaction. RSA keys give a PKCS#1 v1.5 signature, EC keys a DER ECDSA signature.
+    /// Verify `pin` and sign `digest` with the key of `certificate` (as [`Token::certificates`]
+    /// listed it), in one card transaction. RSA keys give a PKCS#1 v1.5 signature, EC keys a
+    /// DER ECDSA signature. A card no longer holding the certificate is `CertificateNotFound`.
     fn sign(
         &mut self,
-        certificate_id: &str,
+        certificate: &CardCertificate,
         digest: &Digest,
         pin: &Pin,
     ) -> Result<Vec<u8>, CardError>;

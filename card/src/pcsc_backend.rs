@@ -280,11 +280,20 @@ impl PcscBackend {
     }
 
     /// Where the certificate `id` lives, reading inserted cards as needed.
-    fn locate(&mut self, certificate_id: &str) -> Result<CardCertificate, CardError> {
-        self.certificates(None)?
-            .into_iter()
-            .find(|c| c.info.id == certificate_id)
-            .ok_or(CardError::CertificateNotFound)
+    /// The card type of the card in `certificate.reader`, provided that card (this insertion)
+    /// still holds the certificate: a card swapped since the listing never signs in its place.
+    /// From the cache while the card stays: no APDU.
+    fn still_holds(&mut self, certificate: &CardCertificate) -> Result<CardType, CardError> {
+        let card = self.contents(&certificate.reader)?;
+        if card
+            .certificates
+            .iter()
+            .any(|c| c.info.id == certificate.info.id && c.slot == certificate.slot)
+        {
+            Ok(card.card_type)
+        } else {
+            Err(CardError::CertificateNotFound)
+        }
     }
 }
 
@@ -346,17 +355,12 @@ impl Token for PcscBackend {
 
     fn sign(
         &mut self,
-        certificate_id: &str,
+        certificate: &CardCertificate,
         digest: &Digest,
         pin: &Pin,
     ) -> Result<Vec<u8>, CardError> {
         self.with_service(|backend| {
-            let certificate = backend.locate(certificate_id)?;
-            let card_type = backend
-                .cards
-                .get(&certificate.reader)
-                .map(|c| c.card_type)
-                .unwrap_or(CardType::Unknown);
+            let card_type = backend.still_holds(certificate)?;
             let key = certificate.info.key_algorithm;
             let result = backend.with_card(&certificate.reader, |ch| {
                 session::sign(ch, card_type, certificate.slot, key, digest, pin)

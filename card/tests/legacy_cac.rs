@@ -43,7 +43,7 @@ fn a_legacy_cac_signs_and_the_signature_verifies_with_openssl() {
     let message = b"legacy CAC signature";
     let signature = backend
         .sign(
-            &id.info.id,
+            id,
             &Digest::of(HashFunction::Sha256, message),
             &Pin::new(&card.info.pin).unwrap(),
         )
@@ -62,7 +62,7 @@ fn a_wrong_pin_on_a_legacy_cac_is_refused() {
     let certs = backend.certificates(Some(card.reader)).unwrap();
     let err = backend
         .sign(
-            &certs[0].info.id,
+            &certs[0],
             &Digest::of(HashFunction::Sha256, b"x"),
             &Pin::new("11112222").unwrap(),
         )
@@ -138,7 +138,7 @@ fn after_a_signature_no_other_program_finds_the_legacy_cac_verified() {
     let id = certs.iter().find(|c| c.slot == Slot::CacId).unwrap();
     backend
         .sign(
-            &id.info.id,
+            id,
             &Digest::of(HashFunction::Sha256, b"login"),
             &Pin::new(&card.info.pin).unwrap(),
         )

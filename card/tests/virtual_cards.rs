@@ -170,10 +170,10 @@ fn signatures_verify_independently_for_rsa_and_ecc() {
         let key = cert.info.key_algorithm;
         let digest = Digest::of(hash_for(key), message);
         let pin = Pin::new(&card.info.pin).unwrap();
-        let signature = backend.sign(&cert.info.id, &digest, &pin).unwrap();
+        let signature = backend.sign(&cert, &digest, &pin).unwrap();
         verify_independently(&cert.der, key, message, &signature);
         // A second signature with a PIN Always key needs (and gets) a fresh VERIFY.
-        let again = backend.sign(&cert.info.id, &digest, &pin).unwrap();
+        let again = backend.sign(&cert, &digest, &pin).unwrap();
         verify_independently(&cert.der, key, message, &again);
     }
 }
@@ -189,7 +189,7 @@ fn signatures_verify_with_openssl() {
         let cert = certificate_of(&mut backend, card.reader, slot);
         let digest = Digest::of(HashFunction::Sha256, message);
         let signature = backend
-            .sign(&cert.info.id, &digest, &Pin::new(&card.info.pin).unwrap())
+            .sign(&cert, &digest, &Pin::new(&card.info.pin).unwrap())
             .unwrap();
         assert!(openssl_verifies(&cert.der, message, &signature), "{slot:?}");
         assert!(!openssl_verifies(&cert.der, b"another message", &signature));
@@ -232,14 +232,14 @@ fn a_wrong_pin_costs_a_try_and_a_right_one_restores_them() {
     let digest = Digest::of(HashFunction::Sha256, b"x");
     let wrong = Pin::new("000000").unwrap();
     assert_eq!(
-        backend.sign(&cert.info.id, &digest, &wrong).unwrap_err(),
+        backend.sign(&cert, &digest, &wrong).unwrap_err(),
         CardError::PinIncorrect {
             retries_left: Some(2)
         }
     );
     assert_eq!(tries(&mut backend).retries_left, Some(2));
     backend
-        .sign(&cert.info.id, &digest, &Pin::new(&card.info.pin).unwrap())
+        .sign(&cert, &digest, &Pin::new(&card.info.pin).unwrap())
         .unwrap();
     assert_eq!(tries(&mut backend).retries_left, Some(3));
 }
@@ -254,24 +254,24 @@ fn three_wrong_pins_block_it_and_then_even_the_right_one_fails() {
     let digest = Digest::of(HashFunction::Sha384, b"x");
     let wrong = Pin::new("11111111").unwrap();
     assert_eq!(
-        backend.sign(&cert.info.id, &digest, &wrong).unwrap_err(),
+        backend.sign(&cert, &digest, &wrong).unwrap_err(),
         CardError::PinIncorrect {
             retries_left: Some(2)
         }
     );
     assert_eq!(
-        backend.sign(&cert.info.id, &digest, &wrong).unwrap_err(),
+        backend.sign(&cert, &digest, &wrong).unwrap_err(),
         CardError::PinIncorrect {
             retries_left: Some(1)
         }
     );
     assert_eq!(
-        backend.sign(&cert.info.id, &digest, &wrong).unwrap_err(),
+        backend.sign(&cert, &digest, &wrong).unwrap_err(),
         CardError::PinBlocked
     );
     let right = Pin::new(&card.info.pin).unwrap();
     assert_eq!(
-        backend.sign(&cert.info.id, &digest, &right).unwrap_err(),
+        backend.sign(&cert, &digest, &right).unwrap_err(),
         CardError::PinBlocked
     );
     let readers = backend.readers().unwrap();
@@ -425,7 +425,7 @@ fn pcscd_restarting_while_the_card_checks_the_pin_never_sends_it_twice() {
         .unwrap();
     let pin = Pin::new(&card.info.pin).unwrap();
     let digest = Digest::of(HashFunction::Sha256, b"login");
-    let signer = std::thread::spawn(move || backend.sign(&auth.info.id, &digest, &pin));
+    let signer = std::thread::spawn(move || backend.sign(&auth, &digest, &pin));
 
     // The VERIFY has reached the card: the service goes away before the card answers it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -1,6 +1,9 @@
-//! What a person and a portal need to know about a CAC certificate, read with x509-parser.
-//! Shared by the card layer (the host) and the verification library (servers), so both name
-//! keys, EDIPIs and UPNs the same way.
+//! What a person and a portal need to know about a CAC certificate, read with x509-parser, and
+//! the token contract ([`token`]). Shared by the card layer (the host) and the verification
+//! library (servers), so both name keys, EDIPIs and UPNs, and build and check tokens, the same
+//! way.
+
+pub mod token;
 
 use sha2::{Digest as _, Sha256};
 use x509_parser::prelude::*;

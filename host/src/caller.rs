@@ -66,6 +66,18 @@ impl fmt::Display for Caller {
 
 const CHROME_SCHEME: &str = "chrome-extension://";
 
+/// The extensions allowed to drive this host: CAC Bridge's Chrome-family id (from its manifest
+/// key) and its Firefox id. The shipped host manifests (manifests/) name the same two; a test
+/// in the installer checks that they agree.
+pub const ALLOWED_EXTENSIONS: [&str; 2] = [
+    "hbgoeppihilglplcjaehcplpmmndoigi",
+    "cacbridge@cacbridge.app",
+];
+
+pub fn is_allowed_extension(id: &str) -> bool {
+    ALLOWED_EXTENSIONS.contains(&id)
+}
+
 /// True when the arguments look like a browser launching a native-messaging host, rather than
 /// a person running a subcommand.
 pub fn is_browser_launch(args: &[OsString]) -> bool {

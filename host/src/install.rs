@@ -149,8 +149,9 @@ pub fn locations(home: &Path, system: bool) -> Vec<Location> {
     }
 }
 
-/// The extensions allowed to drive this host: those named in the shipped manifests.
-pub fn allowed_extension_ids() -> Vec<String> {
+/// The extensions the shipped manifests name.
+#[cfg(test)]
+fn manifest_extension_ids() -> Vec<String> {
     let mut ids = Vec::new();
     for (template, key, prefix) in [
         (CHROMIUM_MANIFEST, "allowed_origins", "chrome-extension://"),
@@ -338,11 +339,8 @@ mod tests {
     #[test]
     fn the_allowed_extensions_are_the_manifests_ones() {
         assert_eq!(
-            allowed_extension_ids(),
-            vec![
-                "hbgoeppihilglplcjaehcplpmmndoigi",
-                "cacbridge@cacbridge.app"
-            ]
+            manifest_extension_ids(),
+            crate::caller::ALLOWED_EXTENSIONS.to_vec()
         );
     }
 

@@ -1,8 +1,10 @@
 //! CAC Bridge native-messaging host.
 //!
-//! Layers, each knowing only the one below it:
-//! - [`messaging`]: frames, protocol v1 and the serve loop (knows nothing of cards);
-//! - [`commands`]: what each command does;
+//! Layers, each knowing only the ones below it:
+//! - [`messaging`]: frames, protocol v1 and the serve loop over a `Handler` (knows nothing of
+//!   cards);
+//! - [`commands`]: the host's handler, one file a command; [`views`] names card values on the
+//!   wire;
 //! - the card layer (crate `cacbridge-card`): PC/SC, PIV and CAC, knowing nothing of browsers.
 
 pub mod arguments;
@@ -13,5 +15,9 @@ pub mod install;
 pub mod logging;
 pub mod messaging;
 pub mod policy;
-pub mod signing;
+pub mod table;
+pub mod usage;
 pub mod views;
+
+/// This host's version, as `version` and every token's `appVersion` report it.
+pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -11,12 +11,13 @@ use cacbridge_card::{CardError, PcscBackend, Token};
 use clap::{Parser, Subcommand};
 
 use cacbridge_host::caller::{self, Caller};
-use cacbridge_host::commands::{Host, HOST_VERSION};
+use cacbridge_host::commands::{version, Host};
 use cacbridge_host::logging;
 use cacbridge_host::messaging::protocol::{WireError, PROTOCOL_VERSION};
 use cacbridge_host::messaging::server;
 use cacbridge_host::policy::Policy;
 use cacbridge_host::views;
+use cacbridge_host::{table, HOST_VERSION};
 
 #[derive(Parser)]
 #[command(
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
         None | Some(Cmd::Serve) => serve(Caller::Unidentified),
         Some(Cmd::Version { json }) => {
             if json {
-                say(&cacbridge_host::commands::version_result().to_string());
+                say(&serde_json::json!(version::version()).to_string());
             } else {
                 say(&format!(
                     "cacbridge-host {HOST_VERSION} (protocol {PROTOCOL_VERSION})"
@@ -203,81 +204,13 @@ fn list(json: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if json {
-        let view = serde_json::json!({
-            "readers": readers.iter().map(views::reader).collect::<Vec<_>>(),
-            "certificates": certificates.iter().map(views::certificate).collect::<Vec<_>>(),
-        });
-        say(&serde_json::to_string_pretty(&view).unwrap_or_default());
-        return ExitCode::SUCCESS;
-    }
-    if readers.is_empty() {
-        say("No smart card reader found. Connect a reader and check that pcscd is running.");
-    }
-    for reader in &readers {
-        let Some(card) = &reader.card else {
-            say(&format!("{}: no card", reader.name));
-            continue;
-        };
-        let pin = match card.pin {
-            Some(pin) if pin.blocked => {
-                "PIN blocked (a DoD ID card office can unblock it)".to_owned()
-            }
-            Some(cacbridge_card::PinStatus {
-                retries_left: Some(n),
-                ..
-            }) => format!("PIN: {n} tries left"),
-            _ => "PIN: tries left unknown".to_owned(),
-        };
-        let kind = if card.dual_cac {
-            "Dual CAC/PIV card"
-        } else {
-            views::card_type_name(card.card_type)
-        };
-        say(&format!("{}: {kind}, {pin}", reader.name));
-        if let Some(err) = &card.error {
-            say(&format!("  cannot read the card: {err}"));
-        }
-        let rows: Vec<_> = certificates
-            .iter()
-            .filter(|c| c.reader == reader.name)
-            .collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let slot_width = rows
-            .iter()
-            .map(|c| views::slot_label(c.slot).len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        say(&format!(
-            "  {:<slot_width$} {:<22} {:<32} {:<10} {:<9} {:<10} ISSUER",
-            "SLOT", "ROLE", "NAME", "EDIPI", "KEY", "EXPIRES"
-        ));
-        for cert in rows {
-            let info = &cert.info;
-            say(&format!(
-                "  {:<slot_width$} {:<22} {:<32} {:<10} {:<9} {:<10} {}",
-                views::slot_label(cert.slot),
-                views::slot_role(cert.slot),
-                info.common_name.as_deref().unwrap_or("-"),
-                info.edipi.as_deref().unwrap_or("-"),
-                info.key_algorithm.name(),
-                info.not_after.get(..10).unwrap_or("-"),
-                issuer_name(&info.issuer),
-            ));
-        }
-    }
+    let text = if json {
+        table::json(&readers, &certificates)
+    } else {
+        table::table(&readers, &certificates)
+    };
+    say(text.trim_end());
     ExitCode::SUCCESS
-}
-
-/// The CN of an issuer DN, or the whole DN.
-fn issuer_name(issuer: &str) -> &str {
-    issuer
-        .split(", ")
-        .find_map(|part| part.strip_prefix("CN="))
-        .unwrap_or(issuer)
 }
 
 /// Person-facing output of subcommands. Native-messaging mode never reaches this.

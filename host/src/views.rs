@@ -1,13 +1,16 @@
-//! How card-layer values look on the wire (docs/protocol.md). The card layer knows nothing of
-//! JSON; this is the one place that decides field names.
+//! How card-layer values look on the wire (docs/protocol.md): serde structs, and the one place
+//! that names slots, roles, card types and card errors for the protocol. The card layer knows
+//! nothing of JSON.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use cacbridge_card::{CardCertificate, CardError, CardType, ReaderEvent, ReaderStatus, Slot};
 
 use crate::messaging::protocol::{ErrorCode, WireError};
+use crate::usage::usable_for;
 
 /// A slot on the wire: "9A", "9C", "9D", "9E", "82".."95", or the CAC applet.
 pub fn slot_label(slot: Slot) -> String {
@@ -41,49 +44,99 @@ pub fn card_type_name(card_type: CardType) -> &'static str {
     }
 }
 
-pub fn certificate(cert: &CardCertificate) -> Value {
-    let info = &cert.info;
-    json!({
-        "id": info.id,
-        "reader": cert.reader,
-        "slot": slot_label(cert.slot),
-        "role": slot_role(cert.slot),
-        "certificate": BASE64.encode(&cert.der),
-        "subject": info.subject,
-        "issuer": info.issuer,
-        "commonName": info.common_name,
-        "serialNumber": info.serial_number,
-        "notBefore": info.not_before,
-        "notAfter": info.not_after,
-        "keyAlgorithm": info.key_algorithm.name(),
-        "keyUsage": info.key_usage,
-        "extendedKeyUsage": info.extended_key_usage,
-        "edipi": info.edipi,
-        "upn": info.upn,
-        "email": info.email,
-        "pinRequired": cert.slot.pin_required(),
-        "pinAlways": cert.slot.pin_always(),
-        "usableFor": crate::signing::usable_for(cert),
-    })
+/// A certificate in `list-certificates`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateView {
+    pub id: String,
+    pub reader: String,
+    pub slot: String,
+    pub role: String,
+    /// Base64 DER.
+    pub certificate: String,
+    pub subject: String,
+    pub issuer: String,
+    pub common_name: Option<String>,
+    pub serial_number: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub key_algorithm: String,
+    pub key_usage: Vec<&'static str>,
+    pub extended_key_usage: Vec<String>,
+    pub edipi: Option<String>,
+    pub upn: Option<String>,
+    pub email: Option<String>,
+    pub pin_required: bool,
+    pub pin_always: bool,
+    pub usable_for: Vec<&'static str>,
 }
 
-pub fn reader(status: &ReaderStatus) -> Value {
-    let Some(card) = &status.card else {
-        return json!({ "name": status.name, "cardPresent": false });
-    };
-    let mut view = json!({
-        "name": status.name,
-        "cardPresent": true,
-        "atr": hex::encode_upper(&card.atr),
-        "cardType": card_type_name(card.card_type),
-        "dualCac": card.dual_cac,
-        "pinRetriesLeft": card.pin.and_then(|p| p.retries_left),
-        "pinBlocked": card.pin.is_some_and(|p| p.blocked),
-    });
-    if let Some(err) = &card.error {
-        view["error"] = serde_json::to_value(card_error(err)).unwrap_or(Value::Null);
+impl From<&CardCertificate> for CertificateView {
+    fn from(cert: &CardCertificate) -> Self {
+        let info = &cert.info;
+        CertificateView {
+            id: info.id.clone(),
+            reader: cert.reader.clone(),
+            slot: slot_label(cert.slot),
+            role: slot_role(cert.slot),
+            certificate: BASE64.encode(&cert.der),
+            subject: info.subject.clone(),
+            issuer: info.issuer.clone(),
+            common_name: info.common_name.clone(),
+            serial_number: info.serial_number.clone(),
+            not_before: info.not_before.clone(),
+            not_after: info.not_after.clone(),
+            key_algorithm: info.key_algorithm.name(),
+            key_usage: info.key_usage.clone(),
+            extended_key_usage: info.extended_key_usage.clone(),
+            edipi: info.edipi.clone(),
+            upn: info.upn.clone(),
+            email: info.email.clone(),
+            pin_required: cert.slot.pin_required(),
+            pin_always: cert.slot.pin_always(),
+            usable_for: usable_for(cert),
+        }
     }
-    view
+}
+
+/// A reader in `status`: the card's fields only when a card is present.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReaderView {
+    pub name: String,
+    pub card_present: bool,
+    #[serde(flatten)]
+    pub card: Option<CardView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardView {
+    /// Hex, upper case.
+    pub atr: String,
+    pub card_type: &'static str,
+    pub dual_cac: bool,
+    pub pin_retries_left: Option<u8>,
+    pub pin_blocked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+}
+
+impl From<&ReaderStatus> for ReaderView {
+    fn from(status: &ReaderStatus) -> Self {
+        ReaderView {
+            name: status.name.clone(),
+            card_present: status.card.is_some(),
+            card: status.card.as_ref().map(|card| CardView {
+                atr: hex::encode_upper(&card.atr),
+                card_type: card_type_name(card.card_type),
+                dual_cac: card.dual_cac,
+                pin_retries_left: card.pin.and_then(|p| p.retries_left),
+                pin_blocked: card.pin.is_some_and(|p| p.blocked),
+                error: card.error.as_ref().map(WireError::from),
+            }),
+        }
+    }
 }
 
 pub fn event(event: &ReaderEvent) -> (&'static str, Value) {
@@ -125,22 +178,26 @@ fn code_of(err: &CardError) -> ErrorCode {
     }
 }
 
+/// A card-layer error as the protocol's error object, with its details.
 impl From<&CardError> for WireError {
     fn from(err: &CardError) -> Self {
-        card_error(err)
+        let wire = WireError::new(code_of(err), err.to_string());
+        match err {
+            CardError::PinIncorrect { retries_left } => {
+                wire.with_detail("retriesLeft", *retries_left)
+            }
+            CardError::PinBlocked => wire.with_detail("retriesLeft", 0),
+            CardError::CardStatus { status, operation } => wire
+                .with_detail("statusWord", format!("{status}"))
+                .with_detail("operation", *operation),
+            CardError::UnknownReader(reader) => wire.with_detail("reader", reader.as_str()),
+            _ => wire,
+        }
     }
 }
 
-/// A card-layer error as the protocol's error object, with its details.
-pub fn card_error(err: &CardError) -> WireError {
-    let wire = WireError::new(code_of(err), err.to_string());
-    match err {
-        CardError::PinIncorrect { retries_left } => wire.with_detail("retriesLeft", *retries_left),
-        CardError::PinBlocked => wire.with_detail("retriesLeft", 0),
-        CardError::CardStatus { status, operation } => wire
-            .with_detail("statusWord", format!("{status}"))
-            .with_detail("operation", *operation),
-        CardError::UnknownReader(reader) => wire.with_detail("reader", reader.as_str()),
-        _ => wire,
+impl From<CardError> for WireError {
+    fn from(err: CardError) -> Self {
+        WireError::from(&err)
     }
 }

@@ -17,10 +17,11 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
-use cacbridge_cert::{CertificateInfo, KeyAlgorithm, NotAuthentication};
+use cacbridge_cert::{CertificateInfo, NotAuthentication};
 
+pub use cacbridge_cert::token::{authentication_message, Algorithm, AuthToken, TOKEN_FORMAT};
 pub use nonce::{NonceStore, NONCE_LIFETIME};
-pub use token::{Algorithm, Token, TOKEN_FORMAT};
+pub use token::Token;
 pub use trust::TrustStore;
 
 /// Why a token was rejected.
@@ -208,13 +209,7 @@ impl Verifier {
         let info = cacbridge_cert::inspect(der).map_err(|e| VerifyError::BadCertificate(e.0))?;
 
         let key = info.key_algorithm;
-        let fits = matches!(
-            (token.algorithm, key),
-            (Algorithm::Rs256, KeyAlgorithm::Rsa { .. })
-                | (Algorithm::Es256, KeyAlgorithm::EcP256)
-                | (Algorithm::Es384, KeyAlgorithm::EcP384)
-        );
-        if !fits {
+        if !token.algorithm.fits(key) {
             return Err(VerifyError::AlgorithmMismatch {
                 algorithm: token.algorithm.name().into(),
                 key: key.name(),
@@ -320,20 +315,6 @@ impl Verifier {
             Err(VerifyError::PolicyNotAllowed)
         }
     }
-}
-
-/// The message a card signed for `authenticate`: `H(origin) || H(nonce)`.
-pub fn authentication_message(algorithm: Algorithm, origin: &str, nonce: &str) -> Vec<u8> {
-    let hash = |data: &str| {
-        let digest = match algorithm {
-            Algorithm::Es384 => ring::digest::digest(&ring::digest::SHA384, data.as_bytes()),
-            Algorithm::Rs256 | Algorithm::Es256 => {
-                ring::digest::digest(&ring::digest::SHA256, data.as_bytes())
-            }
-        };
-        digest.as_ref().to_vec()
-    };
-    [hash(origin), hash(nonce)].concat()
 }
 
 fn check_signature(token: &Token, origin: &str, nonce: &str) -> Result<(), VerifyError> {

@@ -1,49 +1,16 @@
-//! The token as the host returns it from `authenticate`.
+//! The token as the host returns it from `authenticate`, read strictly: each field's fault is
+//! its own error (the contract itself is `cacbridge_cert::token`).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::Value;
 
+use cacbridge_cert::token::{Algorithm, TOKEN_FORMAT};
+
 use crate::VerifyError;
 
-pub const TOKEN_FORMAT: &str = "cacbridge:1";
 const MIN_LEN: usize = 100;
 const MAX_LEN: usize = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    Rs256,
-    Es256,
-    Es384,
-}
-
-impl Algorithm {
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::Rs256 => "RS256",
-            Algorithm::Es256 => "ES256",
-            Algorithm::Es384 => "ES384",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "RS256" => Algorithm::Rs256,
-            "ES256" => Algorithm::Es256,
-            "ES384" => Algorithm::Es384,
-            _ => return None,
-        })
-    }
-
-    /// ECDSA signatures are JWS `r || s`, fixed width.
-    pub fn fixed_signature_len(self) -> Option<usize> {
-        match self {
-            Algorithm::Rs256 => None,
-            Algorithm::Es256 => Some(64),
-            Algorithm::Es384 => Some(96),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {

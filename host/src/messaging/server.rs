@@ -16,7 +16,7 @@ use zeroize::Zeroize;
 
 use super::codec::{FrameError, NativeMessagingCodec};
 use super::protocol::{parse_request, ErrorCode, Outbound, WireError};
-use crate::commands::{Host, Route};
+use super::{Handler, Route};
 
 /// Why serving stopped; decides the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +49,11 @@ impl Exit {
 /// Depth of the reply queue; the reader waits when the browser reads slowly.
 const REPLY_QUEUE: usize = 64;
 
-pub async fn serve<R, W>(input: R, output: W, host: Arc<Host>) -> Exit
+pub async fn serve<R, W, H>(input: R, output: W, host: Arc<H>) -> Exit
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
 {
     let (replies, queue) = mpsc::channel::<Outbound>(REPLY_QUEUE);
     host.attach_events(replies.downgrade());

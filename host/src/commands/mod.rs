@@ -1,0 +1,210 @@
+//! Command handlers: what each protocol command does, one file a command. The messaging layer
+//! hands requests to [`Host`] through its [`Handler`] trait. Card work runs on the card lane:
+//! one operation at a time, in arrival order, on a blocking thread; cheap commands are answered
+//! at once and never wait behind it.
+
+pub mod authenticate;
+pub mod list_certificates;
+pub mod rules;
+pub mod sign;
+pub mod status;
+pub mod subscribe;
+pub mod version;
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use cacbridge_card::monitor::Monitor;
+use cacbridge_card::Token;
+
+use crate::arguments::optional_string;
+use crate::caller::{self, Caller};
+use crate::messaging::protocol::{ErrorCode, Outbound, Request, RequestId, WireError};
+use crate::messaging::{Handler, Route};
+use crate::policy::Policy;
+use authenticate::AuthenticateRequest;
+use sign::SignRequest;
+
+/// The protocol commands. Names are the wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Version,
+    Quit,
+    Status,
+    ListCertificates,
+    Subscribe,
+    Authenticate,
+    Sign,
+}
+
+impl Command {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "version" => Command::Version,
+            "quit" => Command::Quit,
+            "status" => Command::Status,
+            "list-certificates" => Command::ListCertificates,
+            "subscribe" => Command::Subscribe,
+            "authenticate" => Command::Authenticate,
+            "sign" => Command::Sign,
+            _ => return None,
+        })
+    }
+}
+
+type SharedToken = Arc<tokio::sync::Mutex<Box<dyn Token>>>;
+
+/// State shared by every request of one host process.
+pub struct Host {
+    caller: Caller,
+    /// The card lane: tokio's mutex is fair, so card operations run in arrival order.
+    token: SharedToken,
+    /// Where events go; weak, so that it does not keep the writer alive.
+    events: Mutex<Option<mpsc::WeakSender<Outbound>>>,
+    monitor: Mutex<Option<Monitor>>,
+    policy: Policy,
+}
+
+impl Host {
+    pub fn new(caller: Caller, token: Box<dyn Token>, policy: Policy) -> Self {
+        Self {
+            caller,
+            token: Arc::new(tokio::sync::Mutex::new(token)),
+            events: Mutex::new(None),
+            monitor: Mutex::new(None),
+            policy,
+        }
+    }
+
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// Browsers enforce the manifest's allow-list; this is the host's own check. Only a launch
+    /// with no arguments (a terminal, a Snap/Flatpak portal) is a person's own process; a
+    /// browser-shaped launch with an unreadable id is trusted with nothing.
+    fn trusted(&self) -> bool {
+        self.caller.is_own_process()
+            || self
+                .caller
+                .extension_id()
+                .is_some_and(caller::is_allowed_extension)
+    }
+
+    /// Queue `work` on the card lane; its reply is written when it is done.
+    fn card_work<F, T>(&self, id: RequestId, work: F) -> Route
+    where
+        F: FnOnce(&mut dyn Token) -> Result<T, WireError> + Send + 'static,
+        T: Serialize + Send + 'static,
+    {
+        let token = self.token.clone();
+        Route::Deferred(Box::pin(async move {
+            let mut lane = token.lock_owned().await;
+            let outcome = tokio::task::spawn_blocking(move || work(lane.as_mut())).await;
+            let result = match outcome {
+                Ok(Ok(result)) => serde_json::to_value(result).map_err(|err| {
+                    WireError::new(ErrorCode::Internal, format!("unencodable result: {err}"))
+                }),
+                Ok(Err(error)) => Err(error),
+                Err(panic) => {
+                    tracing::error!(%panic, "card operation panicked");
+                    Err(WireError::new(
+                        ErrorCode::Internal,
+                        "the card operation failed unexpectedly",
+                    ))
+                }
+            };
+            match result {
+                Ok(result) => Outbound::Result { id, result },
+                Err(error) => Outbound::error(Some(id), error),
+            }
+        }))
+    }
+
+    /// The card lane's work for a request whose arguments parsed, or the argument error now.
+    fn checked<A, F, T>(&self, id: RequestId, parsed: Result<A, WireError>, work: F) -> Route
+    where
+        A: Send + 'static,
+        F: FnOnce(&mut dyn Token, A) -> Result<T, WireError> + Send + 'static,
+        T: Serialize + Send + 'static,
+    {
+        match parsed {
+            Ok(arguments) => self.card_work(id, move |token| work(token, arguments)),
+            Err(err) => Route::Reply(Outbound::error(Some(id), err)),
+        }
+    }
+}
+
+impl Handler for Host {
+    fn attach_events(&self, sink: mpsc::WeakSender<Outbound>) {
+        *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+    }
+
+    fn route(&self, request: Request) -> Route {
+        let Request {
+            id,
+            command,
+            arguments,
+        } = request;
+        let Some(command) = Command::from_name(&command) else {
+            let mut shown = command;
+            shown.truncate(64);
+            return Route::Reply(Outbound::error(
+                Some(id),
+                WireError::new(
+                    ErrorCode::UnknownCommand,
+                    format!("unknown command {shown:?}"),
+                )
+                .with_detail("command", shown),
+            ));
+        };
+        if !self.trusted() && !matches!(command, Command::Version | Command::Quit) {
+            return Route::Reply(Outbound::error(
+                Some(id),
+                WireError::new(
+                    ErrorCode::CallerNotAllowed,
+                    "only the CAC Bridge extension may use this host",
+                ),
+            ));
+        }
+        match command {
+            Command::Version => Route::Reply(Outbound::Result {
+                id,
+                result: json!(version::version()),
+            }),
+            Command::Quit => Route::Quit(Outbound::Result {
+                id,
+                result: json!({}),
+            }),
+            Command::Subscribe => {
+                let sink = self
+                    .events
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+                Route::Reply(Outbound::Result {
+                    id,
+                    result: json!(subscribe::subscribe(&mut monitor, sink)),
+                })
+            }
+            Command::Status => self.card_work(id, status::status),
+            Command::ListCertificates => self.checked(
+                id,
+                optional_string(&arguments, "reader"),
+                |token, reader| list_certificates::list_certificates(token, reader.as_deref()),
+            ),
+            Command::Authenticate => self.checked(
+                id,
+                AuthenticateRequest::parse(&arguments, &self.policy),
+                authenticate::authenticate,
+            ),
+            Command::Sign => {
+                self.checked(id, SignRequest::parse(&arguments, &self.policy), sign::sign)
+            }
+        }
+    }
+}
