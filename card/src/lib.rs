@@ -20,9 +20,9 @@ pub mod monitor;
 pub mod pcsc_backend;
 pub mod pin;
 pub mod piv;
-#[cfg(test)]
-mod script;
 pub mod session;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tlv;
 pub mod transport;
 

@@ -245,7 +245,7 @@ pub fn general_authenticate(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::script::ScriptedCard;
+    use crate::testing::ScriptedCard;
 
     #[test]
     fn reads_a_gzip_compressed_certificate() {

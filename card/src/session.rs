@@ -145,7 +145,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::crypto::HashFunction;
-    use crate::script::ScriptedCard;
+    use crate::testing::ScriptedCard;
 
     // Legacy CACs are T=0 cards: a SELECT (case 4) goes without Le.
     const PIV_SELECT_T0: &str = "00A4040009A00000030800001000";

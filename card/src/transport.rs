@@ -158,7 +158,7 @@ fn encode(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::script::ScriptedCard;
+    use crate::testing::ScriptedCard;
 
     #[test]
     fn get_response_collects_every_continuation() {

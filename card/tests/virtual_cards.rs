@@ -8,8 +8,7 @@ use std::time::Duration;
 use cacbridge_card::{
     CardError, Digest, HashFunction, KeyAlgorithm, PcscBackend, Pin, ReaderEvent, Slot, Token,
 };
-use cacbridge_testbed::{lock, openssl_verifies, run, CardOptions, VirtualCard, READERS};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use cacbridge_testbed::{lock, openssl_verifies, run, spki, CardOptions, VirtualCard, READERS};
 
 const NEEDS: &str = "needs pcscd and virtual cards: run scripts/test";
 
@@ -24,11 +23,6 @@ fn certificate_of(
         .into_iter()
         .find(|c| c.slot == slot)
         .unwrap_or_else(|| panic!("no {slot:?} certificate in {reader}"))
-}
-
-fn spki(der: &[u8]) -> Vec<u8> {
-    let (_, cert) = X509Certificate::from_der(der).unwrap();
-    cert.public_key().raw.to_vec()
 }
 
 /// Check a signature with the RustCrypto implementations, not with the code under test.

@@ -7,11 +7,10 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use cacbridge_testbed::{lock, openssl_verifies, VirtualCard};
+use cacbridge_testbed::{lock, openssl_verifies, spki, VirtualCard};
 use common::{HostProcess, CHROME_ORIGIN};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256, Sha384};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 const ORIGIN: &str = "https://portal.example.mil";
 const NONCE: &str = "q7l7bUy5L1t0H1h3kS8tJ0lXc0u2Y3RhbmNlbm9uY2U0NA==";
@@ -27,15 +26,6 @@ fn certificate_id(host: &mut HostProcess, slot: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-fn spki(der: &[u8]) -> Vec<u8> {
-    X509Certificate::from_der(der)
-        .unwrap()
-        .1
-        .public_key()
-        .raw
-        .to_vec()
 }
 
 /// The message the card signed, rebuilt the way a server does.

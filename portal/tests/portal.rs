@@ -2,29 +2,16 @@
 //! the real host on virtual cards. Ignored by a plain `cargo test`; scripts/test runs them.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 
+use cacbridge_testbed::host::{HostProcess, CHROME_ORIGIN};
 use cacbridge_testbed::{lock, pki_dir, VirtualCard};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const PORTAL: &str = env!("CARGO_BIN_EXE_cacbridge-portal");
-
-fn host_binary() -> PathBuf {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../target/debug/cacbridge-host"
-    ));
-    assert!(
-        path.exists(),
-        "{} missing: cargo build -p cacbridge-host",
-        path.display()
-    );
-    path
-}
 
 struct Portal {
     process: Child,
@@ -167,44 +154,15 @@ impl Browser {
 }
 
 /// The real host on the virtual card: what the extension does for the page.
-struct Host {
-    process: Child,
-    stdin: ChildStdin,
-    stdout: ChildStdout,
-}
+struct Host(HostProcess);
 
 impl Host {
     fn start() -> Host {
-        let logs = std::env::temp_dir().join("cacbridge-portal-tests");
-        let mut process = Command::new(host_binary())
-            .arg("chrome-extension://hbgoeppihilglplcjaehcplpmmndoigi/")
-            .env("CACBRIDGE_LOG_DIR", logs)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = process.stdin.take().unwrap();
-        let stdout = process.stdout.take().unwrap();
-        Host {
-            process,
-            stdin,
-            stdout,
-        }
+        Host(HostProcess::spawn(&[CHROME_ORIGIN]))
     }
 
     fn call(&mut self, command: &str, arguments: Value) -> Value {
-        let body = json!({"id": 1, "command": command, "arguments": arguments}).to_string();
-        self.stdin
-            .write_all(&(body.len() as u32).to_ne_bytes())
-            .unwrap();
-        self.stdin.write_all(body.as_bytes()).unwrap();
-        self.stdin.flush().unwrap();
-        let mut prefix = [0u8; 4];
-        self.stdout.read_exact(&mut prefix).unwrap();
-        let mut reply = vec![0u8; u32::from_ne_bytes(prefix) as usize];
-        self.stdout.read_exact(&mut reply).unwrap();
-        serde_json::from_slice(&reply).unwrap()
+        self.0.call("1", command, arguments)
     }
 
     /// A token from the PIV Authentication certificate of the card in `reader`.
@@ -260,13 +218,6 @@ impl Host {
             "appVersion": "cacbridge-host/0.1.0",
         })
         .to_string()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
     }
 }
 

@@ -6,6 +6,8 @@
 //! and builds the golden cards. A test then takes the [`lock`] (there is one pcscd and two
 //! reader slots), inserts cards, and removes them by dropping them.
 
+pub mod host;
+
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -394,4 +396,11 @@ pub fn golden_label(slot: cacbridge_card::Slot) -> String {
         Slot::CacEmailEncryption => "CAC-EMAIL-ENCRYPTION".into(),
         piv => format!("{:02X}", piv.piv_key_reference().unwrap_or_default()),
     }
+}
+
+/// The SubjectPublicKeyInfo of a certificate, DER.
+pub fn spki(der: &[u8]) -> Vec<u8> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).expect("a certificate");
+    cert.public_key().raw.to_vec()
 }

@@ -1,0 +1,127 @@
+//! Test doubles for code above the card layer and for the card layer's own tests: a scripted
+//! card that replays an exact APDU transcript under the real applet code, and a [`FakeToken`]
+//! that answers the [`Token`] trait from memory and records what it was asked. Behind the
+//! `testing` feature (and always in this crate's own tests).
+
+mod scripted;
+
+pub use scripted::ScriptedCard;
+
+use crate::certificate::{CertificateInfo, KeyAlgorithm};
+use crate::crypto::Digest;
+use crate::error::CardError;
+use crate::model::{CardCertificate, ReaderStatus, Slot};
+use crate::pin::Pin;
+use crate::Token;
+
+/// What a [`FakeToken`] was asked, in order. PINs are not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Readers,
+    Certificates {
+        reader: Option<String>,
+    },
+    Sign {
+        certificate_id: String,
+        digest: Digest,
+    },
+}
+
+/// A token in memory: certificates, readers, and what `sign` answers.
+pub struct FakeToken {
+    pub readers: Vec<ReaderStatus>,
+    pub certificates: Vec<CardCertificate>,
+    /// The raw signature `sign` returns (RSA as is, ECDSA in DER), or the error it fails with.
+    pub signature: Result<Vec<u8>, CardError>,
+    pub calls: Vec<Call>,
+}
+
+impl FakeToken {
+    pub fn new(certificates: Vec<CardCertificate>) -> Self {
+        Self {
+            readers: Vec::new(),
+            certificates,
+            signature: Ok(vec![0x5A; 256]),
+            calls: Vec::new(),
+        }
+    }
+
+    /// How many times the certificates were listed.
+    pub fn listings(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| matches!(c, Call::Certificates { .. }))
+            .count()
+    }
+}
+
+impl Token for FakeToken {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn readers(&mut self) -> Result<Vec<ReaderStatus>, CardError> {
+        self.calls.push(Call::Readers);
+        Ok(self.readers.clone())
+    }
+
+    fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError> {
+        self.calls.push(Call::Certificates {
+            reader: reader.map(str::to_owned),
+        });
+        Ok(self
+            .certificates
+            .iter()
+            .filter(|c| reader.is_none_or(|r| c.reader == r))
+            .cloned()
+            .collect())
+    }
+
+    fn sign(
+        &mut self,
+        certificate: &CardCertificate,
+        digest: &Digest,
+        pin: &Pin,
+    ) -> Result<Vec<u8>, CardError> {
+        let _ = pin;
+        self.calls.push(Call::Sign {
+            certificate_id: certificate.info.id.clone(),
+            digest: digest.clone(),
+        });
+        self.signature.clone()
+    }
+}
+
+/// A certificate as a card would list it, without DER: enough for the rules above the card
+/// layer. `id` is 64 hex digits made from `n`.
+pub fn certificate(
+    n: u8,
+    slot: Slot,
+    key_algorithm: KeyAlgorithm,
+    key_usage: &[&'static str],
+    extended_key_usage: &[&str],
+) -> CardCertificate {
+    CardCertificate {
+        reader: "Fake Reader 00 00".into(),
+        slot,
+        der: vec![0x30, n],
+        info: CertificateInfo {
+            id: format!("{n:02x}").repeat(32),
+            subject: "C=US, O=U.S. Government, CN=DOE.JOHN.A.1234567890".into(),
+            issuer: "C=US, O=U.S. Government, CN=DOD ID CA-80".into(),
+            common_name: Some("DOE.JOHN.A.1234567890".into()),
+            issuer_common_name: Some("DOD ID CA-80".into()),
+            serial_number: format!("{n:02X}"),
+            not_before: "2025-01-01T00:00:00Z".into(),
+            not_after: "2028-01-01T00:00:00Z".into(),
+            not_before_unix: 1_735_689_600,
+            not_after_unix: 1_830_297_600,
+            key_algorithm,
+            key_usage: key_usage.to_vec(),
+            extended_key_usage: extended_key_usage.iter().map(|e| e.to_string()).collect(),
+            edipi: Some("1234567890".into()),
+            upn: Some("1234567890123456@mil".into()),
+            email: None,
+        },
+    }
+}
