@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use std::sync::{Mutex, MutexGuard};
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use cacbridge_verify::Identity;
@@ -49,7 +51,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX sessions_expiry ON sessions(expires_at);",
 ];
 
-pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+pub fn open(path: &Path) -> rusqlite::Result<Db> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -57,12 +59,15 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     migrate(&mut conn)?;
-    Ok(conn)
+    Ok(Db::new(conn))
 }
 
-#[cfg(test)]
-pub(crate) fn migrate_for_tests(conn: &mut Connection) -> rusqlite::Result<()> {
-    migrate(conn)
+/// A database in memory, migrated (tests).
+pub fn in_memory() -> rusqlite::Result<Db> {
+    let mut conn = Connection::open_in_memory()?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    migrate(&mut conn)?;
+    Ok(Db::new(conn))
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -93,19 +98,6 @@ pub struct User {
 
 const USER_COLUMNS: &str = "id, username, password_hash, failed_logins, retry_at, locked_until, last_locked_at, failures_before_login";
 
-pub fn create_user(
-    conn: &Connection,
-    username: &str,
-    password_hash: &str,
-    now: i64,
-) -> rusqlite::Result<i64> {
-    conn.execute(
-        "INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
-        params![username, password_hash, now],
-    )?;
-    Ok(conn.last_insert_rowid())
-}
-
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
@@ -119,73 +111,6 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-pub fn user_by_name(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
-    conn.query_row(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
-        params![username],
-        user_row,
-    )
-    .optional()
-}
-
-pub fn user_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
-    conn.query_row(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-        params![id],
-        user_row,
-    )
-    .optional()
-}
-
-/// A wrong password for `user`: the next try waits (exponential back-off), and the
-/// `lock_after`-th in a row locks the account for `lock_seconds`. Returns the account as it
-/// now is.
-pub fn password_failed(
-    conn: &Connection,
-    user: &User,
-    now: i64,
-    retry_at: impl Fn(u32) -> i64,
-    lock_after: u32,
-    lock_seconds: i64,
-) -> rusqlite::Result<User> {
-    let failures = user.failed_logins + 1;
-    if failures >= lock_after {
-        let until = now + lock_seconds;
-        conn.execute(
-            "UPDATE users SET failed_logins = 0, retry_at = ?2, locked_until = ?2, last_locked_at = ?3,
-                 failures_since_login = failures_since_login + 1 WHERE id = ?1",
-            params![user.id, until, now],
-        )?;
-    } else {
-        conn.execute(
-            "UPDATE users SET failed_logins = ?2, retry_at = ?3,
-                 failures_since_login = failures_since_login + 1 WHERE id = ?1",
-            params![user.id, failures, retry_at(failures)],
-        )?;
-    }
-    Ok(user_by_id(conn, user.id)?.unwrap_or_else(|| user.clone()))
-}
-
-/// The right password: the streak ends; the wrong passwords since the last login are kept
-/// for the owner to see in My Account.
-pub fn password_succeeded(conn: &Connection, user: &User) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE users SET failures_before_login = failures_since_login, failures_since_login = 0,
-             failed_logins = 0, retry_at = 0, locked_until = 0 WHERE id = ?1",
-        params![user.id],
-    )?;
-    Ok(())
-}
-
-/// Sessions past their expiry.
-pub fn purge_sessions(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])
-}
-
-pub fn session_count(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
-}
-
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub user_id: Option<i64>,
@@ -193,53 +118,11 @@ pub struct SessionRow {
     pub pending_identity: Option<String>,
 }
 
-pub fn session(conn: &Connection, id_hash: &str, now: i64) -> rusqlite::Result<Option<SessionRow>> {
-    conn.query_row(
-        "SELECT user_id, csrf, pending_identity FROM sessions
-         WHERE id_hash = ?1 AND expires_at > ?2",
-        params![id_hash, now],
-        |r| {
-            Ok(SessionRow {
-                user_id: r.get(0)?,
-                csrf: r.get(1)?,
-                pending_identity: r.get(2)?,
-            })
-        },
-    )
-    .optional()
-}
-
 pub struct NewSession<'a> {
     pub id_hash: &'a str,
     pub csrf: &'a str,
     pub user_id: Option<i64>,
     pub pending_identity: Option<&'a str>,
-}
-
-pub fn create_session(
-    conn: &Connection,
-    session: &NewSession<'_>,
-    now: i64,
-    lifetime: i64,
-) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO sessions (id_hash, user_id, csrf, pending_identity, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            session.id_hash,
-            session.user_id,
-            session.csrf,
-            session.pending_identity,
-            now,
-            now + lifetime
-        ],
-    )?;
-    Ok(())
-}
-
-pub fn delete_session(conn: &Connection, id_hash: &str) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM sessions WHERE id_hash = ?1", params![id_hash])?;
-    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -276,58 +159,210 @@ fn registration_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Registration> {
     })
 }
 
-pub fn registrations_of(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<Registration>> {
-    let mut statement = conn.prepare(&format!(
-        "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE user_id = ?1 ORDER BY registered_at, id"
-    ))?;
-    let rows = statement.query_map(params![user_id], registration_row)?;
-    rows.collect()
-}
+/// The portal's database behind its lock. Every method takes the lock for itself and
+/// releases it before it returns: no caller holds a guard across another call, so the
+/// guard-held-across-a-branch deadlock cannot be written.
+pub struct Db(Mutex<Connection>);
 
-pub fn registration_by_fingerprint(
-    conn: &Connection,
-    fingerprint: &str,
-) -> rusqlite::Result<Option<Registration>> {
-    conn.query_row(
-        &format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE fingerprint = ?1"),
-        params![fingerprint],
-        registration_row,
-    )
-    .optional()
-}
+impl Db {
+    pub fn new(conn: Connection) -> Self {
+        Db(Mutex::new(conn))
+    }
 
-pub fn registration(conn: &Connection, id: i64) -> rusqlite::Result<Option<Registration>> {
-    conn.query_row(
-        &format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE id = ?1"),
-        params![id],
-        registration_row,
-    )
-    .optional()
-}
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 
-pub fn register(
-    conn: &Connection,
-    user_id: i64,
-    identity: &Identity,
-    now: i64,
-    how: &str,
-) -> rusqlite::Result<i64> {
-    conn.execute(
-        "INSERT INTO registrations
-            (user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            user_id,
-            identity.fingerprint_sha256,
-            identity.edipi,
-            identity.common_name,
-            identity.subject,
-            identity.issuer,
-            identity.serial_number,
-            identity.not_after,
-            now,
-            how
-        ],
-    )?;
-    Ok(conn.last_insert_rowid())
+    pub fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> rusqlite::Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
+            params![username, password_hash, now],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    pub fn user_by_name(&self, username: &str) -> rusqlite::Result<Option<User>> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
+            params![username],
+            user_row,
+        )
+        .optional()
+    }
+
+    pub fn user_by_id(&self, id: i64) -> rusqlite::Result<Option<User>> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+            params![id],
+            user_row,
+        )
+        .optional()
+    }
+
+    /// A wrong password for `user`: the next try waits (exponential back-off), and the
+    /// `lock_after`-th in a row locks the account for `lock_seconds`. Returns the account as it
+    /// now is.
+    pub fn password_failed(
+        &self,
+        user: &User,
+        now: i64,
+        retry_at: impl Fn(u32) -> i64,
+        lock_after: u32,
+        lock_seconds: i64,
+    ) -> rusqlite::Result<User> {
+        let conn = self.conn();
+        let failures = user.failed_logins + 1;
+        if failures >= lock_after {
+            let until = now + lock_seconds;
+            conn.execute(
+                "UPDATE users SET failed_logins = 0, retry_at = ?2, locked_until = ?2, last_locked_at = ?3,
+                     failures_since_login = failures_since_login + 1 WHERE id = ?1",
+                params![user.id, until, now],
+            )?;
+        } else {
+            conn.execute(
+                "UPDATE users SET failed_logins = ?2, retry_at = ?3,
+                     failures_since_login = failures_since_login + 1 WHERE id = ?1",
+                params![user.id, failures, retry_at(failures)],
+            )?;
+        }
+        drop(conn);
+        Ok(self.user_by_id(user.id)?.unwrap_or_else(|| user.clone()))
+    }
+
+    /// The right password: the streak ends; the wrong passwords since the last login are kept
+    /// for the owner to see in My Account.
+    pub fn password_succeeded(&self, user: &User) -> rusqlite::Result<()> {
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE users SET failures_before_login = failures_since_login, failures_since_login = 0,
+                 failed_logins = 0, retry_at = 0, locked_until = 0 WHERE id = ?1",
+            params![user.id],
+        )?;
+        Ok(())
+    }
+
+    /// Sessions past their expiry.
+    pub fn purge_sessions(&self, now: i64) -> rusqlite::Result<usize> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])
+    }
+
+    pub fn session_count(&self) -> rusqlite::Result<i64> {
+        let conn = self.conn();
+        conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
+    }
+
+    pub fn session(&self, id_hash: &str, now: i64) -> rusqlite::Result<Option<SessionRow>> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT user_id, csrf, pending_identity FROM sessions
+             WHERE id_hash = ?1 AND expires_at > ?2",
+            params![id_hash, now],
+            |r| {
+                Ok(SessionRow {
+                    user_id: r.get(0)?,
+                    csrf: r.get(1)?,
+                    pending_identity: r.get(2)?,
+                })
+            },
+        )
+        .optional()
+    }
+
+    pub fn create_session(
+        &self,
+        session: &NewSession<'_>,
+        now: i64,
+        lifetime: i64,
+    ) -> rusqlite::Result<()> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO sessions (id_hash, user_id, csrf, pending_identity, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                session.id_hash,
+                session.user_id,
+                session.csrf,
+                session.pending_identity,
+                now,
+                now + lifetime
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_session(&self, id_hash: &str) -> rusqlite::Result<()> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM sessions WHERE id_hash = ?1", params![id_hash])?;
+        Ok(())
+    }
+
+    pub fn registrations_of(&self, user_id: i64) -> rusqlite::Result<Vec<Registration>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(&format!(
+            "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE user_id = ?1 ORDER BY registered_at, id"
+        ))?;
+        let rows = statement.query_map(params![user_id], registration_row)?;
+        rows.collect()
+    }
+
+    pub fn registration_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> rusqlite::Result<Option<Registration>> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE fingerprint = ?1"),
+            params![fingerprint],
+            registration_row,
+        )
+        .optional()
+    }
+
+    pub fn registration(&self, id: i64) -> rusqlite::Result<Option<Registration>> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE id = ?1"),
+            params![id],
+            registration_row,
+        )
+        .optional()
+    }
+
+    pub fn register(
+        &self,
+        user_id: i64,
+        identity: &Identity,
+        now: i64,
+        how: &str,
+    ) -> rusqlite::Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO registrations
+                (user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                user_id,
+                identity.fingerprint_sha256,
+                identity.edipi,
+                identity.common_name,
+                identity.subject,
+                identity.issuer,
+                identity.serial_number,
+                identity.not_after,
+                now,
+                how
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
 }

@@ -126,7 +126,7 @@ fn main() -> ExitCode {
             issuer_families,
             demo_account,
         } => {
-            if demo_account && db::user_by_name(&conn, DEMO_USER).ok().flatten().is_none() {
+            if demo_account && conn.user_by_name(DEMO_USER).ok().flatten().is_none() {
                 if let Err(err) = create_account(&conn, DEMO_USER, DEMO_PASSWORD) {
                     eprintln!("cacbridge-portal: demo account: {err}");
                     return ExitCode::from(1);

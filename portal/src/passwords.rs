@@ -5,11 +5,18 @@
 //! reused. Allocating 19 MiB per check instead let glibc keep freed blocks in per-thread
 //! arenas: 200 wrong passwords grew the portal to 280-500 MiB (bench/portal_password_flood.py).
 
+use std::net::IpAddr;
 use std::sync::Mutex;
 
-use argon2::password_hash::{Output, PasswordHash};
+use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordVerifier, Version};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use tokio::sync::Semaphore;
+
+use crate::error::{plain_page, PortalError};
+use crate::state::AppState;
+use crate::{db, now, pages, throttle};
 
 /// A well-formed Argon2id hash (the default parameters of `hash_password`) whose output is
 /// random, so no password matches it: checked for unknown usernames, so they cost as much as
@@ -92,6 +99,102 @@ fn verify(hash: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
         .is_ok()
         // Output's equality is constant-time.
         && Output::new(&out).is_ok_and(|computed| computed == expected)
+}
+
+/// A new password's hash (Argon2id, default parameters, random salt).
+pub fn hash_password(password: &str) -> String {
+    Argon2::default()
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .expect("argon2 hashes any password")
+        .to_string()
+}
+
+/// What a password attempt came to.
+pub(crate) enum Attempt {
+    Right(db::User),
+    Wrong,
+    /// Too many wrong passwords from this address or for this account: wait this long.
+    Wait {
+        seconds: i64,
+        locked: bool,
+    },
+}
+
+/// Check `password` for `username`, throttled per client address and per account, with
+/// Argon2 on the blocking pool behind the semaphore.
+pub(crate) async fn password_attempt(
+    state: &AppState,
+    address: IpAddr,
+    user: Option<db::User>,
+    password: String,
+) -> Result<Attempt, PortalError> {
+    let now = now();
+    if let Some(seconds) = state.addresses.retry_after(address, now) {
+        return Ok(Attempt::Wait {
+            seconds,
+            locked: false,
+        });
+    }
+    if let Some(user) = user.as_ref().filter(|u| u.retry_at > now) {
+        return Ok(Attempt::Wait {
+            seconds: user.retry_at - now,
+            locked: user.locked_until > now,
+        });
+    }
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = state.password_checks.matches(hash, password).await;
+    match user {
+        Some(user) if matches => {
+            state.db.password_succeeded(&user)?;
+            state.addresses.succeeded(address);
+            Ok(Attempt::Right(user))
+        }
+        user => {
+            state.addresses.failed(address, now);
+            if let Some(user) = user {
+                let after = state.db.password_failed(
+                    &user,
+                    now,
+                    |failures| now + throttle::backoff(failures, throttle::ACCOUNT_FREE_FAILURES),
+                    throttle::LOCK_AFTER_FAILURES,
+                    throttle::LOCK_SECONDS,
+                )?;
+                if after.locked_until > now {
+                    tracing::warn!(user = user.id, "account locked after wrong passwords");
+                    return Ok(Attempt::Wait {
+                        seconds: after.locked_until - now,
+                        locked: true,
+                    });
+                }
+            }
+            Ok(Attempt::Wrong)
+        }
+    }
+}
+
+/// 429 with Retry-After: the answer to too many wrong passwords.
+pub(crate) fn too_many_attempts(seconds: i64, locked: bool) -> Response {
+    let reason = if locked {
+        format!(
+            "This account is locked for {} minutes after {} wrong passwords in a row. You can still log in with your registered CAC.",
+            (seconds + 59) / 60,
+            throttle::LOCK_AFTER_FAILURES
+        )
+    } else {
+        format!("Too many wrong passwords. Try again in {seconds} seconds.")
+    };
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Html(plain_page(
+            "Too many attempts",
+            &pages::too_many_attempts(&reason),
+        )),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 #[cfg(test)]

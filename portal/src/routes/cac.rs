@@ -1,0 +1,174 @@
+//! CAC/Certificate Registration: the page, and registering a card with a token and the
+//! password.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+
+use cacbridge_verify::Identity;
+
+use super::render;
+use crate::error::{PortalError, Result};
+use crate::passwords::{password_attempt, too_many_attempts, Attempt};
+use crate::session::Visitor;
+use crate::state::AppState;
+use crate::{db, now, pages};
+
+pub(crate) async fn cac_page(
+    State(state): State<Arc<AppState>>,
+    jar: CookieJar,
+) -> Result<Response> {
+    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let Some(user) = visitor.user(&state)? else {
+        return Ok((jar, Redirect::to("/login")).into_response());
+    };
+    Ok((jar, registration_page(&state, &visitor, &user, None)?).into_response())
+}
+
+fn registration_page(
+    state: &AppState,
+    visitor: &Visitor,
+    user: &db::User,
+    message: Option<(&str, bool)>,
+) -> Result<Html<String>> {
+    let challenge = visitor.challenge(state);
+    let rows = state.db.registrations_of(user.id)?;
+    let body = pages::cac_registration(&visitor.csrf(state), &challenge, &rows, message);
+    Ok(render(
+        state,
+        visitor,
+        Some(user),
+        "CAC/Certificate Registration",
+        pages::challenge_meta("cac-registration", &challenge),
+        &body,
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RegisterForm {
+    csrf: String,
+    #[serde(default)]
+    cacbridge_challenge: String,
+    #[serde(default)]
+    cacbridge_token: String,
+    password: String,
+}
+
+/// Verify a token against the challenge this visitor was given (and submitted with the form);
+/// a rejection is a 403 that names the reason. The challenge is spent either way.
+pub(crate) fn verify_token(
+    state: &AppState,
+    visitor: &Visitor,
+    challenge: &str,
+    token: &str,
+) -> Result<Identity> {
+    if challenge.is_empty() {
+        return Err(PortalError::Forbidden(
+            "no challenge came with the form; reload the page".into(),
+        ));
+    }
+    if token.is_empty() {
+        spend_challenge(state, visitor, challenge);
+        return Err(PortalError::Forbidden(
+            "no CAC Bridge token arrived: is the CAC Bridge extension installed and the card inserted?".into(),
+        ));
+    }
+    state
+        .verifier
+        .verify_with_bound_store(
+            &state.nonces,
+            &visitor.binding(),
+            token,
+            &state.origin,
+            challenge,
+            SystemTime::now(),
+        )
+        .map_err(|err| {
+            tracing::info!(code = err.code(), "token rejected");
+            PortalError::Forbidden(format!("the CAC token was rejected: {err}"))
+        })
+}
+
+pub(crate) fn spend_challenge(state: &AppState, visitor: &Visitor, challenge: &str) {
+    let _ = state
+        .nonces
+        .consume_bound(&visitor.binding(), challenge, SystemTime::now());
+}
+
+pub(crate) async fn cac_register(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    Form(form): Form<RegisterForm>,
+) -> Result<Response> {
+    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let Some(user) = visitor.user(&state)? else {
+        return Ok((jar, Redirect::to("/login")).into_response());
+    };
+    visitor.check_csrf(&state, &form.csrf)?;
+    let user = match password_attempt(&state, peer.ip(), Some(user.clone()), form.password).await? {
+        Attempt::Right(user) => user,
+        Attempt::Wait { seconds, locked } => {
+            spend_challenge(&state, &visitor, &form.cacbridge_challenge);
+            return Ok((jar, too_many_attempts(seconds, locked)).into_response());
+        }
+        Attempt::Wrong => {
+            // The challenge is spent either way: a new one comes with the page.
+            spend_challenge(&state, &visitor, &form.cacbridge_challenge);
+            let page = registration_page(
+                &state,
+                &visitor,
+                &user,
+                Some((
+                    "The password is incorrect. The card was not registered.",
+                    true,
+                )),
+            )?;
+            return Ok((StatusCode::UNAUTHORIZED, jar, page).into_response());
+        }
+    };
+    let identity = verify_token(
+        &state,
+        &visitor,
+        &form.cacbridge_challenge,
+        &form.cacbridge_token,
+    )?;
+    let existing = state
+        .db
+        .registration_by_fingerprint(&identity.fingerprint_sha256)?;
+    match existing {
+        Some(r) if r.user_id == user.id => {
+            let page = registration_page(
+                &state,
+                &visitor,
+                &user,
+                Some((
+                    "This certificate is already registered to your account.",
+                    false,
+                )),
+            )?;
+            Ok((jar, page).into_response())
+        }
+        Some(_) => Err(PortalError::Forbidden(
+            "this certificate is registered to another account".into(),
+        )),
+        None => {
+            let id = state
+                .db
+                .register(user.id, &identity, now(), "registration")?;
+            tracing::info!(user = user.id, registration = id, "CAC registered");
+            Ok((
+                jar,
+                Redirect::to(&format!("/account/cac/registrations/{id}")),
+            )
+                .into_response())
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The portal's pages and forms: the router, the headers every answer carries, and one module
+//! for each part of the guide (logging in, My Account, CAC registration).
+
+mod account;
+mod cac;
+mod login;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::{plain_page, PortalError};
+use crate::session::Visitor;
+use crate::state::AppState;
+use crate::{db, pages};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(login::home))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/login/cac", post(login::cac_login))
+        .route("/login/cac/link", post(login::cac_link))
+        .route("/account", get(account::account))
+        .route("/account/cac", get(cac::cac_page))
+        .route("/account/cac/register", post(cac::cac_register))
+        .route(
+            "/account/cac/registrations/{id}",
+            get(account::confirmation),
+        )
+        .route("/403", get(forbidden_page))
+        .route("/static/portal.js", get(portal_js))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn portal_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript")],
+        "document.getElementById('print')?.addEventListener('click', () => window.print());\n",
+    )
+}
+
+pub(crate) async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Html(plain_page("Not found", &pages::not_found())),
+    )
+}
+
+async fn forbidden_page() -> Response {
+    PortalError::Forbidden("access to this page was refused".into()).into_response()
+}
+
+pub(crate) fn render(
+    state: &AppState,
+    visitor: &Visitor,
+    user: Option<&db::User>,
+    title: &str,
+    meta: String,
+    body: &str,
+) -> Html<String> {
+    Html(pages::page(
+        &pages::Layout {
+            title,
+            username: user.map(|u| u.username.as_str()),
+            csrf: &visitor.csrf(state),
+            meta,
+        },
+        body,
+    ))
+}
