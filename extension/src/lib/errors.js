@@ -28,3 +28,14 @@ export const PAGE_ERRORS = {
 export function messageFor(code, fallback) {
   return PAGE_ERRORS[/** @type {keyof typeof PAGE_ERRORS} */ (code)] ?? fallback ?? "Something went wrong with the card.";
 }
+
+/**
+ * Any error as the page and the windows see it: a code and a message for people.
+ * @param {any} error
+ */
+export function normalizeError(error) {
+  if (error && typeof error.code === "string") {
+    return { ...error, message: messageFor(error.code, error.message) };
+  }
+  return { code: "internal", message: String(error) };
+}

@@ -1,0 +1,62 @@
+// What the chooser and PIN window ask of the background: the details to show, and the
+// person's choice and PIN, sent on to the host. Pure logic over the host port and the flows.
+
+import { hostError } from "../lib/port.js";
+import { normalizeError } from "../lib/errors.js";
+import { chooserEntries } from "../lib/certificates.js";
+
+export const CARD_TIMEOUT = 60_000;
+
+/**
+ * @param {{request: (command: string, args: object, timeout: number) => Promise<any>}} host
+ * @param {any} flow
+ */
+export async function dialogDetails(host, flow) {
+  if (!flow) throw hostError("user-timeout", "this request is no longer waiting");
+  const [list, status] = await Promise.all([
+    host.request("list-certificates", {}, CARD_TIMEOUT).catch((e) => ({ error: e })),
+    host.request("status", {}, CARD_TIMEOUT).catch(() => ({ readers: [] })),
+  ]);
+  const purpose = flow.action === "sign" ? "sign" : "authenticate";
+  const chooser = list.error ? { entries: [], preselected: null } : chooserEntries(list.certificates, purpose, new Date());
+  return {
+    origin: flow.origin,
+    action: flow.action,
+    ...(flow.action === "sign" ? { hash: flow.request.hash, hashFunction: flow.request.hashFunction } : {}),
+    ...chooser,
+    readers: status.readers ?? [],
+    error: list.error ? normalizeError(list.error) : null,
+  };
+}
+
+/**
+ * @param {{request: (command: string, args: object, timeout: number) => Promise<any>}} host
+ * @param {import("./flows.js").Flows} flows
+ * @param {any} flow
+ * @param {string} certificateId
+ * @param {string} pin
+ */
+export async function dialogSubmit(host, flows, flow, certificateId, pin) {
+  if (!flow) throw hostError("user-timeout", "this request is no longer waiting");
+  const args =
+    flow.action === "authenticate"
+      ? { certificateId, challengeNonce: flow.request.challengeNonce, origin: flow.origin, pin }
+      : { certificateId, hash: flow.request.hash, hashFunction: flow.request.hashFunction, origin: flow.origin, pin };
+  try {
+    const result = await host.request(flow.action, args, CARD_TIMEOUT);
+    let answer = result;
+    if (flow.action === "sign") {
+      // The page asked for this signature and gets the certificate that makes it checkable.
+      const list = await host.request("list-certificates", {}, CARD_TIMEOUT);
+      const cert = list.certificates.find((/** @type {any} */ c) => c.id === certificateId);
+      answer = { ...result, certificate: cert?.certificate ?? null };
+    }
+    flows.finish(flow, null, answer);
+    return { done: true };
+  } catch (error) {
+    const normalized = normalizeError(error);
+    // The page learns of a blocked PIN at once; the window stays open to explain what to do.
+    if (normalized.code === "pin-blocked") flows.settleKeepingWindow(flow, normalized);
+    return { done: false, error: normalized };
+  }
+}

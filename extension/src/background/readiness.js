@@ -1,0 +1,55 @@
+// The popup's readiness checklist (the guide's "before you start") and its fix for 403s.
+
+import { originAllowed } from "../lib/origins.js";
+import { normalizeError } from "../lib/errors.js";
+import { CARD_TIMEOUT } from "./dialog-flow.js";
+
+/**
+ * @param {any} host the native port
+ * @param {{origins: string[], managed: boolean}} list the allow-list in force
+ * @param {string | null} origin the active tab's
+ */
+export async function readiness(host, list, origin) {
+  const items = [];
+  let version = null;
+  try {
+    version = await host.ensureConnected();
+    items.push({ id: "host", ok: true, detail: `CAC Bridge app ${version.version}` });
+  } catch (error) {
+    const e = normalizeError(error);
+    items.push({ id: "host", ok: false, detail: e.message, code: e.code });
+  }
+  if (version) {
+    const status = await host.request("status", {}, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }));
+    const readers = status.readers ?? [];
+    const withCard = readers.filter((/** @type {any} */ r) => r.cardPresent);
+    items.push({ id: "reader", ok: readers.length > 0, detail: readers.map((/** @type {any} */ r) => r.name).join(", ") });
+    items.push({ id: "card", ok: withCard.length > 0, detail: withCard.map((/** @type {any} */ r) => `${r.cardType} card, ${r.pinBlocked ? "PIN blocked" : `${r.pinRetriesLeft ?? "?"} PIN tries left`}`).join("; ") });
+    const certificates = withCard.length ? await host.request("list-certificates", {}, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e })) : { certificates: [] };
+    const count = certificates.certificates?.length ?? 0;
+    items.push({ id: "certificates", ok: count > 0, detail: certificates.error ? normalizeError(certificates.error).message : `${count} certificates` });
+  }
+  items.push({
+    id: "portal",
+    ok: origin !== null && originAllowed(origin, list.origins),
+    detail: origin ?? "not a web page",
+    managed: list.managed,
+  });
+  return { items, origin };
+}
+
+/**
+ * The guide's fix for 403 errors: clear this portal's cookies and cached data.
+ * @param {typeof chrome} api
+ * @param {string} origin
+ */
+export async function clearSiteData(api, origin) {
+  const isFirefox = typeof (/** @type {any} */ (api.runtime).getBrowserInfo) === "function";
+  const what = { cookies: true, localStorage: true, cache: !isFirefox, indexedDB: true, serviceWorkers: true };
+  if (isFirefox) {
+    await api.browsingData.remove(/** @type {any} */ ({ hostnames: [new URL(origin).hostname] }), what);
+  } else {
+    await api.browsingData.remove({ origins: [origin] }, what);
+  }
+  return { cleared: origin };
+}
