@@ -4,11 +4,30 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+/// The instructions this layer sends (ISO 7816-4, SP 800-73-4, GSC-IS 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Ins {
+    Verify = 0x20,
+    ChangeReferenceData = 0x24,
+    ResetRetryCounter = 0x2C,
+    /// GSC-IS: sign or decrypt with the selected CAC applet's key.
+    SignDecrypt = 0x42,
+    /// GSC-IS: read a CAC applet's tag or value buffer.
+    ReadBuffer = 0x52,
+    /// GSC-IS: the applet's properties.
+    GetProperties = 0x56,
+    GeneralAuthenticate = 0x87,
+    Select = 0xA4,
+    GetResponse = 0xC0,
+    GetData = 0xCB,
+}
+
 /// A command APDU. `data` is wiped on drop: a VERIFY carries the PIN.
 #[derive(Clone)]
 pub struct Command {
     pub cla: u8,
-    pub ins: u8,
+    pub ins: Ins,
     pub p1: u8,
     pub p2: u8,
     pub data: Zeroizing<Vec<u8>>,
@@ -17,7 +36,7 @@ pub struct Command {
 }
 
 impl Command {
-    pub fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
+    pub fn new(cla: u8, ins: Ins, p1: u8, p2: u8) -> Self {
         Self {
             cla,
             ins,
@@ -42,7 +61,10 @@ impl Command {
     /// True for commands whose data must never be logged.
     pub fn carries_secret(&self) -> bool {
         // VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER
-        matches!(self.ins, 0x20 | 0x24 | 0x2C)
+        matches!(
+            self.ins,
+            Ins::Verify | Ins::ChangeReferenceData | Ins::ResetRetryCounter
+        )
     }
 }
 
@@ -51,7 +73,7 @@ impl fmt::Debug for Command {
         write!(
             f,
             "{:02X} {:02X} {:02X} {:02X}",
-            self.cla, self.ins, self.p1, self.p2
+            self.cla, self.ins as u8, self.p1, self.p2
         )?;
         if !self.data.is_empty() {
             if self.carries_secret() {
@@ -201,7 +223,7 @@ mod tests {
 
     #[test]
     fn debug_of_a_verify_hides_the_pin() {
-        let verify = Command::new(0, 0x20, 0, 0x80).data(b"13572468".to_vec());
+        let verify = Command::new(0, Ins::Verify, 0, 0x80).data(b"13572468".to_vec());
         let shown = format!("{verify:?}");
         assert!(!shown.contains("3133"), "{shown}");
         assert!(shown.contains("redacted"));

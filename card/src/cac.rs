@@ -3,7 +3,7 @@
 
 use byteorder::{ByteOrder, LittleEndian};
 
-use crate::apdu::{Command, Status};
+use crate::apdu::{Command, Ins, Status};
 use crate::error::CardError;
 use crate::inflate::certificate_bytes;
 use crate::model::Slot;
@@ -13,7 +13,10 @@ use crate::transport::Channel;
 
 pub const CCC_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x01, 0x16, 0xDB, 0x00];
 
-/// The AID of a CAC PKI applet.
+/// The ID certificate's PKI applet: every legacy CAC has it.
+pub const ID_APPLET_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x00, 0x79, 0x01, 0x00];
+
+/// The AID of a CAC PKI applet; `None` for a slot that is not one.
 pub fn applet_aid(slot: Slot) -> Option<[u8; 7]> {
     let index = match slot {
         Slot::CacId => 0x00,
@@ -21,7 +24,9 @@ pub fn applet_aid(slot: Slot) -> Option<[u8; 7]> {
         Slot::CacEmailEncryption => 0x02,
         _ => return None,
     };
-    Some([0xA0, 0x00, 0x00, 0x00, 0x79, 0x01, index])
+    let mut aid = ID_APPLET_AID;
+    aid[6] = index;
+    Some(aid)
 }
 
 const READ_BUFFER_CHUNK: u8 = 0xF0;
@@ -37,7 +42,7 @@ enum Buffer {
 }
 
 pub fn select(ch: &mut Channel<'_>, aid: &[u8]) -> Result<bool, CardError> {
-    let select = Command::new(0x00, 0xA4, 0x04, 0x00)
+    let select = Command::new(0x00, Ins::Select, 0x04, 0x00)
         .data(aid.to_vec())
         .expect_response();
     Ok(ch.transmit(&select)?.status.is_success())
@@ -45,7 +50,7 @@ pub fn select(ch: &mut Channel<'_>, aid: &[u8]) -> Result<bool, CardError> {
 
 /// A card with the GSC-IS Card Capability Container or the CAC ID applet.
 pub fn detect(ch: &mut Channel<'_>) -> Result<bool, CardError> {
-    Ok(select(ch, &CCC_AID)? || select(ch, &applet_aid(Slot::CacId).unwrap_or_default())?)
+    Ok(select(ch, &CCC_AID)? || select(ch, &ID_APPLET_AID)?)
 }
 
 /// READ BUFFER of the selected applet: a 2-byte little-endian length at offset 0, then the
@@ -53,7 +58,7 @@ pub fn detect(ch: &mut Channel<'_>) -> Result<bool, CardError> {
 fn read_buffer(ch: &mut Channel<'_>, buffer: Buffer) -> Result<Vec<u8>, CardError> {
     let read = |ch: &mut Channel<'_>, offset: u16, n: u8| -> Result<Vec<u8>, CardError> {
         let [hi, lo] = offset.to_be_bytes();
-        let command = Command::new(0x80, 0x52, hi, lo).data(vec![buffer as u8, n]);
+        let command = Command::new(0x80, Ins::ReadBuffer, hi, lo).data(vec![buffer as u8, n]);
         let response = ch.transmit(&command)?;
         if !response.status.is_success() {
             return Err(CardError::status(response.status, "READ BUFFER"));
@@ -117,7 +122,7 @@ pub fn read_certificate(ch: &mut Channel<'_>, slot: Slot) -> Result<Option<Vec<u
 
 /// VERIFY the global PIN (P2 = 00).
 pub fn verify_pin(ch: &mut Channel<'_>, pin: &Pin) -> Result<(), CardError> {
-    let verify = Command::new(0x00, 0x20, 0x00, 0x00).data(pin.padded().to_vec());
+    let verify = Command::new(0x00, Ins::Verify, 0x00, 0x00).data(pin.padded().to_vec());
     match ch.transmit(&verify)?.status {
         Status::Success => Ok(()),
         // Some CAC implementations keep no retry counter and answer 6985 or 6982.
@@ -140,7 +145,8 @@ pub fn sign_raw(ch: &mut Channel<'_>, block: &[u8]) -> Result<Vec<u8>, CardError
         for (i, piece) in pieces.iter().enumerate() {
             let more = i + 1 < pieces.len();
             let mut command =
-                Command::new(cla, 0x42, if more { 0x80 } else { 0x00 }, 0x00).data(piece.to_vec());
+                Command::new(cla, Ins::SignDecrypt, if more { 0x80 } else { 0x00 }, 0x00)
+                    .data(piece.to_vec());
             if !more {
                 command = command.expect_response();
             }

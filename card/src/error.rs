@@ -80,7 +80,8 @@ impl From<pcsc::Error> for CardError {
                 CardError::PcscUnavailable
             }
             E::NoReadersAvailable => CardError::NoReader,
-            E::UnknownReader | E::ReaderUnavailable => CardError::UnknownReader(String::new()),
+            // Which reader is known only to the caller (PcscBackend names it); here, none.
+            E::UnknownReader | E::ReaderUnavailable => CardError::NoReader,
             E::NoSmartcard => CardError::NoCard,
             E::RemovedCard | E::NotTransacted => CardError::CardRemoved,
             E::ResetCard => CardError::CardReset,

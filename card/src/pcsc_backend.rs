@@ -52,6 +52,16 @@ pub struct PcscBackend {
     pin_sent: bool,
 }
 
+/// A PC/SC error about `reader`: a reader that is not there is named.
+fn naming(reader: &str) -> impl FnOnce(pcsc::Error) -> CardError + '_ {
+    move |err| match err {
+        pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable => {
+            CardError::UnknownReader(reader.to_owned())
+        }
+        other => CardError::from(other),
+    }
+}
+
 /// After a failed attempt, whether running an operation again is safe and useful.
 fn may_retry(error: &CardError, attempts: u32, pin_sent: bool) -> bool {
     attempts == 0 && !pin_sent && matches!(error, CardError::CardReset | CardError::PcscUnavailable)
@@ -117,10 +127,7 @@ impl PcscBackend {
         let mut states = [ReaderState::new(name, State::UNAWARE)];
         self.context()?
             .get_status_change(Duration::ZERO, &mut states)
-            .map_err(|err| match CardError::from(err) {
-                CardError::UnknownReader(_) => CardError::UnknownReader(reader.into()),
-                other => other,
-            })?;
+            .map_err(naming(reader))?;
         let state = &states[0];
         if state.event_state().contains(State::PRESENT)
             && !state.event_state().contains(State::MUTE)
@@ -146,7 +153,7 @@ impl PcscBackend {
         let card = self
             .context()?
             .connect(&name, ShareMode::Shared, Protocols::ANY)
-            .map_err(CardError::from)?;
+            .map_err(naming(reader))?;
         let mut connection = Connection(Some(card));
         let mut attempt = 0;
         loop {

@@ -1,6 +1,6 @@
 //! The PIV applet (NIST SP 800-73-4): select, data objects, PIN, GENERAL AUTHENTICATE.
 
-use crate::apdu::{Command, Status};
+use crate::apdu::{Command, Ins, Status};
 use crate::certificate::KeyAlgorithm;
 use crate::error::CardError;
 use crate::inflate::certificate_bytes;
@@ -20,7 +20,7 @@ const PIN_REFERENCE: u8 = 0x80;
 
 /// SELECT the PIV applet. `false` when the card has none.
 pub fn select(ch: &mut Channel<'_>) -> Result<bool, CardError> {
-    let select = Command::new(0x00, 0xA4, 0x04, 0x00)
+    let select = Command::new(0x00, Ins::Select, 0x04, 0x00)
         .data(AID.to_vec())
         .expect_response();
     // The APT in the answer is not relied upon: some cards return a wrong PIX.
@@ -31,7 +31,7 @@ pub fn select(ch: &mut Channel<'_>) -> Result<bool, CardError> {
 /// does not hold the object.
 pub fn get_data(ch: &mut Channel<'_>, object: u32) -> Result<Option<Vec<u8>>, CardError> {
     let tag = object.to_be_bytes();
-    let command = Command::new(0x00, 0xCB, 0x3F, 0xFF)
+    let command = Command::new(0x00, Ins::GetData, 0x3F, 0xFF)
         .data(encode_ber(0x5C, &tag[1..]))
         .expect_response();
     let response = ch.transmit(&command)?;
@@ -153,7 +153,7 @@ impl Ccc {
 /// when already verified, so login state is never inferred from this.
 pub fn pin_status(ch: &mut Channel<'_>) -> Result<PinStatus, CardError> {
     let status = ch
-        .transmit(&Command::new(0x00, 0x20, 0x00, PIN_REFERENCE))?
+        .transmit(&Command::new(0x00, Ins::Verify, 0x00, PIN_REFERENCE))?
         .status;
     match status {
         Status::VerifyFailed { retries_left } => Ok(PinStatus {
@@ -174,7 +174,7 @@ pub fn pin_status(ch: &mut Channel<'_>) -> Result<PinStatus, CardError> {
 }
 
 pub fn verify_pin(ch: &mut Channel<'_>, pin: &Pin) -> Result<(), CardError> {
-    let verify = Command::new(0x00, 0x20, 0x00, PIN_REFERENCE).data(pin.padded().to_vec());
+    let verify = Command::new(0x00, Ins::Verify, 0x00, PIN_REFERENCE).data(pin.padded().to_vec());
     match ch.transmit(&verify)?.status {
         Status::Success => Ok(()),
         status => Err(CardError::status(status, "VERIFY")),
@@ -186,7 +186,7 @@ pub fn verify_pin(ch: &mut Channel<'_>, pin: &Pin) -> Result<(), CardError> {
 /// reset when the transaction ends, which clears it too.
 pub fn logout(ch: &mut Channel<'_>) -> Result<(), CardError> {
     let status = ch
-        .transmit(&Command::new(0x00, 0x20, 0xFF, PIN_REFERENCE))?
+        .transmit(&Command::new(0x00, Ins::Verify, 0xFF, PIN_REFERENCE))?
         .status;
     if !status.is_success() {
         tracing::debug!(%status, "card refused PIV logout; it will be reset");
@@ -227,9 +227,14 @@ pub fn general_authenticate(
         .ok_or_else(|| CardError::KeyNotUsable(format!("{slot:?} is not a PIV slot")))?;
     let mut template = vec![0x82, 0x00];
     template.extend(encode_ber(0x81, input));
-    let command = Command::new(0x00, 0x87, algorithm_id(key)?, key_reference)
-        .data(encode_ber(0x7C, &template))
-        .expect_response();
+    let command = Command::new(
+        0x00,
+        Ins::GeneralAuthenticate,
+        algorithm_id(key)?,
+        key_reference,
+    )
+    .data(encode_ber(0x7C, &template))
+    .expect_response();
     let response = ch.transmit(&command)?;
     if !response.status.is_success() {
         return Err(CardError::status(response.status, "GENERAL AUTHENTICATE"));

@@ -125,7 +125,9 @@ pub fn sign(
             }
             // Selecting a CAC applet resets PIV security status: everything stays in the CAC
             // applet from here on.
-            if !cac::select(ch, &cac::applet_aid(slot).unwrap_or_default())? {
+            let aid = cac::applet_aid(slot)
+                .ok_or_else(|| CardError::KeyNotUsable(format!("{slot:?} is not a CAC applet")))?;
+            if !cac::select(ch, &aid)? {
                 return Err(CardError::CertificateNotFound);
             }
             // GSC-IS applets have no logout: a reset at the end of the transaction is what
@@ -141,7 +143,7 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     //! Legacy CAC cards: no emulator runs in unit tests, so these transcripts follow GSC-IS 2.1
-    //! and the behaviour recorded in card-spec.md, APDU for APDU.
+    //! and the behaviour of libcacard's emulation, APDU for APDU.
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::crypto::HashFunction;

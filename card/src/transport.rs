@@ -4,7 +4,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::apdu::{Command, Response, Status};
+use crate::apdu::{Command, Ins, Response, Status};
 use crate::error::CardError;
 
 /// The card's transmission protocol.
@@ -116,7 +116,7 @@ impl<'t> Channel<'t> {
         }
         while let Status::MoreData(available) = status {
             // Never abandon a 61xx sequence part-way: the card would hold the rest.
-            let get_response = [0x00, 0xC0, 0x00, 0x00, available];
+            let get_response = [0x00, Ins::GetResponse as u8, 0x00, 0x00, available];
             let (more, next) = self.exchange(&get_response)?;
             data.extend_from_slice(&more);
             if data.len() > MAX_RESPONSE {
@@ -140,7 +140,7 @@ fn encode(
     protocol: Protocol,
 ) -> Zeroizing<Vec<u8>> {
     let mut apdu = Zeroizing::new(Vec::with_capacity(5 + data.len() + 1));
-    apdu.extend_from_slice(&[cla, command.ins, command.p1, command.p2]);
+    apdu.extend_from_slice(&[cla, command.ins as u8, command.p1, command.p2]);
     if !data.is_empty() {
         apdu.push(data.len() as u8);
         apdu.extend_from_slice(data);
@@ -168,7 +168,7 @@ mod tests {
             ("00C0000001", "05 9000"),
         ]);
         let mut ch = Channel::new(&mut card);
-        let cmd = Command::new(0, 0xCB, 0x3F, 0xFF)
+        let cmd = Command::new(0, Ins::GetData, 0x3F, 0xFF)
             .data(vec![0x5C, 0x03, 0x5F, 0xC1, 0x05])
             .expect_response();
         let r = ch.transmit(&cmd).unwrap();
@@ -186,11 +186,13 @@ mod tests {
             ("002000800831323334353637FF", "63C2"),
         ]);
         let mut ch = Channel::new(&mut card);
-        ch.transmit(&Command::new(0, 0xA4, 0x04, 0x00)).unwrap();
+        ch.transmit(&Command::new(0, Ins::Select, 0x04, 0x00))
+            .unwrap();
         // A logout (VERIFY without data) carries no PIN.
-        ch.transmit(&Command::new(0, 0x20, 0xFF, 0x80)).unwrap();
+        ch.transmit(&Command::new(0, Ins::Verify, 0xFF, 0x80))
+            .unwrap();
         assert!(!ch.secret_sent());
-        let verify = Command::new(0, 0x20, 0x00, 0x80).data(b"1234567\xFF".to_vec());
+        let verify = Command::new(0, Ins::Verify, 0x00, 0x80).data(b"1234567\xFF".to_vec());
         ch.transmit(&verify).unwrap();
         assert!(ch.secret_sent(), "even a refused PIN was sent");
         card.assert_done();
@@ -203,7 +205,7 @@ mod tests {
             ("8056010020", &format!("{} 9000", "AA".repeat(32))),
         ]);
         let mut ch = Channel::new(&mut card);
-        let mut cmd = Command::new(0x80, 0x56, 0x01, 0x00);
+        let mut cmd = Command::new(0x80, Ins::GetProperties, 0x01, 0x00);
         cmd.le = Some(256);
         let r = ch.transmit(&cmd).unwrap();
         assert_eq!(r.data.len(), 32);
@@ -218,7 +220,7 @@ mod tests {
             (&format!("008707942D{}00", "11".repeat(45)), "AABB 9000"),
         ]);
         let mut ch = Channel::new(&mut card);
-        let cmd = Command::new(0, 0x87, 0x07, 0x94)
+        let cmd = Command::new(0, Ins::GeneralAuthenticate, 0x07, 0x94)
             .data(data)
             .expect_response();
         let r = ch.transmit(&cmd).unwrap();
@@ -230,7 +232,7 @@ mod tests {
     fn a_refused_chain_block_ends_the_command() {
         let mut card = ScriptedCard::t1(&[(&format!("10870794FF{}", "11".repeat(255)), "6A80")]);
         let mut ch = Channel::new(&mut card);
-        let cmd = Command::new(0, 0x87, 0x07, 0x94).data(vec![0x11u8; 300]);
+        let cmd = Command::new(0, Ins::GeneralAuthenticate, 0x07, 0x94).data(vec![0x11u8; 300]);
         assert_eq!(ch.transmit(&cmd).unwrap().status, Status::WrongData);
         card.assert_done();
     }
@@ -242,7 +244,7 @@ mod tests {
             ("00C0000011", &format!("{} 9000", "61".repeat(17))),
         ]);
         let mut ch = Channel::new(&mut card);
-        let cmd = Command::new(0, 0xA4, 0x04, 0x00)
+        let cmd = Command::new(0, Ins::Select, 0x04, 0x00)
             .data(vec![0xA0, 0, 0, 3, 8, 0, 0, 0x10, 0])
             .expect_response();
         assert_eq!(ch.transmit(&cmd).unwrap().data.len(), 17);
@@ -253,7 +255,7 @@ mod tests {
     fn a_card_that_never_stops_sending_is_cut_off() {
         let mut card = ScriptedCard::endless_61xx();
         let mut ch = Channel::new(&mut card);
-        let cmd = Command::new(0, 0xCB, 0x3F, 0xFF).expect_response();
+        let cmd = Command::new(0, Ins::GetData, 0x3F, 0xFF).expect_response();
         assert!(matches!(ch.transmit(&cmd), Err(CardError::Malformed(_))));
     }
 
@@ -261,7 +263,7 @@ mod tests {
     fn a_response_without_status_word_is_malformed() {
         let mut card = ScriptedCard::t1(&[("00CB3FFF00", "90")]);
         let mut ch = Channel::new(&mut card);
-        let cmd = Command::new(0, 0xCB, 0x3F, 0xFF).expect_response();
+        let cmd = Command::new(0, Ins::GetData, 0x3F, 0xFF).expect_response();
         assert!(matches!(ch.transmit(&cmd), Err(CardError::Malformed(_))));
     }
 }

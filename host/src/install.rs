@@ -1,6 +1,5 @@
 //! `cacbridge-host install` / `uninstall`: the native-messaging host manifests, written where
-//! each browser family looks for them (docs and paths: ../shared anchors, mirrored in
-//! docs/install.md). The manifests' contents come from `manifests/` in the repository, so the
+//! each browser family looks for them (the paths are listed in docs/install.md). The manifests' contents come from `manifests/` in the repository, so the
 //! extension IDs are defined in one place.
 
 use std::path::{Path, PathBuf};
