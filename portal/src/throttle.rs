@@ -23,12 +23,13 @@ const ADDRESS_MEMORY_SECONDS: i64 = 3600;
 const MAX_ADDRESSES: usize = 100_000;
 
 /// Seconds to wait before the next try after `failures` wrong passwords: none for the first
-/// `free`, then 1, 2, 4, ... up to [`MAX_BACKOFF_SECONDS`].
+/// `free`, then 2, 4, 8, ... up to [`MAX_BACKOFF_SECONDS`]. (Times are whole seconds: a
+/// first wait of 1 could round down to nothing.)
 pub fn backoff(failures: u32, free: u32) -> i64 {
     if failures < free {
         return 0;
     }
-    let exponent = (failures - free).min(20);
+    let exponent = (failures - free + 1).min(20);
     (1i64 << exponent).min(MAX_BACKOFF_SECONDS)
 }
 
@@ -102,7 +103,10 @@ mod tests {
     #[test]
     fn backoff_doubles_after_the_free_tries_and_is_capped() {
         let waits: Vec<i64> = (0..14).map(|n| backoff(n, 3)).collect();
-        assert_eq!(waits, [0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(
+            waits,
+            [0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]
+        );
         assert_eq!(backoff(u32::MAX, 3), MAX_BACKOFF_SECONDS);
     }
 
@@ -115,9 +119,9 @@ mod tests {
             assert_eq!(throttle.retry_after(address, 1000), None);
         }
         throttle.failed(address, 1000);
-        assert_eq!(throttle.retry_after(address, 1000), Some(1));
+        assert_eq!(throttle.retry_after(address, 1000), Some(2));
         throttle.failed(address, 1001);
-        assert_eq!(throttle.retry_after(address, 1001), Some(2));
+        assert_eq!(throttle.retry_after(address, 1001), Some(4));
         throttle.purge(1001 + ADDRESS_MEMORY_SECONDS);
         assert!(throttle.is_empty());
     }

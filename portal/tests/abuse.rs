@@ -52,7 +52,8 @@ fn one_address_guessing_many_accounts_is_slowed_down() {
     }
     let slowed = login(&portal, &client, "nobody5", "guess-guess");
     assert_eq!(slowed.status(), 429);
-    assert_eq!(retry_after(&slowed), Some(1));
+    // 2 s from the fifth failure, in whole seconds: 1 or 2 left.
+    assert!(matches!(retry_after(&slowed), Some(1..=2)), "{slowed:?}");
     assert!(slowed.text().unwrap().contains("Too many wrong passwords"));
     // Another address is not held up by this one.
     let other = portal.client_from(loopback(21));
@@ -75,12 +76,12 @@ fn one_account_guessed_from_many_addresses_backs_off_then_locks_and_its_owner_se
     // The fourth try comes too soon, from wherever it comes: exponential back-off.
     let early = from_new_address("wrong-password");
     assert_eq!(early.status(), 429);
-    assert_eq!(retry_after(&early), Some(1));
+    assert!(matches!(retry_after(&early), Some(1..=2)), "{early:?}");
     let_backoff_pass(&portal);
     assert_eq!(from_new_address("wrong-password").status(), 401);
     let early = from_new_address("demo-password");
     assert_eq!(early.status(), 429, "even the right password waits");
-    assert_eq!(retry_after(&early), Some(2));
+    assert!(matches!(retry_after(&early), Some(3..=4)), "{early:?}");
 
     // The tenth wrong password in a row locks the account.
     for _ in 4..9 {

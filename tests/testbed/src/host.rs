@@ -163,8 +163,8 @@ impl HostProcess {
         let reply = self.recv().expect("a reply to version");
         assert_eq!(reply["id"], id, "{reply}");
         assert_eq!(reply["result"]["protocol"], 1, "{reply}");
-        let version = reply["result"]["version"].as_str().unwrap_or_default();
-        assert_eq!(version.split('.').count(), 3, "{reply}");
+        // The testbed is a workspace member: its version is the host's.
+        assert_eq!(reply["result"]["version"], env!("CARGO_PKG_VERSION"));
     }
 }
 
