@@ -1,0 +1,492 @@
+//! The C ABI: the one place with `unsafe`. Every exported function checks its pointers, turns
+//! them into safe values, calls [`Module`] under one lock, and catches panics so that none
+//! crosses into the calling program.
+#![allow(unsafe_code)]
+#![allow(non_snake_case, clippy::missing_safety_doc)]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use cryptoki_sys::*;
+
+use cacbridge_card::PcscBackend;
+
+use crate::module::{Module, Rv};
+
+static MODULE: Mutex<Option<Module>> = Mutex::new(None);
+
+/// Run `f` on the initialized module; panics become `CKR_GENERAL_ERROR`.
+fn with_module(f: impl FnOnce(&mut Module) -> Result<(), Rv>) -> CK_RV {
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut guard = MODULE.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            None => CKR_CRYPTOKI_NOT_INITIALIZED,
+            Some(module) => f(module).err().unwrap_or(CKR_OK),
+        }
+    }))
+    .unwrap_or(CKR_GENERAL_ERROR)
+}
+
+/// A blank-padded fixed-width PKCS#11 string.
+fn padded<const N: usize>(text: &str) -> [CK_UTF8CHAR; N] {
+    let mut out = [b' '; N];
+    let mut end = text.len().min(N);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&text.as_bytes()[..end]);
+    out
+}
+
+fn version() -> CK_VERSION {
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0));
+    CK_VERSION {
+        major: parts.next().unwrap_or(0),
+        minor: parts.next().unwrap_or(0),
+    }
+}
+
+/// The two-call convention: `out` null asks for the count; else it must hold `items`.
+unsafe fn write_list<T: Copy>(items: &[T], out: *mut T, count: *mut CK_ULONG) -> Result<(), Rv> {
+    if count.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    let capacity = *count;
+    *count = items.len() as CK_ULONG;
+    if out.is_null() {
+        return Ok(());
+    }
+    if (capacity as usize) < items.len() {
+        return Err(CKR_BUFFER_TOO_SMALL);
+    }
+    std::ptr::copy_nonoverlapping(items.as_ptr(), out, items.len());
+    Ok(())
+}
+
+/// A template from the caller, copied out of its memory.
+unsafe fn template(
+    attributes: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>, Rv> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if attributes.is_null() || count > 1024 {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    std::slice::from_raw_parts(attributes, count as usize)
+        .iter()
+        .map(|a| {
+            if a.ulValueLen == 0 {
+                return Ok((a.type_, Vec::new()));
+            }
+            if a.pValue.is_null() || a.ulValueLen > 64 * 1024 {
+                return Err(CKR_ATTRIBUTE_VALUE_INVALID);
+            }
+            let value = std::slice::from_raw_parts(a.pValue as *const u8, a.ulValueLen as usize);
+            Ok((a.type_, value.to_vec()))
+        })
+        .collect()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
+    if list.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    *list = std::ptr::addr_of!(FUNCTIONS) as *mut CK_FUNCTION_LIST;
+    CKR_OK
+}
+
+unsafe extern "C" fn C_Initialize(_args: *mut std::os::raw::c_void) -> CK_RV {
+    catch_unwind(|| {
+        let mut guard = MODULE.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_some() {
+            return CKR_CRYPTOKI_ALREADY_INITIALIZED;
+        }
+        *guard = Some(Module::new(Box::new(PcscBackend::new())));
+        CKR_OK
+    })
+    .unwrap_or(CKR_GENERAL_ERROR)
+}
+
+unsafe extern "C" fn C_Finalize(reserved: *mut std::os::raw::c_void) -> CK_RV {
+    if !reserved.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    catch_unwind(|| {
+        let mut guard = MODULE.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.take() {
+            Some(_) => CKR_OK,
+            None => CKR_CRYPTOKI_NOT_INITIALIZED,
+        }
+    })
+    .unwrap_or(CKR_GENERAL_ERROR)
+}
+
+unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
+    if info.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|_| {
+        *info = CK_INFO {
+            cryptokiVersion: CK_VERSION {
+                major: 2,
+                minor: 40,
+            },
+            manufacturerID: padded("CAC Bridge"),
+            flags: 0,
+            libraryDescription: padded("CAC Bridge PIV and CAC module"),
+            libraryVersion: version(),
+        };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn C_GetSlotList(
+    token_present: CK_BBOOL,
+    slots: *mut CK_SLOT_ID,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    with_module(|module| {
+        let list = module.slot_list(token_present != CK_FALSE)?;
+        write_list(&list, slots, count)
+    })
+}
+
+unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
+    if info.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        let slot_info = module.slot_info(slot)?;
+        let present = if slot_info.token_present {
+            CKF_TOKEN_PRESENT
+        } else {
+            0
+        };
+        *info = CK_SLOT_INFO {
+            slotDescription: padded(&slot_info.description),
+            manufacturerID: padded("CAC Bridge"),
+            flags: present | CKF_REMOVABLE_DEVICE | CKF_HW_SLOT,
+            hardwareVersion: CK_VERSION { major: 0, minor: 0 },
+            firmwareVersion: CK_VERSION { major: 0, minor: 0 },
+        };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
+    if info.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        let token = module.token_info(slot)?;
+        *info = CK_TOKEN_INFO {
+            label: padded(&token.label),
+            manufacturerID: padded("CAC Bridge"),
+            model: padded(&token.model),
+            serialNumber: padded(&token.serial),
+            flags: CKF_TOKEN_INITIALIZED
+                | CKF_USER_PIN_INITIALIZED
+                | CKF_LOGIN_REQUIRED
+                | CKF_WRITE_PROTECTED,
+            ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulSessionCount: CK_UNAVAILABLE_INFORMATION,
+            ulMaxRwSessionCount: 0,
+            ulRwSessionCount: 0,
+            ulMaxPinLen: 8,
+            ulMinPinLen: 6,
+            ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            hardwareVersion: CK_VERSION { major: 0, minor: 0 },
+            firmwareVersion: CK_VERSION { major: 0, minor: 0 },
+            utcTime: [b' '; 16],
+        };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn C_GetMechanismList(
+    slot: CK_SLOT_ID,
+    list: *mut CK_MECHANISM_TYPE,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    with_module(|module| {
+        module.slot_info(slot)?;
+        // Signing comes with C_Login and C_Sign; until then the module offers no mechanism.
+        write_list::<CK_MECHANISM_TYPE>(&[], list, count)
+    })
+}
+
+unsafe extern "C" fn C_GetMechanismInfo(
+    _slot: CK_SLOT_ID,
+    _kind: CK_MECHANISM_TYPE,
+    _info: *mut CK_MECHANISM_INFO,
+) -> CK_RV {
+    with_module(|_| Err(CKR_MECHANISM_INVALID))
+}
+
+unsafe extern "C" fn C_OpenSession(
+    slot: CK_SLOT_ID,
+    flags: CK_FLAGS,
+    _application: *mut std::os::raw::c_void,
+    _notify: CK_NOTIFY,
+    session: *mut CK_SESSION_HANDLE,
+) -> CK_RV {
+    if session.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if flags & CKF_SERIAL_SESSION == 0 {
+        return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
+    }
+    if flags & CKF_RW_SESSION != 0 {
+        return CKR_TOKEN_WRITE_PROTECTED;
+    }
+    with_module(|module| {
+        *session = module.open_session(slot)?;
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn C_CloseSession(session: CK_SESSION_HANDLE) -> CK_RV {
+    with_module(|module| module.close_session(session))
+}
+
+unsafe extern "C" fn C_CloseAllSessions(slot: CK_SLOT_ID) -> CK_RV {
+    with_module(|module| module.close_all_sessions(slot))
+}
+
+unsafe extern "C" fn C_GetSessionInfo(
+    session: CK_SESSION_HANDLE,
+    info: *mut CK_SESSION_INFO,
+) -> CK_RV {
+    if info.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        let slot = module.session_slot(session)?;
+        *info = CK_SESSION_INFO {
+            slotID: slot,
+            state: CKS_RO_PUBLIC_SESSION,
+            flags: CKF_SERIAL_SESSION,
+            ulDeviceError: 0,
+        };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn C_FindObjectsInit(
+    session: CK_SESSION_HANDLE,
+    attributes: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> CK_RV {
+    with_module(|module| {
+        let template = template(attributes, count)?;
+        module.find_init(session, &template)
+    })
+}
+
+unsafe extern "C" fn C_FindObjects(
+    session: CK_SESSION_HANDLE,
+    objects: *mut CK_OBJECT_HANDLE,
+    max: CK_ULONG,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    if count.is_null() || (objects.is_null() && max > 0) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        let found = module.find(session, max as usize)?;
+        std::ptr::copy_nonoverlapping(found.as_ptr(), objects, found.len());
+        *count = found.len() as CK_ULONG;
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn C_FindObjectsFinal(session: CK_SESSION_HANDLE) -> CK_RV {
+    with_module(|module| module.find_final(session))
+}
+
+unsafe extern "C" fn C_GetAttributeValue(
+    session: CK_SESSION_HANDLE,
+    handle: CK_OBJECT_HANDLE,
+    attributes: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> CK_RV {
+    if attributes.is_null() && count > 0 {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        let object = module.object(session, handle)?;
+        let mut result = Ok(());
+        for attribute in std::slice::from_raw_parts_mut(attributes, count as usize) {
+            let Some(value) = object.attribute(attribute.type_) else {
+                attribute.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                result = Err(CKR_ATTRIBUTE_TYPE_INVALID);
+                continue;
+            };
+            if attribute.pValue.is_null() {
+                attribute.ulValueLen = value.len() as CK_ULONG;
+            } else if (attribute.ulValueLen as usize) < value.len() {
+                attribute.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                result = Err(CKR_BUFFER_TOO_SMALL);
+            } else {
+                std::ptr::copy_nonoverlapping(
+                    value.as_ptr(),
+                    attribute.pValue as *mut u8,
+                    value.len(),
+                );
+                attribute.ulValueLen = value.len() as CK_ULONG;
+            }
+        }
+        result
+    })
+}
+
+/// Functions this module does not offer (yet): `CKR_FUNCTION_NOT_SUPPORTED`, never a NULL
+/// pointer a caller might jump through.
+macro_rules! unsupported {
+    ($($name:ident($($arg:ty),*);)*) => {
+        $(
+            unsafe extern "C" fn $name($(_: $arg),*) -> CK_RV {
+                CKR_FUNCTION_NOT_SUPPORTED
+            }
+        )*
+    };
+}
+
+type Ptr = *mut std::os::raw::c_void;
+
+unsupported! {
+    C_InitToken(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR);
+    C_InitPIN(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, CK_ULONG);
+    C_SetPIN(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR, CK_ULONG);
+    C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE);
+    C_Login(CK_SESSION_HANDLE, CK_USER_TYPE, *mut CK_UTF8CHAR, CK_ULONG);
+    C_Logout(CK_SESSION_HANDLE);
+    C_CreateObject(CK_SESSION_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_CopyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_DestroyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
+    C_GetObjectSize(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ULONG);
+    C_SetAttributeValue(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG);
+    C_EncryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Encrypt(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_EncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_EncryptFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Decrypt(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestInit(CK_SESSION_HANDLE, *mut CK_MECHANISM);
+    C_Digest(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_DigestKey(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
+    C_DigestFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Sign(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_SignFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_SignRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_VerifyInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Verify(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_VerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifyFinal(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifyRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_VerifyRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptDigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptVerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_GenerateKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_GenerateKeyPair(CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE, *mut CK_OBJECT_HANDLE);
+    C_WrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_UnwrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_DeriveKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_SeedRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_GenerateRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_GetFunctionStatus(CK_SESSION_HANDLE);
+    C_CancelFunction(CK_SESSION_HANDLE);
+    C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, Ptr);
+}
+
+static FUNCTIONS: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
+    version: CK_VERSION {
+        major: 2,
+        minor: 40,
+    },
+    C_Initialize: Some(C_Initialize),
+    C_Finalize: Some(C_Finalize),
+    C_GetInfo: Some(C_GetInfo),
+    C_GetFunctionList: Some(C_GetFunctionList),
+    C_GetSlotList: Some(C_GetSlotList),
+    C_GetSlotInfo: Some(C_GetSlotInfo),
+    C_GetTokenInfo: Some(C_GetTokenInfo),
+    C_GetMechanismList: Some(C_GetMechanismList),
+    C_GetMechanismInfo: Some(C_GetMechanismInfo),
+    C_InitToken: Some(C_InitToken),
+    C_InitPIN: Some(C_InitPIN),
+    C_SetPIN: Some(C_SetPIN),
+    C_OpenSession: Some(C_OpenSession),
+    C_CloseSession: Some(C_CloseSession),
+    C_CloseAllSessions: Some(C_CloseAllSessions),
+    C_GetSessionInfo: Some(C_GetSessionInfo),
+    C_GetOperationState: Some(C_GetOperationState),
+    C_SetOperationState: Some(C_SetOperationState),
+    C_Login: Some(C_Login),
+    C_Logout: Some(C_Logout),
+    C_CreateObject: Some(C_CreateObject),
+    C_CopyObject: Some(C_CopyObject),
+    C_DestroyObject: Some(C_DestroyObject),
+    C_GetObjectSize: Some(C_GetObjectSize),
+    C_GetAttributeValue: Some(C_GetAttributeValue),
+    C_SetAttributeValue: Some(C_SetAttributeValue),
+    C_FindObjectsInit: Some(C_FindObjectsInit),
+    C_FindObjects: Some(C_FindObjects),
+    C_FindObjectsFinal: Some(C_FindObjectsFinal),
+    C_EncryptInit: Some(C_EncryptInit),
+    C_Encrypt: Some(C_Encrypt),
+    C_EncryptUpdate: Some(C_EncryptUpdate),
+    C_EncryptFinal: Some(C_EncryptFinal),
+    C_DecryptInit: Some(C_DecryptInit),
+    C_Decrypt: Some(C_Decrypt),
+    C_DecryptUpdate: Some(C_DecryptUpdate),
+    C_DecryptFinal: Some(C_DecryptFinal),
+    C_DigestInit: Some(C_DigestInit),
+    C_Digest: Some(C_Digest),
+    C_DigestUpdate: Some(C_DigestUpdate),
+    C_DigestKey: Some(C_DigestKey),
+    C_DigestFinal: Some(C_DigestFinal),
+    C_SignInit: Some(C_SignInit),
+    C_Sign: Some(C_Sign),
+    C_SignUpdate: Some(C_SignUpdate),
+    C_SignFinal: Some(C_SignFinal),
+    C_SignRecoverInit: Some(C_SignRecoverInit),
+    C_SignRecover: Some(C_SignRecover),
+    C_VerifyInit: Some(C_VerifyInit),
+    C_Verify: Some(C_Verify),
+    C_VerifyUpdate: Some(C_VerifyUpdate),
+    C_VerifyFinal: Some(C_VerifyFinal),
+    C_VerifyRecoverInit: Some(C_VerifyRecoverInit),
+    C_VerifyRecover: Some(C_VerifyRecover),
+    C_DigestEncryptUpdate: Some(C_DigestEncryptUpdate),
+    C_DecryptDigestUpdate: Some(C_DecryptDigestUpdate),
+    C_SignEncryptUpdate: Some(C_SignEncryptUpdate),
+    C_DecryptVerifyUpdate: Some(C_DecryptVerifyUpdate),
+    C_GenerateKey: Some(C_GenerateKey),
+    C_GenerateKeyPair: Some(C_GenerateKeyPair),
+    C_WrapKey: Some(C_WrapKey),
+    C_UnwrapKey: Some(C_UnwrapKey),
+    C_DeriveKey: Some(C_DeriveKey),
+    C_SeedRandom: Some(C_SeedRandom),
+    C_GenerateRandom: Some(C_GenerateRandom),
+    C_GetFunctionStatus: Some(C_GetFunctionStatus),
+    C_CancelFunction: Some(C_CancelFunction),
+    C_WaitForSlotEvent: Some(C_WaitForSlotEvent),
+};

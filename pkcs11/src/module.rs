@@ -1,0 +1,280 @@
+//! The module's state and rules, in safe Rust: slots (one per reader), tokens (a card in a
+//! reader), sessions and object searches, over the card layer's [`Token`]. `ffi.rs` turns C
+//! calls into calls here and results into `CK_RV`s.
+
+use std::collections::HashMap;
+
+use cryptoki_sys::*;
+
+use cacbridge_card::{CardError, Token};
+
+use crate::objects::{objects_for, Object};
+
+/// A PKCS#11 failure: the return value the caller gets.
+pub type Rv = CK_RV;
+
+/// The return value for a card-layer error.
+pub fn rv_of(err: &CardError) -> Rv {
+    match err {
+        CardError::NoCard => CKR_TOKEN_NOT_PRESENT,
+        CardError::CardRemoved => CKR_DEVICE_REMOVED,
+        CardError::NoReader | CardError::UnknownReader(_) => CKR_SLOT_ID_INVALID,
+        CardError::PinIncorrect { .. } => CKR_PIN_INCORRECT,
+        CardError::PinBlocked => CKR_PIN_LOCKED,
+        CardError::PinFormat => CKR_PIN_LEN_RANGE,
+        CardError::KeyNotUsable(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
+        CardError::CertificateNotFound => CKR_OBJECT_HANDLE_INVALID,
+        _ => CKR_DEVICE_ERROR,
+    }
+}
+
+/// Handles of one slot's objects: slot in the high bits, so a handle names its token.
+const HANDLES_PER_SLOT: CK_OBJECT_HANDLE = 1 << 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotInfo {
+    pub description: String,
+    pub token_present: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The cardholder's name, from the authentication certificate's CN.
+    pub label: String,
+    pub serial: String,
+    pub model: String,
+}
+
+struct Session {
+    slot: CK_SLOT_ID,
+    /// The results of the current search, not yet returned.
+    found: Option<Vec<CK_OBJECT_HANDLE>>,
+}
+
+pub struct Module {
+    token: Box<dyn Token>,
+    /// Reader names by slot id - 1. Append-only: a reader keeps its slot id while the module
+    /// is loaded, even if it goes away and comes back.
+    readers: Vec<String>,
+    sessions: HashMap<CK_SESSION_HANDLE, Session>,
+    next_session: CK_SESSION_HANDLE,
+}
+
+impl Module {
+    pub fn new(token: Box<dyn Token>) -> Self {
+        Self {
+            token,
+            readers: Vec::new(),
+            sessions: HashMap::new(),
+            next_session: 1,
+        }
+    }
+
+    /// The readers now connected, each given a slot id on first sight.
+    fn connected(&mut self) -> Result<Vec<(CK_SLOT_ID, bool)>, Rv> {
+        let readers = match self.token.readers() {
+            Ok(readers) => readers,
+            Err(CardError::NoReader) => Vec::new(),
+            Err(err) => return Err(rv_of(&err)),
+        };
+        Ok(readers
+            .iter()
+            .map(|reader| {
+                let index = match self.readers.iter().position(|r| *r == reader.name) {
+                    Some(index) => index,
+                    None => {
+                        self.readers.push(reader.name.clone());
+                        self.readers.len() - 1
+                    }
+                };
+                (index as CK_SLOT_ID + 1, reader.card.is_some())
+            })
+            .collect())
+    }
+
+    fn reader(&self, slot: CK_SLOT_ID) -> Result<&str, Rv> {
+        let index = usize::try_from(slot).map_err(|_| CKR_SLOT_ID_INVALID)?;
+        index
+            .checked_sub(1)
+            .and_then(|i| self.readers.get(i))
+            .map(String::as_str)
+            .ok_or(CKR_SLOT_ID_INVALID)
+    }
+
+    pub fn slot_list(&mut self, token_present: bool) -> Result<Vec<CK_SLOT_ID>, Rv> {
+        Ok(self
+            .connected()?
+            .into_iter()
+            .filter(|(_, present)| !token_present || *present)
+            .map(|(slot, _)| slot)
+            .collect())
+    }
+
+    pub fn slot_info(&mut self, slot: CK_SLOT_ID) -> Result<SlotInfo, Rv> {
+        let connected = self.connected()?;
+        let present = connected
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, present)| *present);
+        let description = self.reader(slot)?.to_owned();
+        Ok(SlotInfo {
+            description,
+            token_present: present.unwrap_or(false),
+        })
+    }
+
+    pub fn token_info(&mut self, slot: CK_SLOT_ID) -> Result<TokenInfo, Rv> {
+        let reader = self.reader(slot)?.to_owned();
+        let certificates = self
+            .token
+            .certificates(Some(&reader))
+            .map_err(|e| rv_of(&e))?;
+        let holder = certificates
+            .iter()
+            .find(|c| c.slot.is_authentication())
+            .or(certificates.first());
+        let label = holder
+            .and_then(|c| c.info.common_name.clone())
+            .unwrap_or_else(|| "CAC".into());
+        let serial = holder
+            .map(|c| c.info.id[..16].to_uppercase())
+            .unwrap_or_default();
+        let model = if certificates
+            .iter()
+            .any(|c| c.slot.piv_key_reference().is_some())
+        {
+            "PIV"
+        } else {
+            "CAC"
+        };
+        Ok(TokenInfo {
+            label,
+            serial,
+            model: model.into(),
+        })
+    }
+
+    pub fn open_session(&mut self, slot: CK_SLOT_ID) -> Result<CK_SESSION_HANDLE, Rv> {
+        let reader = self.reader(slot)?.to_owned();
+        // A token must be there: listing its certificates says so (and caches them).
+        self.token
+            .certificates(Some(&reader))
+            .map_err(|e| rv_of(&e))?;
+        let handle = self.next_session;
+        self.next_session += 1;
+        self.sessions.insert(handle, Session { slot, found: None });
+        Ok(handle)
+    }
+
+    pub fn close_session(&mut self, session: CK_SESSION_HANDLE) -> Result<(), Rv> {
+        self.sessions
+            .remove(&session)
+            .map(|_| ())
+            .ok_or(CKR_SESSION_HANDLE_INVALID)
+    }
+
+    pub fn close_all_sessions(&mut self, slot: CK_SLOT_ID) -> Result<(), Rv> {
+        self.reader(slot)?;
+        self.sessions.retain(|_, s| s.slot != slot);
+        Ok(())
+    }
+
+    pub fn session_slot(&self, session: CK_SESSION_HANDLE) -> Result<CK_SLOT_ID, Rv> {
+        self.sessions
+            .get(&session)
+            .map(|s| s.slot)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)
+    }
+
+    /// The objects of the token in `slot`: from the card layer's cache while the card stays.
+    fn objects(&mut self, slot: CK_SLOT_ID) -> Result<Vec<Object>, Rv> {
+        let reader = self.reader(slot)?.to_owned();
+        let certificates = self
+            .token
+            .certificates(Some(&reader))
+            .map_err(|e| rv_of(&e))?;
+        let mut objects = Vec::new();
+        for (i, cert) in certificates.iter().enumerate() {
+            let first = slot * HANDLES_PER_SLOT + 1 + 3 * i as CK_OBJECT_HANDLE;
+            match objects_for(cert, first) {
+                Ok(found) => objects.extend(found),
+                Err(err) => tracing::warn!(%err, "certificate skipped"),
+            }
+        }
+        Ok(objects)
+    }
+
+    pub fn find_init(
+        &mut self,
+        session: CK_SESSION_HANDLE,
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<(), Rv> {
+        let slot = self.session_slot(session)?;
+        if self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.found.is_some())
+        {
+            return Err(CKR_OPERATION_ACTIVE);
+        }
+        let found = self
+            .objects(slot)?
+            .into_iter()
+            .filter(|o| o.matches(template))
+            .map(|o| o.handle)
+            .rev()
+            .collect();
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.found = Some(found);
+        }
+        Ok(())
+    }
+
+    pub fn find(
+        &mut self,
+        session: CK_SESSION_HANDLE,
+        max: usize,
+    ) -> Result<Vec<CK_OBJECT_HANDLE>, Rv> {
+        let state = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)?;
+        let found = state.found.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        let mut out = Vec::new();
+        while out.len() < max {
+            match found.pop() {
+                Some(handle) => out.push(handle),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn find_final(&mut self, session: CK_SESSION_HANDLE) -> Result<(), Rv> {
+        let state = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)?;
+        state
+            .found
+            .take()
+            .map(|_| ())
+            .ok_or(CKR_OPERATION_NOT_INITIALIZED)
+    }
+
+    /// The object `handle` of the session's token.
+    pub fn object(
+        &mut self,
+        session: CK_SESSION_HANDLE,
+        handle: CK_OBJECT_HANDLE,
+    ) -> Result<Object, Rv> {
+        let slot = self.session_slot(session)?;
+        if handle / HANDLES_PER_SLOT != slot {
+            return Err(CKR_OBJECT_HANDLE_INVALID);
+        }
+        self.objects(slot)?
+            .into_iter()
+            .find(|o| o.handle == handle)
+            .ok_or(CKR_OBJECT_HANDLE_INVALID)
+    }
+}

@@ -1,0 +1,150 @@
+//! The module as programs nobody here wrote load it: OpenSC's pkcs11-tool lists the slots and
+//! tokens, lists the objects, and reads every certificate back byte for byte as the card holds
+//! it, on PIV and legacy CAC cards. Ignored by a plain `cargo test`; scripts/test runs them.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use cacbridge_card::Slot;
+use cacbridge_testbed::{lock, VirtualCard};
+
+/// The module of this build: beside the test executable's `deps` folder.
+fn module() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let module = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("libcacbridge_pkcs11.so");
+    assert!(
+        module.exists(),
+        "{} missing: cargo build -p cacbridge-pkcs11",
+        module.display()
+    );
+    module
+}
+
+fn pkcs11_tool(args: &[&str]) -> String {
+    let out = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(module())
+        .args(args)
+        .output()
+        .expect("pkcs11-tool (apt-get install opensc)");
+    assert!(
+        out.status.success(),
+        "pkcs11-tool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Read the certificate with `CKA_ID` `id` from the token in `slot_index` (0-based, as
+/// pkcs11-tool counts).
+fn read_certificate(slot_index: usize, id: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cert.der");
+    pkcs11_tool(&[
+        "--slot-index",
+        &slot_index.to_string(),
+        "--read-object",
+        "--type",
+        "cert",
+        "--id",
+        id,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    std::fs::read(file).unwrap()
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn pkcs11_tool_sees_the_piv_card_and_reads_every_certificate_byte_for_byte() {
+    let _guard = lock();
+    let doe = VirtualCard::insert("doe", 0);
+    let smith = VirtualCard::insert("smith", 1);
+
+    let slots = pkcs11_tool(&["-L"]);
+    assert!(slots.contains("Virtual PCD 00 00"), "{slots}");
+    assert!(
+        slots.contains("token label        : DOE.JOHN.A.1234567890"),
+        "{slots}"
+    );
+    assert!(
+        slots.contains("token label        : SMITH.JANE.1098765432"),
+        "{slots}"
+    );
+    assert!(slots.contains("pin min/max        : 6/8"), "{slots}");
+
+    let objects = pkcs11_tool(&["--slot-index", "0", "-O"]);
+    for (id, role) in [
+        ("01", "PIV AUTH"),
+        ("02", "SIGN"),
+        ("03", "KEY MAN"),
+        ("04", "CARD AUTH"),
+    ] {
+        assert!(
+            objects.contains(&format!("label:      {role} DOE.JOHN.A.1234567890")),
+            "{objects}"
+        );
+        assert!(objects.contains(&format!("ID:         {id}")), "{objects}");
+    }
+    assert_eq!(objects.matches("Certificate Object").count(), 4);
+    assert_eq!(objects.matches("Private Key Object").count(), 4);
+    assert!(objects.contains("Public Key Object; RSA 2048 bits"));
+    assert!(
+        objects.contains("EC_PARAMS:  06082a8648ce3d030107"),
+        "P-256 curve"
+    );
+    // The Digital Signature key wants the PIN before every use, as on the card.
+    assert!(objects.contains("always authenticate"));
+
+    for (id, slot) in [
+        ("01", Slot::PivAuthentication),
+        ("02", Slot::DigitalSignature),
+        ("03", Slot::KeyManagement),
+        ("04", Slot::CardAuthentication),
+    ] {
+        assert_eq!(
+            read_certificate(0, id),
+            doe.info.certificate_of(slot),
+            "doe {id}"
+        );
+    }
+    // The P-384 card in the other reader.
+    assert_eq!(
+        read_certificate(1, "01"),
+        smith.info.certificate_of(Slot::PivAuthentication)
+    );
+    let objects = pkcs11_tool(&["--slot-index", "1", "-O"]);
+    assert!(
+        objects.contains("EC_PARAMS:  06052b81040022"),
+        "P-384 curve: {objects}"
+    );
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn pkcs11_tool_reads_a_legacy_cac() {
+    let _guard = lock();
+    let card = VirtualCard::insert("legacy", 1);
+    let slots = pkcs11_tool(&["-L"]);
+    assert!(
+        slots.contains("token label        : JONES.ROBERT.B.1122334455"),
+        "{slots}"
+    );
+    assert!(slots.contains("token model        : CAC"), "{slots}");
+    for (id, slot) in [
+        ("01", Slot::CacId),
+        ("02", Slot::CacEmailSignature),
+        ("03", Slot::CacEmailEncryption),
+    ] {
+        assert_eq!(
+            read_certificate(1, id),
+            card.info.certificate_of(slot),
+            "legacy {id}"
+        );
+    }
+}
