@@ -107,7 +107,11 @@ pub fn pkcs1_v15_block(digest: &Digest, modulus_len: usize) -> Result<Vec<u8>, C
 /// The ECDSA input for a curve of `field_len` bytes: longer digests keep their leftmost bytes
 /// (FIPS 186-4 6.4), shorter ones are left-padded with zeros (the same integer).
 pub fn ecdsa_input(digest: &Digest, field_len: usize) -> Vec<u8> {
-    let bytes = &digest.bytes;
+    ecdsa_hash_input(&digest.bytes, field_len)
+}
+
+/// A hash of any length as ECDSA input: its leftmost `field_len` bytes, or left-padded.
+pub fn ecdsa_hash_input(bytes: &[u8], field_len: usize) -> Vec<u8> {
     if bytes.len() >= field_len {
         bytes[..field_len].to_vec()
     } else {

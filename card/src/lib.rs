@@ -34,6 +34,7 @@ pub use model::{
 };
 pub use pcsc_backend::PcscBackend;
 pub use pin::Pin;
+pub use session::SignatureInput;
 
 /// A source of certificates and signatures: the PC/SC card layer, or a PKCS#11 module.
 pub trait Token: Send {
@@ -54,7 +55,22 @@ pub trait Token: Send {
         certificate: &CardCertificate,
         digest: &Digest,
         pin: &Pin,
+    ) -> Result<Vec<u8>, CardError> {
+        let input = SignatureInput::for_digest(certificate.info.key_algorithm, digest)?;
+        self.sign_input(certificate, &input, Some(pin))
+    }
+
+    /// Sign an input the caller prepared (an RSA block padded on the host, PKCS#1 v1.5 or PSS;
+    /// or an ECDSA hash), verifying `pin` first in the same transaction when the key needs one.
+    fn sign_input(
+        &mut self,
+        certificate: &CardCertificate,
+        input: &SignatureInput,
+        pin: Option<&Pin>,
     ) -> Result<Vec<u8>, CardError>;
+
+    /// Check `pin` on the card in `reader`, and leave the card not verified.
+    fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError>;
 
     /// APDUs sent so far (for benchmarks and tests); 0 where not applicable.
     fn apdu_count(&self) -> u64 {

@@ -20,11 +20,10 @@ use std::time::Duration;
 use pcsc::{Card, Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
 
 use crate::certificate::inspect;
-use crate::crypto::Digest;
 use crate::error::CardError;
 use crate::model::{CardCertificate, CardStatus, CardType, ReaderStatus};
 use crate::pin::Pin;
-use crate::session::{self, CardContents};
+use crate::session::{self, CardContents, SignatureInput};
 use crate::transport::{Channel, Protocol, Transport};
 use crate::Token;
 
@@ -360,19 +359,27 @@ impl Token for PcscBackend {
         })
     }
 
-    fn sign(
+    fn sign_input(
         &mut self,
         certificate: &CardCertificate,
-        digest: &Digest,
-        pin: &Pin,
+        input: &SignatureInput,
+        pin: Option<&Pin>,
     ) -> Result<Vec<u8>, CardError> {
         self.with_service(|backend| {
             let card_type = backend.still_holds(certificate)?;
             let key = certificate.info.key_algorithm;
             let result = backend.with_card(&certificate.reader, |ch| {
-                session::sign(ch, card_type, certificate.slot, key, digest, pin)
+                session::sign_input(ch, card_type, certificate.slot, key, input, pin)
             });
             backend.forget_on_removal(&certificate.reader, result)
+        })
+    }
+
+    fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError> {
+        self.with_service(|backend| {
+            let card_type = backend.contents(reader)?.card_type;
+            let result = backend.with_card(reader, |ch| session::verify_pin(ch, card_type, pin));
+            backend.forget_on_removal(reader, result)
         })
     }
 

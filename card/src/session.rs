@@ -3,7 +3,7 @@
 
 use crate::cac;
 use crate::certificate::KeyAlgorithm;
-use crate::crypto::{ecdsa_input, pkcs1_v15_block, Digest};
+use crate::crypto::{ecdsa_hash_input, pkcs1_v15_block, Digest};
 use crate::error::CardError;
 use crate::model::{CardType, PinStatus, Slot};
 use crate::pin::Pin;
@@ -79,6 +79,28 @@ pub fn is_dual_cac(ch: &mut Channel<'_>) -> Result<bool, CardError> {
     })
 }
 
+/// What the card's private key operation gets: for RSA the whole padded block (PKCS#1 v1.5
+/// or PSS, made on the host: PIV cards do raw RSA), for ECDSA the hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureInput {
+    RsaBlock(Vec<u8>),
+    EcHash(Vec<u8>),
+}
+
+impl SignatureInput {
+    /// The input for a PKCS#1 v1.5 or ECDSA signature over `digest` with a `key` key.
+    pub fn for_digest(key: KeyAlgorithm, digest: &Digest) -> Result<Self, CardError> {
+        Ok(match key {
+            KeyAlgorithm::Rsa { .. } => {
+                SignatureInput::RsaBlock(pkcs1_v15_block(digest, key.size_bytes())?)
+            }
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                SignatureInput::EcHash(digest.bytes().to_vec())
+            }
+        })
+    }
+}
+
 /// Verify the PIN and sign in one go, so a PIN Always key (9C) gets its VERIFY right before
 /// its GENERAL AUTHENTICATE and no PIN is ever cached. Returns a raw RSA signature (PKCS#1
 /// v1.5) or a DER ECDSA signature.
@@ -90,21 +112,51 @@ pub fn sign(
     digest: &Digest,
     pin: &Pin,
 ) -> Result<Vec<u8>, CardError> {
-    let input = match key {
-        KeyAlgorithm::Rsa { .. } => pkcs1_v15_block(digest, key.size_bytes())?,
-        KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => ecdsa_input(digest, key.size_bytes()),
+    let input = SignatureInput::for_digest(key, digest)?;
+    sign_input(ch, card_type, slot, key, &input, Some(pin))
+}
+
+/// Verify the PIN (when the key needs one and `pin` is given) and sign `input`, in one go.
+pub fn sign_input(
+    ch: &mut Channel<'_>,
+    card_type: CardType,
+    slot: Slot,
+    key: KeyAlgorithm,
+    input: &SignatureInput,
+    pin: Option<&Pin>,
+) -> Result<Vec<u8>, CardError> {
+    let input = match (key, input) {
+        (KeyAlgorithm::Rsa { .. }, SignatureInput::RsaBlock(block))
+            if block.len() == key.size_bytes() =>
+        {
+            block.clone()
+        }
+        (KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384, SignatureInput::EcHash(hash)) => {
+            ecdsa_hash_input(hash, key.size_bytes())
+        }
+        _ => {
+            return Err(CardError::KeyNotUsable(format!(
+                "{input:?} does not fit a {} key",
+                key.name()
+            )))
+        }
+    };
+    let pin = if slot.pin_required() {
+        Some(pin.ok_or(CardError::PinFormat)?)
+    } else {
+        None
     };
     match card_type {
         CardType::Piv => {
             if !piv::select(ch)? {
                 return Err(CardError::UnsupportedCard("the PIV applet vanished".into()));
             }
-            if slot.pin_required() {
+            if let Some(pin) = pin {
                 piv::verify_pin(ch, pin)?;
             }
             let output = piv::general_authenticate(ch, slot, key, &input);
             // Log out whether or not the signature worked: the PIN is not left verified.
-            if slot.pin_required() {
+            if pin.is_some() {
                 piv::logout(ch)?;
             }
             let output = output?;
@@ -133,8 +185,37 @@ pub fn sign(
             // GSC-IS applets have no logout: a reset at the end of the transaction is what
             // clears the PIN, so no other program finds the card verified.
             ch.reset_when_done();
-            cac::verify_pin(ch, pin)?;
+            if let Some(pin) = pin {
+                cac::verify_pin(ch, pin)?;
+            }
             cac::sign_raw(ch, &input)
+        }
+        CardType::Unknown => Err(CardError::UnsupportedCard("unknown card type".into())),
+    }
+}
+
+/// Check `pin` on the card and clear the security status again: a login that proves the PIN
+/// without leaving the card verified for anyone.
+pub fn verify_pin(ch: &mut Channel<'_>, card_type: CardType, pin: &Pin) -> Result<(), CardError> {
+    match card_type {
+        CardType::Piv => {
+            if !piv::select(ch)? {
+                return Err(CardError::UnsupportedCard("the PIV applet vanished".into()));
+            }
+            let verified = piv::verify_pin(ch, pin);
+            if verified.is_ok() {
+                piv::logout(ch)?;
+            }
+            verified
+        }
+        CardType::Cac => {
+            if !cac::select(ch, &cac::ID_APPLET_AID)? {
+                return Err(CardError::UnsupportedCard(
+                    "the CAC ID applet vanished".into(),
+                ));
+            }
+            ch.reset_when_done();
+            cac::verify_pin(ch, pin)
         }
         CardType::Unknown => Err(CardError::UnsupportedCard("unknown card type".into())),
     }

@@ -12,7 +12,7 @@ use crate::crypto::Digest;
 use crate::error::CardError;
 use crate::model::{CardCertificate, ReaderStatus, Slot};
 use crate::pin::Pin;
-use crate::Token;
+use crate::{SignatureInput, Token};
 
 /// What a [`FakeToken`] was asked, in order. PINs are not recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,14 @@ pub enum Call {
     Sign {
         certificate_id: String,
         digest: Digest,
+    },
+    SignInput {
+        certificate_id: String,
+        input: SignatureInput,
+        with_pin: bool,
+    },
+    VerifyPin {
+        reader: String,
     },
 }
 
@@ -89,6 +97,28 @@ impl Token for FakeToken {
             digest: digest.clone(),
         });
         self.signature.clone()
+    }
+
+    fn sign_input(
+        &mut self,
+        certificate: &CardCertificate,
+        input: &SignatureInput,
+        pin: Option<&Pin>,
+    ) -> Result<Vec<u8>, CardError> {
+        self.calls.push(Call::SignInput {
+            certificate_id: certificate.info.id.clone(),
+            input: input.clone(),
+            with_pin: pin.is_some(),
+        });
+        self.signature.clone()
+    }
+
+    fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError> {
+        let _ = pin;
+        self.calls.push(Call::VerifyPin {
+            reader: reader.to_owned(),
+        });
+        self.signature.clone().map(|_| ())
     }
 }
 
