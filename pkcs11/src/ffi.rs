@@ -11,6 +11,7 @@ use cryptoki_sys::*;
 
 use cacbridge_card::PcscBackend;
 
+use crate::mechanisms;
 use crate::module::{Module, Rv};
 
 static MODULE: Mutex<Option<Module>> = Mutex::new(None);
@@ -192,7 +193,8 @@ unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) 
             flags: CKF_TOKEN_INITIALIZED
                 | CKF_USER_PIN_INITIALIZED
                 | CKF_LOGIN_REQUIRED
-                | CKF_WRITE_PROTECTED,
+                | CKF_WRITE_PROTECTED
+                | token.pin_flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
             ulSessionCount: CK_UNAVAILABLE_INFORMATION,
             ulMaxRwSessionCount: 0,
@@ -218,17 +220,145 @@ unsafe extern "C" fn C_GetMechanismList(
 ) -> CK_RV {
     with_module(|module| {
         module.slot_info(slot)?;
-        // Signing comes with C_Login and C_Sign; until then the module offers no mechanism.
-        write_list::<CK_MECHANISM_TYPE>(&[], list, count)
+        write_list(&mechanisms::all(), list, count)
     })
 }
 
 unsafe extern "C" fn C_GetMechanismInfo(
-    _slot: CK_SLOT_ID,
-    _kind: CK_MECHANISM_TYPE,
-    _info: *mut CK_MECHANISM_INFO,
+    slot: CK_SLOT_ID,
+    kind: CK_MECHANISM_TYPE,
+    info: *mut CK_MECHANISM_INFO,
 ) -> CK_RV {
-    with_module(|_| Err(CKR_MECHANISM_INVALID))
+    if info.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        module.slot_info(slot)?;
+        *info = mechanisms::info(kind).ok_or(CKR_MECHANISM_INVALID)?;
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn C_Login(
+    session: CK_SESSION_HANDLE,
+    user: CK_USER_TYPE,
+    pin: *mut CK_UTF8CHAR,
+    length: CK_ULONG,
+) -> CK_RV {
+    if pin.is_null() || length > 64 {
+        // No protected authentication path (PIN pad) is offered: the PIN must come.
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        // Copied into a buffer wiped on drop; the caller's memory is the caller's.
+        let digits = zeroize::Zeroizing::new(
+            std::slice::from_raw_parts(pin as *const u8, length as usize).to_vec(),
+        );
+        module.login(session, user, &digits)
+    })
+}
+
+unsafe extern "C" fn C_Logout(session: CK_SESSION_HANDLE) -> CK_RV {
+    with_module(|module| module.logout(session))
+}
+
+unsafe extern "C" fn C_SignInit(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    if mechanism.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    let kind = (*mechanism).mechanism;
+    with_module(|module| module.sign_init(session, kind, key))
+}
+
+/// Write a finished signature with the size-query convention; `None` asks for the length.
+unsafe fn write_signature(
+    signature: &[u8],
+    out: *mut CK_BYTE,
+    length: *mut CK_ULONG,
+) -> Result<(), Rv> {
+    let capacity = *length as usize;
+    *length = signature.len() as CK_ULONG;
+    if capacity < signature.len() {
+        return Err(CKR_BUFFER_TOO_SMALL);
+    }
+    std::ptr::copy_nonoverlapping(signature.as_ptr(), out, signature.len());
+    Ok(())
+}
+
+unsafe extern "C" fn C_Sign(
+    session: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_length: CK_ULONG,
+    signature: *mut CK_BYTE,
+    signature_length: *mut CK_ULONG,
+) -> CK_RV {
+    if signature_length.is_null() || (data.is_null() && data_length > 0) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        if signature.is_null() {
+            *signature_length = module.signature_len(session)? as CK_ULONG;
+            return Ok(());
+        }
+        if (*signature_length as usize) < module.signature_len(session)? {
+            *signature_length = module.signature_len(session)? as CK_ULONG;
+            return Err(CKR_BUFFER_TOO_SMALL);
+        }
+        if data_length > 0 {
+            module.sign_update(
+                session,
+                std::slice::from_raw_parts(data, data_length as usize),
+            )?;
+        }
+        let made = module.sign_final(session)?;
+        write_signature(&made, signature, signature_length)
+    })
+}
+
+unsafe extern "C" fn C_SignUpdate(
+    session: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_length: CK_ULONG,
+) -> CK_RV {
+    if data.is_null() && data_length > 0 {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        if data_length == 0 {
+            return Ok(());
+        }
+        module.sign_update(
+            session,
+            std::slice::from_raw_parts(data, data_length as usize),
+        )
+    })
+}
+
+unsafe extern "C" fn C_SignFinal(
+    session: CK_SESSION_HANDLE,
+    signature: *mut CK_BYTE,
+    signature_length: *mut CK_ULONG,
+) -> CK_RV {
+    if signature_length.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_module(|module| {
+        let needed = module.signature_len(session)?;
+        if signature.is_null() {
+            *signature_length = needed as CK_ULONG;
+            return Ok(());
+        }
+        if (*signature_length as usize) < needed {
+            *signature_length = needed as CK_ULONG;
+            return Err(CKR_BUFFER_TOO_SMALL);
+        }
+        let made = module.sign_final(session)?;
+        write_signature(&made, signature, signature_length)
+    })
 }
 
 unsafe extern "C" fn C_OpenSession(
@@ -272,7 +402,11 @@ unsafe extern "C" fn C_GetSessionInfo(
         let slot = module.session_slot(session)?;
         *info = CK_SESSION_INFO {
             slotID: slot,
-            state: CKS_RO_PUBLIC_SESSION,
+            state: if module.is_logged_in(slot) {
+                CKS_RO_USER_FUNCTIONS
+            } else {
+                CKS_RO_PUBLIC_SESSION
+            },
             flags: CKF_SERIAL_SESSION,
             ulDeviceError: 0,
         };
@@ -368,8 +502,6 @@ unsupported! {
     C_SetPIN(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR, CK_ULONG);
     C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_SetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE);
-    C_Login(CK_SESSION_HANDLE, CK_USER_TYPE, *mut CK_UTF8CHAR, CK_ULONG);
-    C_Logout(CK_SESSION_HANDLE);
     C_CreateObject(CK_SESSION_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
     C_CopyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
     C_DestroyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
@@ -388,10 +520,6 @@ unsupported! {
     C_DigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
     C_DigestKey(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
     C_DigestFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
-    C_SignInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
-    C_Sign(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
-    C_SignUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_SignFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_SignRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
     C_SignRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_VerifyInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);

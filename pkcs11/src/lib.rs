@@ -6,5 +6,6 @@
 //! and the only place with `unsafe`.
 
 mod ffi;
+pub mod mechanisms;
 pub mod module;
 pub mod objects;

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 
 use cryptoki_sys::*;
 
-use cacbridge_card::{CardError, Token};
+use cacbridge_card::crypto::ecdsa_der_to_fixed;
+use cacbridge_card::{CardCertificate, CardError, KeyAlgorithm, Pin, Token};
 
+use crate::mechanisms;
 use crate::objects::{objects_for, Object};
 
 /// A PKCS#11 failure: the return value the caller gets.
@@ -43,12 +45,23 @@ pub struct TokenInfo {
     pub label: String,
     pub serial: String,
     pub model: String,
+    /// `CKF_USER_PIN_COUNT_LOW`, `CKF_USER_PIN_FINAL_TRY`, `CKF_USER_PIN_LOCKED` as the card
+    /// says (a legacy CAC keeps no counter: none).
+    pub pin_flags: CK_FLAGS,
 }
 
 struct Session {
     slot: CK_SLOT_ID,
     /// The results of the current search, not yet returned.
     found: Option<Vec<CK_OBJECT_HANDLE>>,
+    /// The signature being made: key, mechanism, data so far.
+    signing: Option<Signing>,
+}
+
+struct Signing {
+    certificate: CardCertificate,
+    mechanism: CK_MECHANISM_TYPE,
+    data: Vec<u8>,
 }
 
 pub struct Module {
@@ -58,6 +71,10 @@ pub struct Module {
     readers: Vec<String>,
     sessions: HashMap<CK_SESSION_HANDLE, Session>,
     next_session: CK_SESSION_HANDLE,
+    /// The PIN of each logged-in token, checked on the card at `C_Login` and wiped at
+    /// `C_Logout` (a `Pin` zeroizes itself). The card is never left verified: each signature
+    /// verifies and logs out again in one transaction.
+    logged_in: HashMap<CK_SLOT_ID, Pin>,
 }
 
 impl Module {
@@ -67,6 +84,7 @@ impl Module {
             readers: Vec::new(),
             sessions: HashMap::new(),
             next_session: 1,
+            logged_in: HashMap::new(),
         }
     }
 
@@ -147,10 +165,28 @@ impl Module {
         } else {
             "CAC"
         };
+        let pin = self
+            .token
+            .readers()
+            .map_err(|e| rv_of(&e))?
+            .into_iter()
+            .find(|r| r.name == reader)
+            .and_then(|r| r.card)
+            .and_then(|card| card.pin);
+        let pin_flags = match pin {
+            Some(pin) if pin.blocked => CKF_USER_PIN_LOCKED,
+            Some(pin) => match pin.retries_left {
+                Some(1) => CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY,
+                Some(n) if n < 3 => CKF_USER_PIN_COUNT_LOW,
+                _ => 0,
+            },
+            None => 0,
+        };
         Ok(TokenInfo {
             label,
             serial,
             model: model.into(),
+            pin_flags,
         })
     }
 
@@ -162,21 +198,184 @@ impl Module {
             .map_err(|e| rv_of(&e))?;
         let handle = self.next_session;
         self.next_session += 1;
-        self.sessions.insert(handle, Session { slot, found: None });
+        self.sessions.insert(
+            handle,
+            Session {
+                slot,
+                found: None,
+                signing: None,
+            },
+        );
         Ok(handle)
     }
 
     pub fn close_session(&mut self, session: CK_SESSION_HANDLE) -> Result<(), Rv> {
-        self.sessions
+        let slot = self
+            .sessions
             .remove(&session)
-            .map(|_| ())
-            .ok_or(CKR_SESSION_HANDLE_INVALID)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)?
+            .slot;
+        // The login belongs to the token's sessions: the last one closed logs out.
+        if !self.sessions.values().any(|s| s.slot == slot) {
+            self.logged_in.remove(&slot);
+        }
+        Ok(())
     }
 
     pub fn close_all_sessions(&mut self, slot: CK_SLOT_ID) -> Result<(), Rv> {
         self.reader(slot)?;
         self.sessions.retain(|_, s| s.slot != slot);
+        self.logged_in.remove(&slot);
         Ok(())
+    }
+
+    pub fn is_logged_in(&self, slot: CK_SLOT_ID) -> bool {
+        self.logged_in.contains_key(&slot)
+    }
+
+    /// `C_Login`: the PIN is checked on the card, once; a wrong one is never retried here.
+    pub fn login(
+        &mut self,
+        session: CK_SESSION_HANDLE,
+        user: CK_USER_TYPE,
+        pin: &[u8],
+    ) -> Result<(), Rv> {
+        let slot = self.session_slot(session)?;
+        match user {
+            CKU_USER if self.logged_in.contains_key(&slot) => {
+                return Err(CKR_USER_ALREADY_LOGGED_IN)
+            }
+            CKU_USER | CKU_CONTEXT_SPECIFIC => {}
+            CKU_SO => return Err(CKR_USER_TYPE_INVALID),
+            _ => return Err(CKR_USER_TYPE_INVALID),
+        }
+        let digits = std::str::from_utf8(pin).map_err(|_| CKR_PIN_INCORRECT)?;
+        let pin = Pin::new(digits).map_err(|_| CKR_PIN_LEN_RANGE)?;
+        let reader = self.reader(slot)?.to_owned();
+        self.token
+            .verify_pin(&reader, &pin)
+            .map_err(|e| rv_of(&e))?;
+        self.logged_in.insert(slot, pin);
+        Ok(())
+    }
+
+    pub fn logout(&mut self, session: CK_SESSION_HANDLE) -> Result<(), Rv> {
+        let slot = self.session_slot(session)?;
+        self.logged_in
+            .remove(&slot)
+            .map(|_| ())
+            .ok_or(CKR_USER_NOT_LOGGED_IN)
+    }
+
+    /// The certificate whose private key is object `handle`.
+    fn private_key(
+        &mut self,
+        session: CK_SESSION_HANDLE,
+        handle: CK_OBJECT_HANDLE,
+    ) -> Result<CardCertificate, Rv> {
+        let object = self.object(session, handle)?;
+        if object.class() != Some(CKO_PRIVATE_KEY) {
+            return Err(CKR_KEY_TYPE_INCONSISTENT);
+        }
+        let slot = self.session_slot(session)?;
+        let reader = self.reader(slot)?.to_owned();
+        let index = ((handle % HANDLES_PER_SLOT) - 1) / 3;
+        self.token
+            .certificates(Some(&reader))
+            .map_err(|e| rv_of(&e))?
+            .into_iter()
+            .nth(index as usize)
+            .ok_or(CKR_KEY_HANDLE_INVALID)
+    }
+
+    pub fn sign_init(
+        &mut self,
+        session: CK_SESSION_HANDLE,
+        mechanism: CK_MECHANISM_TYPE,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<(), Rv> {
+        if self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.signing.is_some())
+        {
+            return Err(CKR_OPERATION_ACTIVE);
+        }
+        let certificate = self.private_key(session, key)?;
+        if !mechanisms::fits(mechanism, certificate.info.key_algorithm) {
+            return Err(CKR_KEY_TYPE_INCONSISTENT);
+        }
+        let slot = self.session_slot(session)?;
+        if certificate.slot.pin_required() && !self.logged_in.contains_key(&slot) {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.signing = Some(Signing {
+                certificate,
+                mechanism,
+                data: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn sign_update(&mut self, session: CK_SESSION_HANDLE, data: &[u8]) -> Result<(), Rv> {
+        let signing = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)?
+            .signing
+            .as_mut()
+            .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        if signing.data.len() + data.len() > 1 << 20 {
+            return Err(CKR_DATA_LEN_RANGE);
+        }
+        signing.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// How long the signature of the session's operation will be (the size query of
+    /// `C_Sign`, which leaves the operation active).
+    pub fn signature_len(&self, session: CK_SESSION_HANDLE) -> Result<usize, Rv> {
+        let signing = self
+            .sessions
+            .get(&session)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)?
+            .signing
+            .as_ref()
+            .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        Ok(mechanisms::signature_len(
+            signing.certificate.info.key_algorithm,
+        ))
+    }
+
+    /// Finish the operation: the card signs; the operation ends whatever the outcome.
+    pub fn sign_final(&mut self, session: CK_SESSION_HANDLE) -> Result<Vec<u8>, Rv> {
+        let slot = self.session_slot(session)?;
+        let signing = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)?
+            .signing
+            .take()
+            .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        let key = signing.certificate.info.key_algorithm;
+        let input = mechanisms::input(signing.mechanism, key, &signing.data)?;
+        let pin = self.logged_in.get(&slot);
+        let signature = self
+            .token
+            .sign_input(&signing.certificate, &input, pin)
+            .map_err(|e| {
+                if matches!(e, CardError::PinIncorrect { .. } | CardError::PinBlocked) {
+                    // The stored PIN no longer works (changed elsewhere): log out.
+                    self.logged_in.remove(&slot);
+                }
+                rv_of(&e)
+            })?;
+        match key {
+            KeyAlgorithm::Rsa { .. } => Ok(signature),
+            ec => ecdsa_der_to_fixed(&signature, ec.size_bytes()).map_err(|_| CKR_DEVICE_ERROR),
+        }
     }
 
     pub fn session_slot(&self, session: CK_SESSION_HANDLE) -> Result<CK_SLOT_ID, Rv> {

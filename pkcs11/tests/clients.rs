@@ -148,3 +148,99 @@ fn pkcs11_tool_reads_a_legacy_cac() {
         );
     }
 }
+
+/// Sign `data` with the key `id` of the token in `slot_index` through pkcs11-tool.
+fn sign(
+    slot_index: usize,
+    id: &str,
+    pin: &str,
+    mechanism: &str,
+    data: &[u8],
+) -> Result<Vec<u8>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("data");
+    let output = dir.path().join("signature");
+    std::fs::write(&input, data).unwrap();
+    let out = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(module())
+        .args([
+            "--slot-index",
+            &slot_index.to_string(),
+            "--login",
+            "--pin",
+            pin,
+            "--sign",
+            "--id",
+            id,
+            "-m",
+            mechanism,
+        ])
+        .args(["--signature-format", "openssl", "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(std::fs::read(output).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn signatures_made_on_the_card_verify_with_openssl_and_a_wrong_pin_is_refused() {
+    use cacbridge_testbed::{openssl_verifies, openssl_verifies_with};
+    let _guard = lock();
+    let doe = VirtualCard::insert("doe", 0);
+    let smith = VirtualCard::insert("smith", 1);
+    let message = b"a TLS handshake, as far as the card knows";
+
+    let rsa = sign(0, "01", &doe.info.pin, "SHA256-RSA-PKCS", message).unwrap();
+    assert!(openssl_verifies(
+        &doe.info.certificate_of(Slot::PivAuthentication),
+        message,
+        &rsa
+    ));
+    // The Digital Signature key (P-256, PIN Always): pkcs11-tool logs in for it again.
+    let ec = sign(0, "02", &doe.info.pin, "ECDSA-SHA256", message).unwrap();
+    assert!(openssl_verifies(
+        &doe.info.certificate_of(Slot::DigitalSignature),
+        message,
+        &ec
+    ));
+    let p384 = sign(1, "01", &smith.info.pin, "ECDSA-SHA384", message).unwrap();
+    let smith_auth = smith.info.certificate_of(Slot::PivAuthentication);
+    assert!(openssl_verifies_with(&smith_auth, "sha384", message, &p384));
+    assert!(!openssl_verifies_with(
+        &smith_auth,
+        "sha384",
+        b"other",
+        &p384
+    ));
+
+    let wrong = sign(0, "01", "97531864", "SHA256-RSA-PKCS", message).unwrap_err();
+    assert!(wrong.contains("CKR_PIN_INCORRECT"), "{wrong}");
+    let slots = pkcs11_tool(&["-L"]);
+    assert!(
+        slots.contains("user PIN count low"),
+        "two tries left shows: {slots}"
+    );
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_legacy_cac_signs_through_the_module() {
+    use cacbridge_testbed::openssl_verifies;
+    let _guard = lock();
+    let card = VirtualCard::insert("legacy", 1);
+    let message = b"legacy";
+    let signature = sign(1, "01", &card.info.pin, "SHA256-RSA-PKCS", message).unwrap();
+    assert!(openssl_verifies(
+        &card.info.certificate_of(Slot::CacId),
+        message,
+        &signature
+    ));
+}

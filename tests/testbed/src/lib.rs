@@ -352,6 +352,16 @@ pub fn run(program: &str, args: &[&str]) -> std::process::Output {
 /// the public key of `certificate` (DER)? An independent check: OpenSSL, not the code under
 /// test.
 pub fn openssl_verifies(certificate: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    openssl_verifies_with(certificate, "sha256", message, signature)
+}
+
+/// As [`openssl_verifies`], with the hash `digest` ("sha256", "sha384", ...).
+pub fn openssl_verifies_with(
+    certificate: &[u8],
+    digest: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
     std::fs::write(path("cert.der"), certificate).expect("write certificate");
@@ -376,7 +386,7 @@ pub fn openssl_verifies(certificate: &[u8], message: &[u8], signature: &[u8]) ->
         "openssl",
         &[
             "dgst",
-            "-sha256",
+            &format!("-{digest}"),
             "-verify",
             &path("key.pem"),
             "-signature",
