@@ -271,7 +271,20 @@ unsafe extern "C" fn C_SignInit(
         return CKR_ARGUMENTS_BAD;
     }
     let kind = (*mechanism).mechanism;
-    with_module(|module| module.sign_init(session, kind, key))
+    let parameter = (*mechanism).pParameter;
+    let pss = if mechanisms::is_pss(kind)
+        && !parameter.is_null()
+        && (*mechanism).ulParameterLen as usize == std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>()
+    {
+        let params = std::ptr::read_unaligned(parameter as *const CK_RSA_PKCS_PSS_PARAMS);
+        match mechanisms::PssParams::from_raw(params.hashAlg, params.mgf, params.sLen) {
+            Some(params) => Some(params),
+            None => return CKR_MECHANISM_PARAM_INVALID,
+        }
+    } else {
+        None
+    };
+    with_module(|module| module.sign_init(session, kind, pss, key))
 }
 
 /// Write a finished signature with the size-query convention; `None` asks for the length.

@@ -61,6 +61,7 @@ struct Session {
 struct Signing {
     certificate: CardCertificate,
     mechanism: CK_MECHANISM_TYPE,
+    pss: Option<mechanisms::PssParams>,
     data: Vec<u8>,
 }
 
@@ -292,8 +293,12 @@ impl Module {
         &mut self,
         session: CK_SESSION_HANDLE,
         mechanism: CK_MECHANISM_TYPE,
+        pss: Option<mechanisms::PssParams>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<(), Rv> {
+        if mechanisms::is_pss(mechanism) && pss.is_none() {
+            return Err(CKR_MECHANISM_PARAM_INVALID);
+        }
         if self
             .sessions
             .get(&session)
@@ -313,6 +318,7 @@ impl Module {
             s.signing = Some(Signing {
                 certificate,
                 mechanism,
+                pss,
                 data: Vec::new(),
             });
         }
@@ -360,7 +366,7 @@ impl Module {
             .take()
             .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         let key = signing.certificate.info.key_algorithm;
-        let input = mechanisms::input(signing.mechanism, key, &signing.data)?;
+        let input = mechanisms::input(signing.mechanism, key, &signing.data, signing.pss.as_ref())?;
         let pin = self.logged_in.get(&slot);
         let signature = self
             .token

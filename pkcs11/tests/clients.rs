@@ -192,7 +192,7 @@ fn sign(
 #[test]
 #[ignore = "needs pcscd and virtual cards: run scripts/test"]
 fn signatures_made_on_the_card_verify_with_openssl_and_a_wrong_pin_is_refused() {
-    use cacbridge_testbed::{openssl_verifies, openssl_verifies_with};
+    use cacbridge_testbed::{openssl_verifies, openssl_verifies_pss, openssl_verifies_with};
     let _guard = lock();
     let doe = VirtualCard::insert("doe", 0);
     let smith = VirtualCard::insert("smith", 1);

@@ -362,6 +362,37 @@ pub fn openssl_verifies_with(
     message: &[u8],
     signature: &[u8],
 ) -> bool {
+    openssl_verifies_options(certificate, digest, &[], message, signature)
+}
+
+/// An RSA-PSS signature (salt length recovered from the signature), checked by openssl.
+pub fn openssl_verifies_pss(
+    certificate: &[u8],
+    digest: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    openssl_verifies_options(
+        certificate,
+        digest,
+        &[
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:-1",
+        ],
+        message,
+        signature,
+    )
+}
+
+fn openssl_verifies_options(
+    certificate: &[u8],
+    digest: &str,
+    options: &[&str],
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
     std::fs::write(path("cert.der"), certificate).expect("write certificate");
@@ -382,18 +413,12 @@ pub fn openssl_verifies_with(
         ],
     );
     assert!(key.status.success(), "openssl cannot read the certificate");
-    let verify = run(
-        "openssl",
-        &[
-            "dgst",
-            &format!("-{digest}"),
-            "-verify",
-            &path("key.pem"),
-            "-signature",
-            &path("signature"),
-            &path("message"),
-        ],
-    );
+    let digest = format!("-{digest}");
+    let (key, signature, message) = (path("key.pem"), path("signature"), path("message"));
+    let mut args = vec!["dgst", digest.as_str()];
+    args.extend_from_slice(options);
+    args.extend(["-verify", &key, "-signature", &signature, &message]);
+    let verify = run("openssl", &args);
     verify.status.success() && String::from_utf8_lossy(&verify.stdout).trim() == "Verified OK"
 }
 
