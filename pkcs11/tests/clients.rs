@@ -198,12 +198,13 @@ fn signatures_made_on_the_card_verify_with_openssl_and_a_wrong_pin_is_refused() 
     let smith = VirtualCard::insert("smith", 1);
     let message = b"a TLS handshake, as far as the card knows";
 
+    let doe_auth = doe.info.certificate_of(Slot::PivAuthentication);
     let rsa = sign(0, "01", &doe.info.pin, "SHA256-RSA-PKCS", message).unwrap();
-    assert!(openssl_verifies(
-        &doe.info.certificate_of(Slot::PivAuthentication),
-        message,
-        &rsa
-    ));
+    assert!(openssl_verifies(&doe_auth, message, &rsa));
+    // RSA-PSS, which TLS 1.3 requires: padded here (EMSA-PSS), signed raw on the card.
+    let pss = sign(0, "01", &doe.info.pin, "SHA256-RSA-PKCS-PSS", message).unwrap();
+    assert!(openssl_verifies_pss(&doe_auth, "sha256", message, &pss));
+    assert!(!openssl_verifies_pss(&doe_auth, "sha256", b"other", &pss));
     // The Digital Signature key (P-256, PIN Always): pkcs11-tool logs in for it again.
     let ec = sign(0, "02", &doe.info.pin, "ECDSA-SHA256", message).unwrap();
     assert!(openssl_verifies(
