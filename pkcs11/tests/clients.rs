@@ -245,3 +245,104 @@ fn a_legacy_cac_signs_through_the_module() {
         &signature
     ));
 }
+
+fn run_ok(program: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Some tools report on stderr (p11tool's --test-sign does): both, in order of kind.
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn nss_lists_the_certificates_as_user_certificates_and_pairs_them_with_keys() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let db = tempfile::tempdir().unwrap();
+    let dir = format!("sql:{}", db.path().display());
+    run_ok("certutil", &["-N", "-d", &dir, "--empty-password"], &[]);
+    let module = module();
+    let added = Command::new("modutil")
+        .args(["-dbdir", &dir, "-add", "cacbridge", "-libfile"])
+        .arg(&module)
+        .arg("-force")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+
+    // "u,u,u": a user certificate, i.e. NSS found its private key on the token.
+    let certificates = run_ok("certutil", &["-L", "-d", &dir, "-h", "all"], &[]);
+    for role in ["PIV AUTH", "SIGN", "KEY MAN", "CARD AUTH"] {
+        let line = format!("DOE.JOHN.A.1234567890:{role} DOE.JOHN.A.1234567890");
+        let found = certificates.lines().find(|l| l.starts_with(&line));
+        assert!(
+            found.is_some_and(|l| l.trim_end().ends_with("u,u,u")),
+            "{role}: {certificates}"
+        );
+    }
+    let pin_file = db.path().join("pin");
+    std::fs::write(&pin_file, format!("{}\n", card.info.pin)).unwrap();
+    let keys = run_ok(
+        "certutil",
+        &[
+            "-K",
+            "-d",
+            &dir,
+            "-h",
+            "all",
+            "-f",
+            pin_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    for (kind, id) in [("rsa", "01"), ("ec", "02"), ("rsa", "03"), ("ec", "04")] {
+        assert!(
+            keys.lines()
+                .any(|l| l.contains(kind) && l.split_whitespace().any(|w| w == id)),
+            "key {id}: {keys}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn gnutls_p11tool_lists_the_certificates_and_signs_with_rsa_and_ec_keys() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let module = module();
+    let provider = module.to_str().unwrap();
+    let env = [("GNUTLS_PIN", card.info.pin.as_str())];
+    let listed = run_ok(
+        "p11tool",
+        &["--provider", provider, "--list-all-certs"],
+        &env,
+    );
+    assert_eq!(listed.matches("type=cert").count(), 4, "{listed}");
+    assert!(listed.contains("token=DOE.JOHN.A.1234567890"), "{listed}");
+    for id in ["%01", "%04"] {
+        let url = format!("pkcs11:token=DOE.JOHN.A.1234567890;id={id};type=private");
+        let signed = run_ok(
+            "p11tool",
+            &["--provider", provider, "--login", "--test-sign", &url],
+            &env,
+        );
+        assert!(
+            signed.contains("Verifying against public key in the token... ok"),
+            "{id}: {signed}"
+        );
+    }
+}
