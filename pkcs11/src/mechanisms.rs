@@ -7,7 +7,9 @@ use cacbridge_card::{Digest, HashFunction, KeyAlgorithm, SignatureInput};
 
 use crate::module::Rv;
 
-const RSA_MECHANISMS: [CK_MECHANISM_TYPE; 8] = [
+const RSA_MECHANISMS: [CK_MECHANISM_TYPE; 9] = [
+    // Raw RSA: what OpenSSL's pkcs11 engine uses for TLS 1.3, padding PSS itself.
+    CKM_RSA_X_509,
     CKM_RSA_PKCS,
     CKM_SHA256_RSA_PKCS,
     CKM_SHA384_RSA_PKCS,
@@ -146,6 +148,16 @@ pub fn input(
     match mechanism {
         // The caller's data is the DigestInfo (or any message up to k - 11 bytes).
         CKM_RSA_PKCS => raw_pkcs1_block(data, key.size_bytes()).map(SignatureInput::RsaBlock),
+        // The caller padded: the block, left-filled with zeros to the modulus length.
+        CKM_RSA_X_509 => {
+            let k = key.size_bytes();
+            if data.is_empty() || data.len() > k {
+                return Err(CKR_DATA_LEN_RANGE);
+            }
+            let mut block = vec![0u8; k - data.len()];
+            block.extend_from_slice(data);
+            Ok(SignatureInput::RsaBlock(block))
+        }
         CKM_ECDSA => {
             if data.is_empty() || data.len() > 64 {
                 return Err(CKR_DATA_LEN_RANGE);
@@ -258,7 +270,18 @@ mod tests {
         assert!(!fits(CKM_ECDSA, KeyAlgorithm::Rsa { bits: 2048 }));
         assert_eq!(signature_len(KeyAlgorithm::EcP384), 96);
         assert!(info(CKM_RSA_PKCS_PSS).is_some());
-        assert!(info(CKM_RSA_X_509).is_none(), "raw RSA is not offered");
+        assert!(info(CKM_RSA_PKCS_OAEP).is_none(), "no decryption");
+        assert_eq!(
+            input(
+                CKM_RSA_X_509,
+                KeyAlgorithm::Rsa { bits: 2048 },
+                &[1, 2],
+                None
+            ),
+            Ok(SignatureInput::RsaBlock(
+                [vec![0; 254], vec![1, 2]].concat()
+            ))
+        );
     }
 }
 

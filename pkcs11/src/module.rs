@@ -422,9 +422,14 @@ impl Module {
         {
             return Err(CKR_OPERATION_ACTIVE);
         }
+        // Private objects (the keys that need the PIN) appear only after C_Login, as the
+        // standard says: callers such as OpenSSL's pkcs11 engine log in when they miss them.
+        let logged_in = self.logged_in.contains_key(&slot);
+        let private = vec![CK_TRUE];
         let found = self
             .objects(slot)?
             .into_iter()
+            .filter(|o| logged_in || o.attribute(CKA_PRIVATE) != Some(private.as_slice()))
             .filter(|o| o.matches(template))
             .map(|o| o.handle)
             .rev()

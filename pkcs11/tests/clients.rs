@@ -92,14 +92,26 @@ fn pkcs11_tool_sees_the_piv_card_and_reads_every_certificate_byte_for_byte() {
         assert!(objects.contains(&format!("ID:         {id}")), "{objects}");
     }
     assert_eq!(objects.matches("Certificate Object").count(), 4);
-    assert_eq!(objects.matches("Private Key Object").count(), 4);
+    assert_eq!(objects.matches("Public Key Object").count(), 4);
+    // Before login only the key that needs no PIN (Card Authentication) is visible.
+    assert_eq!(
+        objects.matches("Private Key Object").count(),
+        1,
+        "{objects}"
+    );
     assert!(objects.contains("Public Key Object; RSA 2048 bits"));
     assert!(
         objects.contains("EC_PARAMS:  06082a8648ce3d030107"),
         "P-256 curve"
     );
+    let logged_in = pkcs11_tool(&["--slot-index", "0", "--login", "--pin", &doe.info.pin, "-O"]);
+    assert_eq!(
+        logged_in.matches("Private Key Object").count(),
+        4,
+        "{logged_in}"
+    );
     // The Digital Signature key wants the PIN before every use, as on the card.
-    assert!(objects.contains("always authenticate"));
+    assert!(logged_in.contains("always authenticate"));
 
     for (id, slot) in [
         ("01", Slot::PivAuthentication),
@@ -345,4 +357,151 @@ fn gnutls_p11tool_lists_the_certificates_and_signs_with_rsa_and_ec_keys() {
             "{id}: {signed}"
         );
     }
+}
+
+/// A TLS 1.3 handshake in which an OpenSSL client proves its certificate with the card's key,
+/// through this module and OpenSSL's pkcs11 engine (libp11; Debian 12 has no pkcs11-provider),
+/// against `openssl s_server` that requires a client certificate from the test PKI. The
+/// server's status page (`-www`) reports the peer's signature type and certificate.
+fn tls13_handshake(card: &VirtualCard, reader_token: &str, slot: Slot) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let pki = cacbridge_testbed::pki_dir();
+    let ca: Vec<u8> = ["root.pem", "id-ca.pem"]
+        .iter()
+        .flat_map(|f| std::fs::read(pki.join(f)).unwrap())
+        .collect();
+    std::fs::write(path("ca.pem"), ca).unwrap();
+    run_ok(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &path("server.key"),
+            "-out",
+            &path("server.pem"),
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "1",
+        ],
+        &[],
+    );
+    std::fs::write(path("client.der"), card.info.certificate_of(slot)).unwrap();
+    run_ok(
+        "openssl",
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            &path("client.der"),
+            "-out",
+            &path("client.pem"),
+        ],
+        &[],
+    );
+    std::fs::write(
+        path("engine.cnf"),
+        format!(
+            "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n\
+             [engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\n\
+             dynamic_path = /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so\nMODULE_PATH = {}\n\
+             PIN = {}\ninit = 0\n",
+            module().display(),
+            card.info.pin
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+            &path("server.pem"),
+        ])
+        .args([
+            "-key",
+            &path("server.key"),
+            "-Verify",
+            "2",
+            "-CAfile",
+            &path("ca.pem"),
+        ])
+        .args(["-tls1_3", "-www", "-naccept", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let key = format!(
+        "pkcs11:token={reader_token};id=%{:02x};type=private",
+        crate_key_id(slot)
+    );
+    let mut client = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("localhost:{port}"),
+            "-tls1_3",
+            "-quiet",
+        ])
+        .args(["-engine", "pkcs11", "-keyform", "engine", "-key", &key])
+        .args(["-cert", &path("client.pem"), "-CAfile", &path("server.pem")])
+        .env("OPENSSL_CONF", path("engine.cnf"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let out = client.wait_with_output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn crate_key_id(slot: Slot) -> u8 {
+    cacbridge_pkcs11::objects::key_id(slot)
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_tls13_handshake_signed_on_the_card_rsa_pss_and_p384() {
+    let _guard = lock();
+    let doe = VirtualCard::insert("doe", 0);
+    let page = tls13_handshake(&doe, "DOE.JOHN.A.1234567890", Slot::PivAuthentication);
+    assert!(page.contains("HTTP/1.0 200 ok"), "{page}");
+    assert!(
+        page.contains("Peer signature type: RSA-PSS"),
+        "TLS 1.3 with RSA is PSS: {page}"
+    );
+    assert!(page.contains("CN=DOE.JOHN.A.1234567890"), "{page}");
+    drop(doe);
+
+    let smith = VirtualCard::insert("smith", 0);
+    let page = tls13_handshake(&smith, "SMITH.JANE.1098765432", Slot::PivAuthentication);
+    assert!(page.contains("Peer signature type: ECDSA"), "{page}");
+    assert!(page.contains("Peer signing digest: SHA384"), "{page}");
+    assert!(page.contains("CN=SMITH.JANE.1098765432"), "{page}");
 }
