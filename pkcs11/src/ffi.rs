@@ -495,6 +495,51 @@ unsafe extern "C" fn C_GetAttributeValue(
     })
 }
 
+/// A card inserted or removed, or a reader added or removed: its slot. With
+/// `CKF_DONT_BLOCK`, `CKR_NO_EVENT` when nothing happened; else waits (without holding the
+/// module's lock) until something does or the module is finalized.
+unsafe extern "C" fn C_WaitForSlotEvent(
+    flags: CK_FLAGS,
+    slot: *mut CK_SLOT_ID,
+    reserved: *mut std::os::raw::c_void,
+) -> CK_RV {
+    if slot.is_null() || !reserved.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    let mut events = None;
+    let started = with_module(|module| {
+        events = Some(module.slot_events());
+        Ok(())
+    });
+    let Some(events) = events.filter(|_| started == CKR_OK) else {
+        return started;
+    };
+    loop {
+        let wait = if flags & CKF_DONT_BLOCK != 0 {
+            std::time::Duration::from_millis(0)
+        } else {
+            std::time::Duration::from_millis(500)
+        };
+        let next = catch_unwind(AssertUnwindSafe(|| events.next(wait))).unwrap_or(None);
+        match next {
+            Some(reader) => {
+                return with_module(|module| {
+                    *slot = module.slot_of(&reader);
+                    Ok(())
+                })
+            }
+            None if flags & CKF_DONT_BLOCK != 0 => return CKR_NO_EVENT,
+            None => {
+                // Finalized meanwhile: the waiting thread is released.
+                let alive = with_module(|_| Ok(()));
+                if alive != CKR_OK {
+                    return alive;
+                }
+            }
+        }
+    }
+}
+
 /// Functions this module does not offer (yet): `CKR_FUNCTION_NOT_SUPPORTED`, never a NULL
 /// pointer a caller might jump through.
 macro_rules! unsupported {
@@ -506,8 +551,6 @@ macro_rules! unsupported {
         )*
     };
 }
-
-type Ptr = *mut std::os::raw::c_void;
 
 unsupported! {
     C_InitToken(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR);
@@ -554,7 +597,6 @@ unsupported! {
     C_GenerateRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
     C_GetFunctionStatus(CK_SESSION_HANDLE);
     C_CancelFunction(CK_SESSION_HANDLE);
-    C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, Ptr);
 }
 
 static FUNCTIONS: CK_FUNCTION_LIST = CK_FUNCTION_LIST {

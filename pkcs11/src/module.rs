@@ -2,11 +2,14 @@
 //! reader), sessions and object searches, over the card layer's [`Token`]. `ffi.rs` turns C
 //! calls into calls here and results into `CK_RV`s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 
 use cryptoki_sys::*;
 
 use cacbridge_card::crypto::ecdsa_der_to_fixed;
+use cacbridge_card::monitor::{self, Monitor};
+use cacbridge_card::ReaderEvent;
 use cacbridge_card::{CardCertificate, CardError, KeyAlgorithm, Pin, Token};
 
 use crate::mechanisms;
@@ -65,8 +68,42 @@ struct Signing {
     data: Vec<u8>,
 }
 
+/// Readers whose card came or went, as the reader monitor saw them, for `C_WaitForSlotEvent`.
+#[derive(Default)]
+pub struct SlotEvents {
+    readers: Mutex<VecDeque<String>>,
+    arrived: Condvar,
+}
+
+impl SlotEvents {
+    /// The next reader with an event, waiting up to `timeout` for one.
+    pub fn next(&self, timeout: std::time::Duration) -> Option<String> {
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.is_empty() {
+            readers = self
+                .arrived
+                .wait_timeout(readers, timeout)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        readers.pop_front()
+    }
+
+    fn push(&self, reader: String) {
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        // A caller that never asks must not grow this without bound.
+        if readers.len() < 256 {
+            readers.push_back(reader);
+        }
+        self.arrived.notify_all();
+    }
+}
+
 pub struct Module {
     token: Box<dyn Token>,
+    /// Started by the first `C_WaitForSlotEvent`; stops when the module is finalized.
+    monitor: Option<Monitor>,
+    events: Arc<SlotEvents>,
     /// Reader names by slot id - 1. Append-only: a reader keeps its slot id while the module
     /// is loaded, even if it goes away and comes back.
     readers: Vec<String>,
@@ -82,6 +119,8 @@ impl Module {
     pub fn new(token: Box<dyn Token>) -> Self {
         Self {
             token,
+            monitor: None,
+            events: Arc::new(SlotEvents::default()),
             readers: Vec::new(),
             sessions: HashMap::new(),
             next_session: 1,
@@ -118,6 +157,37 @@ impl Module {
             .and_then(|i| self.readers.get(i))
             .map(String::as_str)
             .ok_or(CKR_SLOT_ID_INVALID)
+    }
+
+    /// The slot events, with the reader monitor running (started on first use: it has a thread
+    /// and a PC/SC context of its own, so the card lane is never used for watching).
+    pub fn slot_events(&mut self) -> Arc<SlotEvents> {
+        if self.monitor.is_none() {
+            let events = Arc::clone(&self.events);
+            self.monitor = Some(monitor::watch(move |event| {
+                let reader = match event {
+                    ReaderEvent::ReaderAdded { reader }
+                    | ReaderEvent::ReaderRemoved { reader }
+                    | ReaderEvent::CardInserted { reader, .. }
+                    | ReaderEvent::CardRemoved { reader } => reader,
+                };
+                events.push(reader);
+                true
+            }));
+        }
+        Arc::clone(&self.events)
+    }
+
+    /// The slot id of `reader`, given one on first sight.
+    pub fn slot_of(&mut self, reader: &str) -> CK_SLOT_ID {
+        let index = match self.readers.iter().position(|r| r == reader) {
+            Some(index) => index,
+            None => {
+                self.readers.push(reader.to_owned());
+                self.readers.len() - 1
+            }
+        };
+        index as CK_SLOT_ID + 1
     }
 
     pub fn slot_list(&mut self, token_present: bool) -> Result<Vec<CK_SLOT_ID>, Rv> {

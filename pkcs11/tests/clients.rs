@@ -505,3 +505,53 @@ fn a_tls13_handshake_signed_on_the_card_rsa_pss_and_p384() {
     assert!(page.contains("Peer signing digest: SHA384"), "{page}");
     assert!(page.contains("CN=SMITH.JANE.1098765432"), "{page}");
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn cards_coming_and_going_are_slot_events_polled_or_waited_for() {
+    use cryptoki::context::{CInitializeArgs, Pkcs11};
+    use std::time::{Duration, Instant};
+    let _guard = lock();
+    cacbridge_testbed::ensure_pcscd();
+    let pkcs11 = Pkcs11::new(module()).unwrap();
+    pkcs11.initialize(CInitializeArgs::OsThreads).unwrap();
+    // The first call starts the reader monitor; nothing has happened yet.
+    assert!(pkcs11.get_slot_event().unwrap().is_none());
+    std::thread::sleep(Duration::from_millis(1200));
+
+    let next_event = |pkcs11: &Pkcs11| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(slot) = pkcs11.get_slot_event().unwrap() {
+                return slot;
+            }
+            assert!(Instant::now() < deadline, "no slot event");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut card = VirtualCard::insert("doe", 0);
+    let slot = next_event(&pkcs11);
+    let info = pkcs11.get_slot_info(slot).unwrap();
+    assert_eq!(info.slot_description().trim(), "Virtual PCD 00 00");
+    assert!(info.token_present());
+    card.remove();
+    assert_eq!(next_event(&pkcs11), slot, "the removal, in the same slot");
+    assert!(!pkcs11.get_slot_info(slot).unwrap().token_present());
+
+    // Blocking: a thread waits; the card arrives; the thread wakes with the slot.
+    let waiter = {
+        let pkcs11 = pkcs11.clone();
+        std::thread::spawn(move || pkcs11.wait_for_slot_event().map(|s| s.id()))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    card.reinsert();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !waiter.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the waiting thread was not woken"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(waiter.join().unwrap().unwrap(), slot.id());
+}
