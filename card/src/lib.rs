@@ -44,6 +44,16 @@ pub trait Token: Send {
     /// Every reader, with the card in it and that card's PIN state.
     fn readers(&mut self) -> Result<Vec<ReaderStatus>, CardError>;
 
+    /// Every reader and whether a card is in it, without talking to any card (no APDU, where
+    /// the backend can tell): for callers that ask often, such as a PKCS#11 slot list.
+    fn presence(&mut self) -> Result<Vec<(String, bool)>, CardError> {
+        Ok(self
+            .readers()?
+            .into_iter()
+            .map(|r| (r.name, r.card.is_some()))
+            .collect())
+    }
+
     /// The certificates of every inserted card, or of the card in one reader.
     fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError>;
 

@@ -318,6 +318,22 @@ impl Token for PcscBackend {
         })
     }
 
+    fn presence(&mut self) -> Result<Vec<(String, bool)>, CardError> {
+        self.with_service(|backend| {
+            let names = backend.reader_names()?;
+            names
+                .into_iter()
+                .map(|name| {
+                    let present = backend.insertion(&name)?.is_some();
+                    if !present {
+                        backend.cards.remove(&name);
+                    }
+                    Ok((name, present))
+                })
+                .collect()
+        })
+    }
+
     fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError> {
         self.with_service(|backend| {
             let names = backend.reader_names()?;

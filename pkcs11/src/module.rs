@@ -113,6 +113,9 @@ pub struct Module {
     /// `C_Logout` (a `Pin` zeroizes itself). The card is never left verified: each signature
     /// verifies and logs out again in one transaction.
     logged_in: HashMap<CK_SLOT_ID, Pin>,
+    /// Each slot's objects, built once per set of certificates (callers read attributes one
+    /// at a time, dozens of times).
+    objects: HashMap<CK_SLOT_ID, (Vec<String>, Vec<Object>)>,
 }
 
 impl Module {
@@ -125,28 +128,21 @@ impl Module {
             sessions: HashMap::new(),
             next_session: 1,
             logged_in: HashMap::new(),
+            objects: HashMap::new(),
         }
     }
 
     /// The readers now connected, each given a slot id on first sight.
     fn connected(&mut self) -> Result<Vec<(CK_SLOT_ID, bool)>, Rv> {
-        let readers = match self.token.readers() {
+        // Presence only: no card is asked anything (slot lists are asked for often).
+        let readers = match self.token.presence() {
             Ok(readers) => readers,
             Err(CardError::NoReader) => Vec::new(),
             Err(err) => return Err(rv_of(&err)),
         };
         Ok(readers
             .iter()
-            .map(|reader| {
-                let index = match self.readers.iter().position(|r| *r == reader.name) {
-                    Some(index) => index,
-                    None => {
-                        self.readers.push(reader.name.clone());
-                        self.readers.len() - 1
-                    }
-                };
-                (index as CK_SLOT_ID + 1, reader.card.is_some())
-            })
+            .map(|(name, present)| (self.slot_of(name), *present))
             .collect())
     }
 
@@ -468,6 +464,12 @@ impl Module {
             .token
             .certificates(Some(&reader))
             .map_err(|e| rv_of(&e))?;
+        let ids: Vec<String> = certificates.iter().map(|c| c.info.id.clone()).collect();
+        if let Some((cached_ids, objects)) = self.objects.get(&slot) {
+            if *cached_ids == ids {
+                return Ok(objects.clone());
+            }
+        }
         let mut objects = Vec::new();
         for (i, cert) in certificates.iter().enumerate() {
             let first = slot * HANDLES_PER_SLOT + 1 + 3 * i as CK_OBJECT_HANDLE;
@@ -476,6 +478,7 @@ impl Module {
                 Err(err) => tracing::warn!(%err, "certificate skipped"),
             }
         }
+        self.objects.insert(slot, (ids, objects.clone()));
         Ok(objects)
     }
 
