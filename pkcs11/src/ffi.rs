@@ -449,7 +449,10 @@ unsafe extern "C" fn C_FindObjects(
     }
     with_module(|module| {
         let found = module.find(session, max as usize)?;
-        std::ptr::copy_nonoverlapping(found.as_ptr(), objects, found.len());
+        // Even an empty copy needs a valid pointer: copy only what there is.
+        if !found.is_empty() {
+            std::ptr::copy_nonoverlapping(found.as_ptr(), objects, found.len());
+        }
         *count = found.len() as CK_ULONG;
         Ok(())
     })
@@ -471,7 +474,12 @@ unsafe extern "C" fn C_GetAttributeValue(
     with_module(|module| {
         let object = module.object(session, handle)?;
         let mut result = Ok(());
-        for attribute in std::slice::from_raw_parts_mut(attributes, count as usize) {
+        let attributes = if count == 0 {
+            &mut []
+        } else {
+            std::slice::from_raw_parts_mut(attributes, count as usize)
+        };
+        for attribute in attributes {
             let Some(value) = object.attribute(attribute.type_) else {
                 attribute.ulValueLen = CK_UNAVAILABLE_INFORMATION;
                 result = Err(CKR_ATTRIBUTE_TYPE_INVALID);
