@@ -147,7 +147,12 @@ def main():
             rows["OpenSC pkcs11-tool -O"].append(
                 measure_command(pcscd, ["pkcs11-tool", "--module", MODULE, "-O"]))
     pcscd.proc.terminate()
-    print(f"| Listing ({args.runs} runs, fresh card each) | APDUs | median time |")
+    print_table(f"Listing ({args.runs} runs, fresh card each)", rows, log)
+
+
+def print_table(title, rows, log):
+    """Rows of (APDUs, seconds) samples as a Markdown table: APDU range and median time."""
+    print(f"| {title} | APDUs | median time |")
     print("|---|---|---|")
     for name, samples in rows.items():
         counts = sorted({n for n, _ in samples})

@@ -13,13 +13,12 @@ log), as bench/card_listing.py does; it restarts pcscd with APDU logging.
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from card_listing import ROOT, Card, Pcscd, measure_command  # noqa: E402
+from card_listing import ROOT, Card, Pcscd, measure_command, print_table  # noqa: E402
 
 OURS = os.path.join(ROOT, "target", "release", "libcacbridge_pkcs11.so")
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
@@ -55,15 +54,7 @@ def main():
         rows[f"{name}: load, login, one RSA-2048 signature"] = signing
     pcscd.proc.terminate()
     os.unlink(data.name)
-    print(f"| pkcs11-tool ({args.runs} runs, fresh card each) | APDUs | median time |")
-    print("|---|---|---|")
-    for name, samples in rows.items():
-        counts = sorted({n for n, _ in samples})
-        count = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-        median = statistics.median(t for _, t in samples) * 1000
-        print(f"| {name} | {count} | {median:.0f} ms |")
-    print(f"\n(pcscd APDU log: {log}; restart pcscd without --apdu: tests/harness/testbed-setup)")
-
+    print_table(f"pkcs11-tool ({args.runs} runs, fresh card each)", rows, log)
 
 if __name__ == "__main__":
     main()
