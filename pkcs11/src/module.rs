@@ -99,6 +99,13 @@ impl SlotEvents {
     }
 }
 
+/// A token's login: the PIN, and the card it was checked on (its certificates' ids), so that
+/// a PIN is never sent to another card put into the same reader.
+struct Login {
+    pin: Pin,
+    card: Vec<String>,
+}
+
 pub struct Module {
     token: Box<dyn Token>,
     /// Started by the first `C_WaitForSlotEvent`; stops when the module is finalized.
@@ -112,7 +119,7 @@ pub struct Module {
     /// The PIN of each logged-in token, checked on the card at `C_Login` and wiped at
     /// `C_Logout` (a `Pin` zeroizes itself). The card is never left verified: each signature
     /// verifies and logs out again in one transaction.
-    logged_in: HashMap<CK_SLOT_ID, Pin>,
+    logged_in: HashMap<CK_SLOT_ID, Login>,
     /// Each slot's objects, built once per set of certificates (callers read attributes one
     /// at a time, dozens of times).
     objects: HashMap<CK_SLOT_ID, (Vec<String>, Vec<Object>)>,
@@ -319,10 +326,17 @@ impl Module {
         let digits = std::str::from_utf8(pin).map_err(|_| CKR_PIN_INCORRECT)?;
         let pin = Pin::new(digits).map_err(|_| CKR_PIN_LEN_RANGE)?;
         let reader = self.reader(slot)?.to_owned();
+        let card = self
+            .token
+            .certificates(Some(&reader))
+            .map_err(|e| rv_of(&e))?
+            .into_iter()
+            .map(|c| c.info.id)
+            .collect();
         self.token
             .verify_pin(&reader, &pin)
             .map_err(|e| rv_of(&e))?;
-        self.logged_in.insert(slot, pin);
+        self.logged_in.insert(slot, Login { pin, card });
         Ok(())
     }
 
@@ -433,7 +447,20 @@ impl Module {
             .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         let key = signing.certificate.info.key_algorithm;
         let input = mechanisms::input(signing.mechanism, key, &signing.data, signing.pss.as_ref())?;
-        let pin = self.logged_in.get(&slot);
+        // The login belongs to the card it was checked on; another card in the reader is a
+        // new token, and never gets that PIN.
+        if self
+            .logged_in
+            .get(&slot)
+            .is_some_and(|login| !login.card.contains(&signing.certificate.info.id))
+        {
+            self.logged_in.remove(&slot);
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        if signing.certificate.slot.pin_required() && !self.logged_in.contains_key(&slot) {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        let pin = self.logged_in.get(&slot).map(|login| &login.pin);
         let signature = self
             .token
             .sign_input(&signing.certificate, &input, pin)
@@ -460,10 +487,17 @@ impl Module {
     /// The objects of the token in `slot`: from the card layer's cache while the card stays.
     fn objects(&mut self, slot: CK_SLOT_ID) -> Result<Vec<Object>, Rv> {
         let reader = self.reader(slot)?.to_owned();
-        let certificates = self
-            .token
-            .certificates(Some(&reader))
-            .map_err(|e| rv_of(&e))?;
+        let certificates = match self.token.certificates(Some(&reader)) {
+            Ok(certificates) => certificates,
+            Err(err) => {
+                if matches!(err, CardError::NoCard | CardError::CardRemoved) {
+                    // The token is gone, and its login with it.
+                    self.logged_in.remove(&slot);
+                    self.objects.remove(&slot);
+                }
+                return Err(rv_of(&err));
+            }
+        };
         let ids: Vec<String> = certificates.iter().map(|c| c.info.id.clone()).collect();
         if let Some((cached_ids, objects)) = self.objects.get(&slot) {
             if *cached_ids == ids {

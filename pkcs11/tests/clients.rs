@@ -555,3 +555,65 @@ fn cards_coming_and_going_are_slot_events_polled_or_waited_for() {
     }
     assert_eq!(waiter.join().unwrap().unwrap(), slot.id());
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_card_pulled_between_login_and_sign_fails_cleanly_and_works_again_when_back() {
+    use cryptoki::context::{CInitializeArgs, Pkcs11};
+    use cryptoki::error::{Error, RvError};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, ObjectClass};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let _guard = lock();
+    let mut card = VirtualCard::insert("doe", 0);
+    let pkcs11 = Pkcs11::new(module()).unwrap();
+    pkcs11.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = pkcs11.get_slots_with_token().unwrap()[0];
+    let pin = AuthPin::new(card.info.pin.clone());
+    let sign_once = |pkcs11: &Pkcs11| -> Result<Vec<u8>, Error> {
+        let session = pkcs11.open_ro_session(slot)?;
+        session.login(UserType::User, Some(&pin))?;
+        let key = session.find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])?[0];
+        session.sign(&Mechanism::Sha256RsaPkcs, key, b"before and after")
+    };
+    assert_eq!(sign_once(&pkcs11).unwrap().len(), 256);
+
+    let session = pkcs11.open_ro_session(slot).unwrap();
+    session.login(UserType::User, Some(&pin)).unwrap();
+    let key = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap()[0];
+    card.remove();
+    let err = session
+        .sign(&Mechanism::Sha256RsaPkcs, key, b"no card")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Pkcs11(RvError::TokenNotPresent | RvError::DeviceRemoved, _)
+        ),
+        "{err:?}"
+    );
+    card.reinsert();
+    // The old login went with the card: signing in that session now needs a new login.
+    let err = session
+        .sign(&Mechanism::Sha256RsaPkcs, key, b"stale")
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Pkcs11(RvError::UserNotLoggedIn, _)),
+        "{err:?}"
+    );
+    drop(session);
+    assert_eq!(
+        sign_once(&pkcs11).unwrap().len(),
+        256,
+        "works again once back"
+    );
+}
