@@ -1,0 +1,153 @@
+//! The module's rules in a plain `cargo test`, over the card layer's FakeToken and a real
+//! certificate: slots and tokens, private objects hidden until login, the PIN checked on the
+//! card at login and bound to that card, and what the card is asked to sign.
+#![allow(clippy::unwrap_used)]
+
+use cryptoki_sys::*;
+
+use cacbridge_card::testing::FakeToken;
+use cacbridge_card::{CardCertificate, CardStatus, CardType, PinStatus, ReaderStatus, Slot};
+use cacbridge_pkcs11::module::Module;
+use cacbridge_pkcs11::objects::ulong;
+
+const READER: &str = "Test Reader 00 00";
+
+/// A P-256 PIV Authentication certificate for DOE.JOHN.A.1234567890, made here.
+fn certificate(cn: &str) -> CardCertificate {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    CardCertificate {
+        reader: READER.into(),
+        slot: Slot::PivAuthentication,
+        info: cacbridge_card::certificate::inspect(&der).unwrap(),
+        der,
+    }
+}
+
+fn token(certificates: Vec<CardCertificate>, retries_left: u8) -> FakeToken {
+    let mut token = FakeToken::new(certificates);
+    token.readers = vec![ReaderStatus {
+        name: READER.into(),
+        card: Some(CardStatus {
+            atr: vec![0x3B],
+            card_type: CardType::Piv,
+            dual_cac: true,
+            pin: Some(PinStatus {
+                retries_left: Some(retries_left),
+                blocked: false,
+            }),
+            error: None,
+        }),
+    }];
+    token.signature = Ok(der_ecdsa());
+    token
+}
+
+/// A DER ECDSA signature with 32-byte r and s.
+fn der_ecdsa() -> Vec<u8> {
+    let integer = |b: u8| [vec![0x02, 0x20], vec![b; 32]].concat();
+    let body = [integer(0x11), integer(0x22)].concat();
+    [vec![0x30, body.len() as u8], body].concat()
+}
+
+fn find(
+    module: &mut Module,
+    session: CK_SESSION_HANDLE,
+    class: CK_OBJECT_CLASS,
+) -> Vec<CK_OBJECT_HANDLE> {
+    module
+        .find_init(session, &[(CKA_CLASS, ulong(class))])
+        .unwrap();
+    let found = module.find(session, 16).unwrap();
+    module.find_final(session).unwrap();
+    found
+}
+
+#[test]
+fn a_token_is_named_for_its_holder_and_hides_its_keys_until_login() {
+    let mut module = Module::new(Box::new(token(
+        vec![certificate("DOE.JOHN.A.1234567890")],
+        2,
+    )));
+    assert_eq!(module.slot_list(true).unwrap(), vec![1]);
+    let info = module.token_info(1).unwrap();
+    assert_eq!(info.label, "DOE.JOHN.A.1234567890");
+    assert_eq!(info.model, "PIV");
+    assert_eq!(info.pin_flags, CKF_USER_PIN_COUNT_LOW, "two tries left");
+
+    let session = module.open_session(1).unwrap();
+    assert_eq!(find(&mut module, session, CKO_CERTIFICATE).len(), 1);
+    assert_eq!(find(&mut module, session, CKO_PUBLIC_KEY).len(), 1);
+    assert!(
+        find(&mut module, session, CKO_PRIVATE_KEY).is_empty(),
+        "hidden before login"
+    );
+    assert_eq!(
+        module.login(session, CKU_USER, b"12ab56"),
+        Err(CKR_PIN_LEN_RANGE)
+    );
+    module.login(session, CKU_USER, b"123456").unwrap();
+    assert_eq!(find(&mut module, session, CKO_PRIVATE_KEY).len(), 1);
+    assert_eq!(
+        module.login(session, CKU_USER, b"123456"),
+        Err(CKR_USER_ALREADY_LOGGED_IN)
+    );
+}
+
+#[test]
+fn a_signature_needs_the_login_fits_the_key_and_comes_back_as_r_and_s() {
+    let mut module = Module::new(Box::new(token(
+        vec![certificate("DOE.JOHN.A.1234567890")],
+        3,
+    )));
+    // As every caller does: the slot list first, which names the slots.
+    assert_eq!(module.slot_list(true).unwrap(), vec![1]);
+    let session = module.open_session(1).unwrap();
+    // The private key is the certificate's third object: hidden, and not usable before login.
+    let key = find(&mut module, session, CKO_CERTIFICATE)[0] + 2;
+    assert_eq!(
+        module.sign_init(session, CKM_ECDSA_SHA256, None, key),
+        Err(CKR_USER_NOT_LOGGED_IN)
+    );
+    module.login(session, CKU_USER, b"123456").unwrap();
+    assert_eq!(find(&mut module, session, CKO_PRIVATE_KEY), vec![key]);
+    assert_eq!(
+        module.sign_init(session, CKM_SHA256_RSA_PKCS, None, key),
+        Err(CKR_KEY_TYPE_INCONSISTENT),
+        "an RSA mechanism on an EC key"
+    );
+    module
+        .sign_init(session, CKM_ECDSA_SHA256, None, key)
+        .unwrap();
+    assert_eq!(
+        module.sign_init(session, CKM_ECDSA_SHA256, None, key),
+        Err(CKR_OPERATION_ACTIVE)
+    );
+    assert_eq!(module.signature_len(session).unwrap(), 64);
+    module.sign_update(session, b"handshake").unwrap();
+    let signature = module.sign_final(session).unwrap();
+    assert_eq!(
+        signature,
+        [vec![0x11; 32], vec![0x22; 32]].concat(),
+        "DER turned into r || s"
+    );
+    assert_eq!(
+        module.sign_final(session),
+        Err(CKR_OPERATION_NOT_INITIALIZED),
+        "the operation ended"
+    );
+
+    // Logging out, or closing the token's last session, forgets the PIN.
+    module.logout(session).unwrap();
+    assert_eq!(module.logout(session), Err(CKR_USER_NOT_LOGGED_IN));
+    module.login(session, CKU_USER, b"123456").unwrap();
+    module.close_session(session).unwrap();
+    let again = module.open_session(1).unwrap();
+    assert!(!module.is_logged_in(1));
+    assert!(find(&mut module, again, CKO_PRIVATE_KEY).is_empty());
+}
