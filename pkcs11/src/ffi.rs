@@ -101,7 +101,22 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
     CKR_OK
 }
 
-unsafe extern "C" fn C_Initialize(_args: *mut std::os::raw::c_void) -> CK_RV {
+unsafe extern "C" fn C_Initialize(args: *mut std::os::raw::c_void) -> CK_RV {
+    if !args.is_null() {
+        let args = std::ptr::read_unaligned(args as *const CK_C_INITIALIZE_ARGS);
+        if !args.pReserved.is_null() {
+            return CKR_ARGUMENTS_BAD;
+        }
+        // The module locks with the operating system's primitives; a caller that insists on
+        // its own mutex callbacks (without allowing OS locking) cannot be served.
+        let callbacks = args.CreateMutex.is_some()
+            || args.DestroyMutex.is_some()
+            || args.LockMutex.is_some()
+            || args.UnlockMutex.is_some();
+        if callbacks && args.flags & CKF_OS_LOCKING_OK == 0 {
+            return CKR_CANT_LOCK;
+        }
+    }
     catch_unwind(|| {
         let mut guard = MODULE.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_some() {
