@@ -104,13 +104,8 @@ pub fn pkcs1_v15_block(digest: &Digest, modulus_len: usize) -> Result<Vec<u8>, C
     Ok(block)
 }
 
-/// The ECDSA input for a curve of `field_len` bytes: longer digests keep their leftmost bytes
-/// (FIPS 186-4 6.4), shorter ones are left-padded with zeros (the same integer).
-pub fn ecdsa_input(digest: &Digest, field_len: usize) -> Vec<u8> {
-    ecdsa_hash_input(&digest.bytes, field_len)
-}
-
-/// A hash of any length as ECDSA input: its leftmost `field_len` bytes, or left-padded.
+/// A hash as ECDSA input for a curve of `field_len` bytes: longer hashes keep their leftmost
+/// bytes (FIPS 186-4 6.4), shorter ones are left-padded with zeros (the same integer).
 pub fn ecdsa_hash_input(bytes: &[u8], field_len: usize) -> Vec<u8> {
     if bytes.len() >= field_len {
         bytes[..field_len].to_vec()
@@ -192,9 +187,9 @@ mod tests {
     #[test]
     fn ecdsa_input_is_sized_to_the_curve() {
         let d = Digest::of(HashFunction::Sha512, b"x");
-        assert_eq!(ecdsa_input(&d, 32), d.bytes()[..32].to_vec());
+        assert_eq!(ecdsa_hash_input(d.bytes(), 32), d.bytes()[..32].to_vec());
         let d = Digest::of(HashFunction::Sha256, b"x");
-        let padded = ecdsa_input(&d, 48);
+        let padded = ecdsa_hash_input(d.bytes(), 48);
         assert_eq!(&padded[..16], &[0u8; 16]);
         assert_eq!(&padded[16..], d.bytes());
     }

@@ -101,22 +101,9 @@ impl SignatureInput {
     }
 }
 
-/// Verify the PIN and sign in one go, so a PIN Always key (9C) gets its VERIFY right before
-/// its GENERAL AUTHENTICATE and no PIN is ever cached. Returns a raw RSA signature (PKCS#1
-/// v1.5) or a DER ECDSA signature.
-pub fn sign(
-    ch: &mut Channel<'_>,
-    card_type: CardType,
-    slot: Slot,
-    key: KeyAlgorithm,
-    digest: &Digest,
-    pin: &Pin,
-) -> Result<Vec<u8>, CardError> {
-    let input = SignatureInput::for_digest(key, digest)?;
-    sign_input(ch, card_type, slot, key, &input, Some(pin))
-}
-
-/// Verify the PIN (when the key needs one and `pin` is given) and sign `input`, in one go.
+/// Verify the PIN (when the key needs one and `pin` is given) and sign `input` in one go, so a
+/// PIN Always key (9C) gets its VERIFY right before its GENERAL AUTHENTICATE and no PIN is
+/// ever cached. Returns a raw RSA signature or a DER ECDSA signature.
 pub fn sign_input(
     ch: &mut Channel<'_>,
     card_type: CardType,
@@ -229,6 +216,19 @@ mod tests {
     use super::*;
     use crate::crypto::HashFunction;
     use crate::testing::ScriptedCard;
+
+    /// `sign_input` for a digest, as `Token::sign` calls it.
+    fn sign(
+        ch: &mut Channel<'_>,
+        card_type: CardType,
+        slot: Slot,
+        key: KeyAlgorithm,
+        digest: &Digest,
+        pin: &Pin,
+    ) -> Result<Vec<u8>, CardError> {
+        let input = SignatureInput::for_digest(key, digest)?;
+        sign_input(ch, card_type, slot, key, &input, Some(pin))
+    }
 
     // Legacy CACs are T=0 cards: a SELECT (case 4) goes without Le.
     const PIV_SELECT_T0: &str = "00A4040009A00000030800001000";
@@ -467,8 +467,9 @@ mod tests {
         assert_eq!(err, CardError::PinIncorrect { retries_left: None });
     }
 
-    #[test]
-    fn piv_signing_verifies_signs_and_logs_out_in_one_go() {
+    /// A 9C signature over SHA-256("hello") on a PIV card whose logout (VERIFY P1 = FF)
+    /// answers `logout_answer`: whether the card was asked to be reset, and the signature.
+    fn piv_signature_with_logout(logout_answer: &str) -> (bool, Vec<u8>) {
         let digest = Digest::of(HashFunction::Sha256, b"hello");
         let steps = [
             (PIV_SELECT_T1.to_string(), "9000".to_string()),
@@ -477,7 +478,7 @@ mod tests {
                 format!("008711 9C 26 7C24 8200 8120 {} 00", hexu(digest.bytes())).replace(' ', ""),
                 "7C08820630040201010201 9000".replace(' ', ""),
             ),
-            ("0020FF80".to_string(), "9000".to_string()),
+            ("0020FF80".to_string(), logout_answer.to_string()),
         ];
         let refs: Vec<(&str, &str)> = steps
             .iter()
@@ -495,41 +496,22 @@ mod tests {
             &pin,
         )
         .unwrap();
-        assert!(!ch.reset_requested(), "the logout worked: no reset");
+        let reset = ch.reset_requested();
         scripted.assert_done();
+        (reset, signature)
+    }
+
+    #[test]
+    fn piv_signing_verifies_signs_and_logs_out_in_one_go() {
+        let (reset, signature) = piv_signature_with_logout("9000");
+        assert!(!reset, "the logout worked: no reset");
         assert_eq!(signature, vec![0x30, 0x04, 0x02, 0x01, 0x01, 0x02]);
     }
 
     #[test]
     fn a_piv_card_refusing_logout_is_reset() {
-        let digest = Digest::of(HashFunction::Sha256, b"hello");
-        let steps = [
-            (PIV_SELECT_T1.to_string(), "9000".to_string()),
-            ("0020008008313233343536FFFF".to_string(), "9000".to_string()),
-            (
-                format!("008711 9C 26 7C24 8200 8120 {} 00", hexu(digest.bytes())).replace(' ', ""),
-                "7C08820630040201010201 9000".replace(' ', ""),
-            ),
-            // A pre-800-73-4 card: P1 = FF is an incorrect parameter.
-            ("0020FF80".to_string(), "6A86".to_string()),
-        ];
-        let refs: Vec<(&str, &str)> = steps
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        let mut scripted = ScriptedCard::t1(&refs);
-        let mut ch = Channel::new(&mut scripted);
-        let pin = Pin::new("123456").unwrap();
-        sign(
-            &mut ch,
-            CardType::Piv,
-            Slot::DigitalSignature,
-            KeyAlgorithm::EcP256,
-            &digest,
-            &pin,
-        )
-        .unwrap();
-        assert!(ch.reset_requested());
-        scripted.assert_done();
+        // A pre-800-73-4 card: P1 = FF is an incorrect parameter.
+        let (reset, _) = piv_signature_with_logout("6A86");
+        assert!(reset);
     }
 }
