@@ -485,7 +485,7 @@ impl Module {
     }
 
     /// The objects of the token in `slot`: from the card layer's cache while the card stays.
-    fn objects(&mut self, slot: CK_SLOT_ID) -> Result<Vec<Object>, Rv> {
+    fn objects(&mut self, slot: CK_SLOT_ID) -> Result<&[Object], Rv> {
         let reader = self.reader(slot)?.to_owned();
         let certificates = match self.token.certificates(Some(&reader)) {
             Ok(certificates) => certificates,
@@ -499,21 +499,25 @@ impl Module {
             }
         };
         let ids: Vec<String> = certificates.iter().map(|c| c.info.id.clone()).collect();
-        if let Some((cached_ids, objects)) = self.objects.get(&slot) {
-            if *cached_ids == ids {
-                return Ok(objects.clone());
+        let cached = self
+            .objects
+            .get(&slot)
+            .is_some_and(|(cached_ids, _)| *cached_ids == ids);
+        if !cached {
+            let mut objects = Vec::new();
+            for (i, cert) in certificates.iter().enumerate() {
+                let first = slot * HANDLES_PER_SLOT + 1 + 3 * i as CK_OBJECT_HANDLE;
+                match objects_for(cert, first) {
+                    Ok(found) => objects.extend(found),
+                    Err(err) => tracing::warn!(%err, "certificate skipped"),
+                }
             }
+            self.objects.insert(slot, (ids, objects));
         }
-        let mut objects = Vec::new();
-        for (i, cert) in certificates.iter().enumerate() {
-            let first = slot * HANDLES_PER_SLOT + 1 + 3 * i as CK_OBJECT_HANDLE;
-            match objects_for(cert, first) {
-                Ok(found) => objects.extend(found),
-                Err(err) => tracing::warn!(%err, "certificate skipped"),
-            }
-        }
-        self.objects.insert(slot, (ids, objects.clone()));
-        Ok(objects)
+        self.objects
+            .get(&slot)
+            .map(|(_, objects)| objects.as_slice())
+            .ok_or(CKR_GENERAL_ERROR)
     }
 
     pub fn find_init(
@@ -535,7 +539,7 @@ impl Module {
         let private = vec![CK_TRUE];
         let found = self
             .objects(slot)?
-            .into_iter()
+            .iter()
             .filter(|o| logged_in || o.attribute(CKA_PRIVATE) != Some(private.as_slice()))
             .filter(|o| o.matches(template))
             .map(|o| o.handle)
@@ -590,8 +594,9 @@ impl Module {
             return Err(CKR_OBJECT_HANDLE_INVALID);
         }
         self.objects(slot)?
-            .into_iter()
+            .iter()
             .find(|o| o.handle == handle)
+            .cloned()
             .ok_or(CKR_OBJECT_HANDLE_INVALID)
     }
 }
