@@ -45,6 +45,22 @@ async function choose(dialogPage, pin) {
   await dialogPage.click("#ok");
 }
 
+/**
+ * Click a button that closes its own window, and wait until it has. A mouse click races
+ * the close (the protocol's mouse-up answer can arrive from a target already gone), so the
+ * click is queued in the page. Firefox's BiDi keeps listing a closed extension window: it
+ * is gone once it can no longer run a script.
+ */
+async function clickClosing(win, selector) {
+  await win.$eval(selector, (button) => setTimeout(() => button.click(), 0));
+  const deadline = Date.now() + 15000;
+  const open = () => win.evaluate(() => true).catch(() => false);
+  while (!win.isClosed() && (await open())) {
+    if (Date.now() > deadline) assert.fail(`${selector} did not close the window`);
+    await sleep(100);
+  }
+}
+
 async function login(page) {
   await page.goto(`${PORTAL_ORIGIN}/login`);
   if (page.url().endsWith("/account")) return; // this browser is signed in already
@@ -304,7 +320,7 @@ export function extensionSuite(which) {
     const nonce = Buffer.alloc(32, 1).toString("base64");
     const first = postFromPage(page, { id: "c1", action: "authenticate", challengeNonce: nonce });
     const win = await dialog(stack.browser);
-    await win.click("#cancel-choose");
+    await clickClosing(win, "#cancel-choose");
     assert.equal((await first).error.code, "user-cancelled");
     const again = await postFromPage(page, { id: "c2", action: "authenticate", challengeNonce: nonce });
     assert.equal(again.error?.code, "action-throttled", JSON.stringify(again));
@@ -385,7 +401,7 @@ export function extensionSuite(which) {
     card = await insertCard("doe");
     await win.waitForFunction(() => /Card inserted/.test(document.getElementById("card-state")?.textContent ?? ""), { timeout: 15000 });
     await win.waitForSelector("input[name=certificate]:checked", { timeout: 15000 });
-    await win.click("#cancel-choose");
+    await clickClosing(win, "#cancel-choose");
     await page.waitForFunction(() => /You cancelled/.test(document.getElementById("cacbridge-status")?.textContent ?? ""), { timeout: 15000 });
     assert.ok(page.url().endsWith("/account/cac"), "the form was not submitted");
     await page.close();
@@ -427,7 +443,7 @@ export function extensionSuite(which) {
     assert.match(await win.$eval("#blocked", (el) => el.textContent), /DoD ID card office/);
     await screenshot(win, which, "pin-blocked");
     await page.waitForFunction(() => /PIN is blocked/.test(document.getElementById("cacbridge-status")?.textContent ?? ""), { timeout: 15000 });
-    await win.click("#close-blocked");
+    await clickClosing(win, "#close-blocked");
     await page.close();
   });
 
