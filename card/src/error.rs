@@ -42,6 +42,9 @@ pub enum CardError {
     /// The reader returned no answer at all (not even a status word).
     #[error("the card did not answer")]
     NoResponse,
+    /// The card (or its reader) took longer than the caller's deadline; see [`crate::timed`].
+    #[error("the card did not answer in time")]
+    Timeout,
     #[error("the card sent malformed data: {0}")]
     Malformed(String),
     #[error("no certificate with that id is on an inserted card")]

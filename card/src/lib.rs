@@ -23,6 +23,7 @@ pub mod piv;
 pub mod session;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod timed;
 pub mod tlv;
 pub mod transport;
 
@@ -35,6 +36,7 @@ pub use model::{
 pub use pcsc_backend::PcscBackend;
 pub use pin::Pin;
 pub use session::SignatureInput;
+pub use timed::TimedToken;
 
 /// A source of certificates and signatures: the PC/SC card layer, or a PKCS#11 module.
 pub trait Token: Send {

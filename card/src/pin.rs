@@ -6,7 +6,8 @@ use zeroize::Zeroizing;
 
 use crate::error::CardError;
 
-/// A PIV/CAC PIN: 6 to 8 ASCII digits.
+/// A PIV/CAC PIN: 6 to 8 ASCII digits. A clone is wiped when dropped, like the original.
+#[derive(Clone)]
 pub struct Pin(Zeroizing<Vec<u8>>);
 
 impl Pin {

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 
 use cryptoki_sys::*;
 
-use cacbridge_card::PcscBackend;
+use cacbridge_card::{PcscBackend, TimedToken};
 
 use crate::mechanisms;
-use crate::module::{Module, Rv};
+use crate::module::{card_timeout, Module, Rv};
 
 static MODULE: Mutex<Option<Module>> = Mutex::new(None);
 
@@ -122,7 +122,8 @@ unsafe extern "C" fn C_Initialize(args: *mut std::os::raw::c_void) -> CK_RV {
         if guard.is_some() {
             return CKR_CRYPTOKI_ALREADY_INITIALIZED;
         }
-        *guard = Some(Module::new(Box::new(PcscBackend::new())));
+        let card = TimedToken::new(Box::new(PcscBackend::new()), card_timeout());
+        *guard = Some(Module::new(Box::new(card)));
         CKR_OK
     })
     .unwrap_or(CKR_GENERAL_ERROR)

@@ -617,3 +617,63 @@ fn a_card_pulled_between_login_and_sign_fails_cleanly_and_works_again_when_back(
         "works again once back"
     );
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_card_that_stops_answering_fails_the_call_in_time_and_the_module_recovers() {
+    use cacbridge_testbed::CardOptions;
+    use cryptoki::context::{CInitializeArgs, Pkcs11};
+    use cryptoki::error::{Error, RvError};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    use std::time::{Duration, Instant};
+    let _guard = lock();
+    let stall = Duration::from_secs(6);
+    let card = VirtualCard::insert_with(
+        "doe",
+        0,
+        CardOptions {
+            verify_stall: Some(stall),
+            ..CardOptions::default()
+        },
+    );
+    // Read once, at C_Initialize: later tests in this process load the module with the default.
+    std::env::set_var("CACBRIDGE_CARD_TIMEOUT_MS", "1500");
+    let pkcs11 = Pkcs11::new(module()).unwrap();
+    pkcs11.initialize(CInitializeArgs::OsThreads).unwrap();
+    std::env::remove_var("CACBRIDGE_CARD_TIMEOUT_MS");
+    let slot = pkcs11.get_slots_with_token().unwrap()[0];
+    let session = pkcs11.open_ro_session(slot).unwrap();
+
+    // The card holds the VERIFY for 6 s: C_Login gives up after 1.5 s.
+    let started = Instant::now();
+    let err = session
+        .login(UserType::User, Some(&AuthPin::new(card.info.pin.clone())))
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(err, Error::Pkcs11(RvError::DeviceError, _)),
+        "{err:?}"
+    );
+    assert!(
+        (Duration::from_millis(1400)..Duration::from_secs(4)).contains(&waited),
+        "C_Login returned after {waited:?}"
+    );
+    // While the card is still busy, card work fails at once instead of queueing behind it.
+    let started = Instant::now();
+    let err = pkcs11.get_token_info(slot).unwrap_err();
+    assert!(
+        matches!(err, Error::Pkcs11(RvError::DeviceError, _)),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    // Once the card answers again, so does the module, and the failed login left none behind.
+    std::thread::sleep(stall);
+    let info = pkcs11.get_token_info(slot).unwrap();
+    assert_eq!(info.label().trim(), "DOE.JOHN.A.1234567890");
+    assert_eq!(
+        session.get_session_info().unwrap().session_state(),
+        cryptoki::session::SessionState::RoPublic
+    );
+}

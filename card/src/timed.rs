@@ -1,0 +1,297 @@
+//! A [`Token`] whose every operation has a deadline. A hung reader or a card that stops
+//! answering blocks `SCardTransmit` for as long as it likes; a caller that must never block
+//! forever (a PKCS#11 module inside a browser) wraps its token in a [`TimedToken`].
+//!
+//! The wrapped token lives on a worker thread of its own. Each operation is sent there and
+//! awaited for at most the timeout; after that the caller gets [`CardError::Timeout`] and the
+//! operation finishes (or not) on the worker. Until it does, every further operation fails at
+//! once with the same error instead of queueing behind it for another full timeout.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::crypto::Digest;
+use crate::error::CardError;
+use crate::model::{CardCertificate, ReaderStatus};
+use crate::pin::Pin;
+use crate::{SignatureInput, Token};
+
+type Job = Box<dyn FnOnce(&mut dyn Token) + Send>;
+
+/// Operations sent to the worker and finished by it, and whether the one in flight is past
+/// its deadline.
+#[derive(Default)]
+struct Progress {
+    sent: u64,
+    finished: u64,
+    overdue: bool,
+}
+
+pub struct TimedToken {
+    name: &'static str,
+    timeout: Duration,
+    jobs: Option<mpsc::Sender<Job>>,
+    progress: Arc<Mutex<Progress>>,
+    apdus: Arc<AtomicU64>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl TimedToken {
+    /// Move `token` onto a worker thread; each operation gets `timeout`.
+    pub fn new(mut token: Box<dyn Token>, timeout: Duration) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        let apdus = Arc::new(AtomicU64::new(0));
+        let name = token.name();
+        let worker = {
+            let progress = Arc::clone(&progress);
+            let apdus = Arc::clone(&apdus);
+            std::thread::Builder::new()
+                .name("cacbridge-card".into())
+                .spawn(move || {
+                    for job in queue {
+                        // A panicking operation answers nobody (its reply channel drops); the
+                        // worker carries on with the next one.
+                        let _ = catch_unwind(AssertUnwindSafe(|| job(token.as_mut())));
+                        apdus.store(token.apdu_count(), Ordering::Relaxed);
+                        let mut progress = lock(&progress);
+                        progress.finished += 1;
+                        progress.overdue = false;
+                    }
+                })
+        };
+        match worker {
+            Ok(worker) => Self {
+                name,
+                timeout,
+                jobs: Some(jobs),
+                progress,
+                apdus,
+                worker: Some(worker),
+            },
+            // No thread to be had: every operation fails cleanly rather than the caller crash.
+            Err(err) => {
+                tracing::error!(%err, "no thread for card operations");
+                Self {
+                    name,
+                    timeout,
+                    jobs: None,
+                    progress,
+                    apdus,
+                    worker: None,
+                }
+            }
+        }
+    }
+
+    /// Run `work` on the worker and wait for it until the deadline.
+    fn run<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Token) -> Result<T, CardError> + Send + 'static,
+    ) -> Result<T, CardError> {
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| CardError::Pcsc("no thread for card operations".into()))?;
+        let number = {
+            let mut progress = lock(&self.progress);
+            if progress.overdue {
+                return Err(CardError::Timeout);
+            }
+            progress.sent += 1;
+            progress.sent
+        };
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |token| {
+            let _ = reply.send(work(token));
+        });
+        if jobs.send(job).is_err() {
+            return Err(CardError::Pcsc("the card worker stopped".into()));
+        }
+        match answer.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let mut progress = lock(&self.progress);
+                if progress.finished < number {
+                    progress.overdue = true;
+                }
+                tracing::warn!(timeout = ?self.timeout, "the card did not answer in time");
+                Err(CardError::Timeout)
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(CardError::Pcsc(
+                "the card operation failed unexpectedly".into(),
+            )),
+        }
+    }
+}
+
+fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    progress.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for TimedToken {
+    fn drop(&mut self) {
+        // Closing the queue ends the worker after its current operation. Wait for it unless
+        // that operation is overdue (the caller must not hang on a card that never answers).
+        self.jobs = None;
+        let overdue = lock(&self.progress).overdue;
+        if let Some(worker) = self.worker.take() {
+            if !overdue {
+                let _ = worker.join();
+            }
+        }
+    }
+}
+
+impl Token for TimedToken {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn readers(&mut self) -> Result<Vec<ReaderStatus>, CardError> {
+        self.run(|token| token.readers())
+    }
+
+    fn presence(&mut self) -> Result<Vec<(String, bool)>, CardError> {
+        self.run(|token| token.presence())
+    }
+
+    fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError> {
+        let reader = reader.map(str::to_owned);
+        self.run(move |token| token.certificates(reader.as_deref()))
+    }
+
+    fn sign(
+        &mut self,
+        certificate: &CardCertificate,
+        digest: &Digest,
+        pin: &Pin,
+    ) -> Result<Vec<u8>, CardError> {
+        let (certificate, digest, pin) = (certificate.clone(), digest.clone(), pin.clone());
+        self.run(move |token| token.sign(&certificate, &digest, &pin))
+    }
+
+    fn sign_input(
+        &mut self,
+        certificate: &CardCertificate,
+        input: &SignatureInput,
+        pin: Option<&Pin>,
+    ) -> Result<Vec<u8>, CardError> {
+        let (certificate, input, pin) = (certificate.clone(), input.clone(), pin.cloned());
+        self.run(move |token| token.sign_input(&certificate, &input, pin.as_ref()))
+    }
+
+    fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError> {
+        let (reader, pin) = (reader.to_owned(), pin.clone());
+        self.run(move |token| token.verify_pin(&reader, &pin))
+    }
+
+    fn apdu_count(&self) -> u64 {
+        self.apdus.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Instant;
+
+    use super::*;
+    use crate::testing::{certificate, FakeToken};
+    use crate::Slot;
+
+    /// A token whose listing takes `stall` the first time it is asked.
+    struct Stalling {
+        inner: FakeToken,
+        stall: Option<Duration>,
+    }
+
+    impl Token for Stalling {
+        fn name(&self) -> &'static str {
+            "stalling"
+        }
+        fn readers(&mut self) -> Result<Vec<ReaderStatus>, CardError> {
+            self.inner.readers()
+        }
+        fn certificates(
+            &mut self,
+            reader: Option<&str>,
+        ) -> Result<Vec<CardCertificate>, CardError> {
+            if let Some(stall) = self.stall.take() {
+                std::thread::sleep(stall);
+            }
+            self.inner.certificates(reader)
+        }
+        fn sign_input(
+            &mut self,
+            certificate: &CardCertificate,
+            input: &SignatureInput,
+            pin: Option<&Pin>,
+        ) -> Result<Vec<u8>, CardError> {
+            if input == &SignatureInput::EcHash(vec![0xEE; 32]) {
+                panic!("a card layer bug");
+            }
+            self.inner.sign_input(certificate, input, pin)
+        }
+        fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError> {
+            self.inner.verify_pin(reader, pin)
+        }
+    }
+
+    fn stalling(stall: Duration) -> TimedToken {
+        let card = certificate(
+            1,
+            Slot::PivAuthentication,
+            crate::KeyAlgorithm::EcP256,
+            &["digitalSignature"],
+            &["clientAuth"],
+        );
+        let token = Stalling {
+            inner: FakeToken::new(vec![card]),
+            stall: Some(stall),
+        };
+        TimedToken::new(Box::new(token), Duration::from_millis(200))
+    }
+
+    #[test]
+    fn a_stalled_operation_times_out_later_ones_fail_fast_until_it_ends() {
+        let mut token = stalling(Duration::from_millis(900));
+        let started = Instant::now();
+        assert_eq!(token.certificates(None).unwrap_err(), CardError::Timeout);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200), "{waited:?}");
+        assert!(waited < Duration::from_millis(800), "{waited:?}");
+
+        // Still stuck: refused at once, not queued behind it for another timeout.
+        let started = Instant::now();
+        assert_eq!(token.certificates(None).unwrap_err(), CardError::Timeout);
+        assert!(started.elapsed() < Duration::from_millis(50));
+
+        std::thread::sleep(Duration::from_millis(900));
+        assert_eq!(token.certificates(None).unwrap().len(), 1, "works again");
+    }
+
+    #[test]
+    fn a_panicking_operation_is_an_error_and_the_worker_carries_on() {
+        let mut token = stalling(Duration::ZERO);
+        let card = token.certificates(None).unwrap().remove(0);
+        let input = SignatureInput::EcHash(vec![0xEE; 32]);
+        assert!(matches!(
+            token.sign_input(&card, &input, None),
+            Err(CardError::Pcsc(_))
+        ));
+        assert_eq!(token.certificates(None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dropping_a_token_whose_card_hangs_does_not_wait_for_it() {
+        let mut token = stalling(Duration::from_secs(5));
+        assert_eq!(token.certificates(None).unwrap_err(), CardError::Timeout);
+        let started = Instant::now();
+        drop(token);
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+}
