@@ -16,6 +16,13 @@ use crate::module::{card_timeout, Module, Rv};
 
 static MODULE: Mutex<Option<Module>> = Mutex::new(None);
 
+/// Put `module` in place of whatever is loaded: the fuzzer's token in memory behind the C
+/// interface.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn install(module: Module) {
+    *MODULE.lock().unwrap_or_else(|p| p.into_inner()) = Some(module);
+}
+
 /// Run `f` on the initialized module; panics become `CKR_GENERAL_ERROR`.
 fn with_module(f: impl FnOnce(&mut Module) -> Result<(), Rv>) -> CK_RV {
     catch_unwind(AssertUnwindSafe(|| {

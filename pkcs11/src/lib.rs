@@ -9,3 +9,7 @@ mod ffi;
 pub mod mechanisms;
 pub mod module;
 pub mod objects;
+
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
