@@ -245,6 +245,42 @@ fn signatures_made_on_the_card_verify_with_openssl_and_a_wrong_pin_is_refused() 
 
 #[test]
 #[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn several_programs_sign_on_one_card_at_once() {
+    use cacbridge_testbed::openssl_verifies;
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let certificate = card.info.certificate_of(Slot::PivAuthentication);
+    // Four pkcs11-tool processes, each loading the module, logging in and signing three
+    // times: card transactions in shared mode keep every VERIFY and its signature together.
+    let programs: Vec<_> = (0..4)
+        .map(|program| {
+            let pin = card.info.pin.clone();
+            std::thread::spawn(move || {
+                (0..3)
+                    .map(|round| {
+                        let message = format!("program {program}, round {round}").into_bytes();
+                        let signature = sign(0, "01", &pin, "SHA256-RSA-PKCS", &message);
+                        (message, signature)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for program in programs {
+        for (message, signature) in program.join().unwrap() {
+            let signature = signature.unwrap_or_else(|err| panic!("a program failed: {err}"));
+            assert!(openssl_verifies(&certificate, &message, &signature));
+        }
+    }
+    let slots = pkcs11_tool(&["-L"]);
+    assert!(
+        !slots.contains("user PIN count low"),
+        "no PIN try was lost: {slots}"
+    );
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
 fn a_legacy_cac_signs_through_the_module() {
     use cacbridge_testbed::openssl_verifies;
     let _guard = lock();
