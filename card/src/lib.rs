@@ -31,7 +31,7 @@ pub use certificate::{CertificateInfo, KeyAlgorithm};
 pub use crypto::{Digest, HashFunction};
 pub use error::CardError;
 pub use model::{
-    CardCertificate, CardStatus, CardType, PinStatus, ReaderEvent, ReaderStatus, Slot,
+    CardCertificate, CardStatus, CardType, PinStatus, Purpose, ReaderEvent, ReaderStatus, Slot,
 };
 pub use pcsc_backend::PcscBackend;
 pub use pin::Pin;
@@ -58,6 +58,17 @@ pub trait Token: Send {
 
     /// The certificates of every inserted card, or of the card in one reader.
     fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError>;
+
+    /// The certificates `purpose` needs; a backend that can reads only those from the card.
+    fn certificates_for(
+        &mut self,
+        reader: Option<&str>,
+        purpose: Purpose,
+    ) -> Result<Vec<CardCertificate>, CardError> {
+        let mut certificates = self.certificates(reader)?;
+        certificates.retain(|c| purpose.includes(c.slot));
+        Ok(certificates)
+    }
 
     /// Verify `pin` and sign `digest` with the key of `certificate` (as [`Token::certificates`]
     /// listed it), in one card transaction. RSA keys give a PKCS#1 v1.5 signature, EC keys a

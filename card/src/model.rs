@@ -22,6 +22,40 @@ pub enum Slot {
     CacEmailEncryption,
 }
 
+/// Which certificates a caller needs. On a real card each certificate costs a second or more
+/// to read, so a login reads only the authentication certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Purpose {
+    /// PIV Authentication (9A) or the legacy CAC ID certificate.
+    Authentication,
+    /// PIV Digital Signature (9C) or the legacy CAC e-mail signature certificate.
+    Signature,
+    /// Every certificate on the card.
+    #[default]
+    All,
+}
+
+impl Purpose {
+    pub fn includes(self, slot: Slot) -> bool {
+        match self {
+            Purpose::Authentication => slot.is_authentication(),
+            Purpose::Signature => slot.is_signature(),
+            Purpose::All => true,
+        }
+    }
+
+    /// The narrowest purpose whose certificates include `slot`'s.
+    pub fn of(slot: Slot) -> Purpose {
+        if slot.is_authentication() {
+            Purpose::Authentication
+        } else if slot.is_signature() {
+            Purpose::Signature
+        } else {
+            Purpose::All
+        }
+    }
+}
+
 impl Slot {
     pub const PIV_CURRENT: [Slot; 4] = [
         Slot::PivAuthentication,

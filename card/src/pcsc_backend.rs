@@ -21,9 +21,9 @@ use pcsc::{Card, Context, Disposition, Protocols, ReaderState, Scope, ShareMode,
 
 use crate::certificate::inspect;
 use crate::error::CardError;
-use crate::model::{CardCertificate, CardStatus, CardType, ReaderStatus};
+use crate::model::{CardCertificate, CardStatus, CardType, Purpose, ReaderStatus, Slot};
 use crate::pin::Pin;
-use crate::session::{self, CardContents, SignatureInput};
+use crate::session::{self, SignatureInput};
 use crate::transport::{Channel, Protocol, Transport};
 use crate::Token;
 
@@ -35,11 +35,31 @@ struct Insertion {
     atr: Vec<u8>,
 }
 
+/// What is known of one insertion of a card. Certificates are read by purpose, as callers
+/// ask: a login reads the authentication certificate alone.
 struct CachedCard {
     insertion: Insertion,
     card_type: CardType,
     certificates: Vec<CardCertificate>,
+    /// The purposes whose certificates have been read (present or not).
+    read: Vec<Purpose>,
     dual_cac: Option<bool>,
+}
+
+impl CachedCard {
+    fn covers(&self, purpose: Purpose) -> bool {
+        self.read.contains(&Purpose::All) || self.read.contains(&purpose)
+    }
+
+    /// Every slot read so far, holding a certificate or not.
+    fn slots_read(&self) -> Vec<Slot> {
+        Slot::PIV_CURRENT
+            .iter()
+            .chain(Slot::CAC.iter())
+            .copied()
+            .filter(|slot| self.read.iter().any(|p| p.includes(*slot)))
+            .collect()
+    }
 }
 
 #[derive(Default)]
@@ -202,25 +222,49 @@ impl PcscBackend {
         CardError::NoResponse
     }
 
-    /// The cached contents of the card in `reader`, read afresh when the card changed.
-    fn contents(&mut self, reader: &str) -> Result<&CachedCard, CardError> {
-        let insertion = match self.insertion(reader)? {
-            Some(insertion) => insertion,
-            None => {
-                self.cards.remove(reader);
-                return Err(CardError::NoCard);
-            }
+    /// What is known of the card now in `reader`; a card that changed is forgotten first.
+    fn known(&mut self, reader: &str) -> Result<Insertion, CardError> {
+        let Some(insertion) = self.insertion(reader)? else {
+            self.cards.remove(reader);
+            return Err(CardError::NoCard);
         };
-        let fresh = self
+        if self
             .cards
             .get(reader)
-            .is_some_and(|cached| cached.insertion == insertion);
-        if !fresh {
+            .is_some_and(|cached| cached.insertion != insertion)
+        {
             self.cards.remove(reader);
-            let contents = self.with_card(reader, session::read_contents);
+        }
+        Ok(insertion)
+    }
+
+    /// The card in `reader` with the certificates `purpose` needs read: from the cache while
+    /// the card stays, else only the slots not read yet on this insertion.
+    fn contents_for(&mut self, reader: &str, purpose: Purpose) -> Result<&CachedCard, CardError> {
+        let insertion = self.known(reader)?;
+        if !self.cards.get(reader).is_some_and(|c| c.covers(purpose)) {
+            let known = self
+                .cards
+                .get(reader)
+                .map(CachedCard::slots_read)
+                .unwrap_or_default();
+            let contents = self.with_card(reader, |ch| session::read_for(ch, purpose, &known));
             let contents = self.forget_on_removal(reader, contents)?;
-            let cached = cache_entry(reader, insertion, contents);
-            self.cards.insert(reader.to_owned(), cached);
+            let card = self
+                .cards
+                .entry(reader.to_owned())
+                .or_insert_with(|| CachedCard {
+                    insertion,
+                    card_type: contents.card_type,
+                    certificates: Vec::new(),
+                    read: Vec::new(),
+                    dual_cac: None,
+                });
+            card.card_type = contents.card_type;
+            card.certificates
+                .extend(inspected(reader, contents.certificates));
+            card.certificates.sort_by_key(|c| slot_rank(c.slot));
+            card.read.push(purpose);
         }
         Ok(self.cards.get(reader).expect("just cached"))
     }
@@ -252,21 +296,24 @@ impl PcscBackend {
             error: None,
         };
         let detail = (|| -> Result<(), CardError> {
-            let card_type = self.contents(reader)?.card_type;
+            let insertion = self.known(reader)?;
+            let known = self.cards.get(reader);
+            let (known_type, known_dual) =
+                (known.map(|c| c.card_type), known.and_then(|c| c.dual_cac));
+            let (card_type, pin, dual) =
+                self.with_card(reader, |ch| session::probe(ch, known_type, known_dual))?;
+            let card = self
+                .cards
+                .entry(reader.to_owned())
+                .or_insert_with(|| CachedCard {
+                    insertion,
+                    card_type,
+                    certificates: Vec::new(),
+                    read: Vec::new(),
+                    dual_cac: None,
+                });
+            card.dual_cac = Some(dual);
             status.card_type = card_type;
-            let known_dual = self.cards.get(reader).and_then(|c| c.dual_cac);
-            let (pin, dual) = self.with_card(reader, |ch| {
-                let pin = session::pin_status(ch, card_type)?;
-                let dual = match (card_type, known_dual) {
-                    (_, Some(known)) => known,
-                    (CardType::Piv, None) => session::is_dual_cac(ch)?,
-                    _ => false,
-                };
-                Ok((pin, dual))
-            })?;
-            if let Some(cached) = self.cards.get_mut(reader) {
-                cached.dual_cac = Some(dual);
-            }
             status.pin = pin;
             status.dual_cac = dual;
             Ok(())
@@ -290,7 +337,7 @@ impl PcscBackend {
     /// still holds the certificate: a card swapped since the listing never signs in its place.
     /// From the cache while the card stays: no APDU.
     fn still_holds(&mut self, certificate: &CardCertificate) -> Result<CardType, CardError> {
-        let card = self.contents(&certificate.reader)?;
+        let card = self.contents_for(&certificate.reader, Purpose::of(certificate.slot))?;
         if card
             .certificates
             .iter()
@@ -335,6 +382,14 @@ impl Token for PcscBackend {
     }
 
     fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError> {
+        self.certificates_for(reader, Purpose::All)
+    }
+
+    fn certificates_for(
+        &mut self,
+        reader: Option<&str>,
+        purpose: Purpose,
+    ) -> Result<Vec<CardCertificate>, CardError> {
         self.with_service(|backend| {
             let names = backend.reader_names()?;
             if names.is_empty() {
@@ -354,10 +409,16 @@ impl Token for PcscBackend {
             let mut first_error = None;
             let mut cards_seen = 0;
             for name in selected {
-                match backend.contents(name) {
+                match backend.contents_for(name, purpose) {
                     Ok(cached) => {
                         cards_seen += 1;
-                        certificates.extend(cached.certificates.iter().cloned());
+                        certificates.extend(
+                            cached
+                                .certificates
+                                .iter()
+                                .filter(|c| purpose.includes(c.slot))
+                                .cloned(),
+                        );
                     }
                     Err(CardError::NoCard) => {}
                     Err(CardError::PcscUnavailable) => return Err(CardError::PcscUnavailable),
@@ -393,7 +454,9 @@ impl Token for PcscBackend {
 
     fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError> {
         self.with_service(|backend| {
-            let card_type = backend.contents(reader)?.card_type;
+            let card_type = backend
+                .contents_for(reader, Purpose::Authentication)?
+                .card_type;
             let result = backend.with_card(reader, |ch| session::verify_pin(ch, card_type, pin));
             backend.forget_on_removal(reader, result)
         })
@@ -404,11 +467,14 @@ impl Token for PcscBackend {
     }
 }
 
-fn cache_entry(reader: &str, insertion: Insertion, contents: CardContents) -> CachedCard {
-    let certificates = contents
-        .certificates
-        .into_iter()
-        .filter_map(|(slot, der)| match inspect(&der) {
+/// The certificates read from the card in `reader`; one that does not parse is skipped (and
+/// logged), so that it cannot hide the others.
+fn inspected(
+    reader: &str,
+    read: Vec<(Slot, Vec<u8>)>,
+) -> impl Iterator<Item = CardCertificate> + '_ {
+    read.into_iter()
+        .filter_map(move |(slot, der)| match inspect(&der) {
             Ok(info) => Some(CardCertificate {
                 reader: reader.to_owned(),
                 slot,
@@ -416,17 +482,23 @@ fn cache_entry(reader: &str, insertion: Insertion, contents: CardContents) -> Ca
                 info,
             }),
             Err(err) => {
-                // One unreadable certificate must not hide the others.
                 tracing::warn!(reader, ?slot, %err, "skipping certificate");
                 None
             }
         })
-        .collect();
-    CachedCard {
-        insertion,
-        card_type: contents.card_type,
-        certificates,
-        dual_cac: None,
+}
+
+/// The order a full read lists slots in: current PIV keys, retired ones, then CAC applets.
+fn slot_rank(slot: Slot) -> u16 {
+    match slot {
+        Slot::PivAuthentication => 0,
+        Slot::DigitalSignature => 1,
+        Slot::KeyManagement => 2,
+        Slot::CardAuthentication => 3,
+        Slot::RetiredKeyManagement(n) => 10 + u16::from(n),
+        Slot::CacId => 40,
+        Slot::CacEmailSignature => 41,
+        Slot::CacEmailEncryption => 42,
     }
 }
 

@@ -5,7 +5,7 @@ use crate::cac;
 use crate::certificate::KeyAlgorithm;
 use crate::crypto::{ecdsa_hash_input, pkcs1_v15_block, Digest};
 use crate::error::CardError;
-use crate::model::{CardType, PinStatus, Slot};
+use crate::model::{CardType, PinStatus, Purpose, Slot};
 use crate::pin::Pin;
 use crate::piv;
 use crate::transport::Channel;
@@ -21,16 +21,32 @@ pub struct CardContents {
 /// per object (plus its 61xx continuations). Retired slots are read only when the Key History
 /// object says they hold certificates.
 pub fn read_contents(ch: &mut Channel<'_>) -> Result<CardContents, CardError> {
+    read_for(ch, Purpose::All, &[])
+}
+
+/// Read the certificates `purpose` needs, skipping the slots in `known` (read before, on this
+/// insertion). The key history (retired slots) belongs to [`Purpose::All`] alone.
+pub fn read_for(
+    ch: &mut Channel<'_>,
+    purpose: Purpose,
+    known: &[Slot],
+) -> Result<CardContents, CardError> {
+    let wanted = |slot: &Slot| purpose.includes(*slot) && !known.contains(slot);
     if piv::select(ch)? {
         let mut certificates = Vec::new();
-        for slot in Slot::PIV_CURRENT {
-            if let Some(der) = piv::read_certificate(ch, slot)? {
-                certificates.push((slot, der));
+        for slot in Slot::PIV_CURRENT.iter().filter(|s| wanted(s)) {
+            if let Some(der) = piv::read_certificate(ch, *slot)? {
+                certificates.push((*slot, der));
             }
         }
-        for slot in piv::key_history(ch)?.retired_slots() {
-            if let Some(der) = piv::read_certificate(ch, slot)? {
-                certificates.push((slot, der));
+        if purpose == Purpose::All {
+            for slot in piv::key_history(ch)?.retired_slots() {
+                if known.contains(&slot) {
+                    continue;
+                }
+                if let Some(der) = piv::read_certificate(ch, slot)? {
+                    certificates.push((slot, der));
+                }
             }
         }
         return Ok(CardContents {
@@ -40,15 +56,42 @@ pub fn read_contents(ch: &mut Channel<'_>) -> Result<CardContents, CardError> {
     }
     if cac::detect(ch)? {
         let mut certificates = Vec::new();
-        for slot in Slot::CAC {
-            if let Some(der) = cac::read_certificate(ch, slot)? {
-                certificates.push((slot, der));
+        for slot in Slot::CAC.iter().filter(|s| wanted(s)) {
+            if let Some(der) = cac::read_certificate(ch, *slot)? {
+                certificates.push((*slot, der));
             }
         }
         return Ok(CardContents {
             card_type: CardType::Cac,
             certificates,
         });
+    }
+    Err(CardError::UnsupportedCard(
+        "the card has neither a PIV nor a CAC applet".into(),
+    ))
+}
+
+/// What a status needs to know of a card, in one transaction: its type (unless `known`), its
+/// PIN state, and whether the CCC marks it a Dual CAC (unless `known_dual`). A PIV card costs
+/// a SELECT and an empty VERIFY, plus one GET DATA the first time.
+pub fn probe(
+    ch: &mut Channel<'_>,
+    known: Option<CardType>,
+    known_dual: Option<bool>,
+) -> Result<(CardType, Option<PinStatus>, bool), CardError> {
+    if known.is_none_or(|t| t == CardType::Piv) && piv::select(ch)? {
+        let pin = piv::pin_status(ch)?;
+        let dual = match known_dual {
+            Some(dual) => dual,
+            None => is_dual_cac(ch)?,
+        };
+        return Ok((CardType::Piv, Some(pin), dual));
+    }
+    if known == Some(CardType::Piv) {
+        return Err(CardError::UnsupportedCard("the PIV applet vanished".into()));
+    }
+    if known == Some(CardType::Cac) || cac::detect(ch)? {
+        return Ok((CardType::Cac, None, false));
     }
     Err(CardError::UnsupportedCard(
         "the card has neither a PIV nor a CAC applet".into(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::crypto::Digest;
 use crate::error::CardError;
-use crate::model::{CardCertificate, ReaderStatus};
+use crate::model::{CardCertificate, Purpose, ReaderStatus};
 use crate::pin::Pin;
 use crate::{SignatureInput, Token};
 
@@ -162,6 +162,15 @@ impl Token for TimedToken {
     fn certificates(&mut self, reader: Option<&str>) -> Result<Vec<CardCertificate>, CardError> {
         let reader = reader.map(str::to_owned);
         self.run(move |token| token.certificates(reader.as_deref()))
+    }
+
+    fn certificates_for(
+        &mut self,
+        reader: Option<&str>,
+        purpose: Purpose,
+    ) -> Result<Vec<CardCertificate>, CardError> {
+        let reader = reader.map(str::to_owned);
+        self.run(move |token| token.certificates_for(reader.as_deref(), purpose))
     }
 
     fn sign(

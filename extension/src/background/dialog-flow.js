@@ -13,8 +13,10 @@ export const CARD_TIMEOUT = 60_000;
  */
 export async function dialogDetails(host, flow) {
   if (!flow) throw hostError("user-timeout", "this request is no longer waiting");
+  // Only the certificates this window can offer: each one read costs a second on a real card.
+  const wanted = flow.action === "sign" ? "signature" : "authentication";
   const [list, status] = await Promise.all([
-    host.request("list-certificates", {}, CARD_TIMEOUT).catch((e) => ({ error: e })),
+    host.request("list-certificates", { purpose: wanted }, CARD_TIMEOUT).catch((e) => ({ error: e })),
     host.request("status", {}, CARD_TIMEOUT).catch(() => ({ readers: [] })),
   ]);
   const purpose = flow.action === "sign" ? "sign" : "authenticate";
@@ -47,7 +49,7 @@ export async function dialogSubmit(host, flows, flow, certificateId, pin) {
     let answer = result;
     if (flow.action === "sign") {
       // The page asked for this signature and gets the certificate that makes it checkable.
-      const list = await host.request("list-certificates", {}, CARD_TIMEOUT);
+      const list = await host.request("list-certificates", { purpose: "signature" }, CARD_TIMEOUT);
       const cert = list.certificates.find((/** @type {any} */ c) => c.id === certificateId);
       answer = { ...result, certificate: cert?.certificate ?? null };
     }

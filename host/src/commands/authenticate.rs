@@ -13,7 +13,7 @@ use cacbridge_card::certificate::check_authentication_profile;
 use cacbridge_card::certificate::token::{
     authentication_message, Algorithm, AuthToken, TOKEN_FORMAT,
 };
-use cacbridge_card::{Digest, Pin, Token};
+use cacbridge_card::{Digest, Pin, Purpose, Token};
 
 use super::rules::{
     card_hash, checked_origin, find, jws_signature, pin_argument, usable_for, wrong_role,
@@ -52,7 +52,7 @@ pub fn authenticate(
     token: &mut dyn Token,
     request: AuthenticateRequest,
 ) -> Result<AuthToken, WireError> {
-    let cert = find(token, &request.certificate_id)?;
+    let cert = find(token, &request.certificate_id, Purpose::Authentication)?;
     // FPKI: Card Authentication (9E) needs no PIN and proves nothing about the holder; Key
     // Management (9D) is for encryption. Only 9A or the CAC ID certificate log a person in,
     // and only when the certificate has the authentication profile a verifier insists on.

@@ -20,7 +20,6 @@ use tokio::sync::mpsc;
 use cacbridge_card::monitor::Monitor;
 use cacbridge_card::Token;
 
-use crate::arguments::optional_string;
 use crate::caller::{self, Caller};
 use crate::messaging::protocol::{ErrorCode, Outbound, Request, RequestId, WireError};
 use crate::messaging::{Handler, Route};
@@ -194,8 +193,8 @@ impl Handler for Host {
             Command::Status => self.card_work(id, status::status),
             Command::ListCertificates => self.checked(
                 id,
-                optional_string(&arguments, "reader"),
-                |token, reader| list_certificates::list_certificates(token, reader.as_deref()),
+                list_certificates::ListRequest::parse(&arguments),
+                list_certificates::list_certificates,
             ),
             Command::Authenticate => self.checked(
                 id,

@@ -3,7 +3,7 @@
 
 use cacbridge_card::certificate::token::Algorithm;
 use cacbridge_card::crypto::ecdsa_der_to_fixed;
-use cacbridge_card::{CardCertificate, HashFunction, KeyAlgorithm, Pin, Token};
+use cacbridge_card::{CardCertificate, HashFunction, KeyAlgorithm, Pin, Purpose, Token};
 
 use crate::arguments::{check_origin, invalid, required_secret, required_string};
 use crate::messaging::protocol::{Arguments, ErrorCode, WireError};
@@ -35,18 +35,23 @@ pub(super) fn checked_origin(arguments: &Arguments, policy: &Policy) -> Result<S
     Ok(origin.to_owned())
 }
 
-pub(super) fn find(token: &mut dyn Token, id: &str) -> Result<CardCertificate, WireError> {
-    token
-        .certificates(None)
-        .map_err(WireError::from)?
-        .into_iter()
-        .find(|c| c.info.id == id)
-        .ok_or_else(|| {
-            WireError::new(
-                ErrorCode::CertificateNotFound,
-                "no inserted card holds that certificate",
-            )
-        })
+/// The certificate `id` on an inserted card, looked for first among those `purpose` needs (the
+/// cheap read), then among all (so that a certificate of the wrong kind gets its own error).
+pub(super) fn find(
+    token: &mut dyn Token,
+    id: &str,
+    purpose: Purpose,
+) -> Result<CardCertificate, WireError> {
+    let mut listed = token.certificates_for(None, purpose)?;
+    if purpose != Purpose::All && !listed.iter().any(|c| c.info.id == id) {
+        listed = token.certificates_for(None, Purpose::All)?;
+    }
+    listed.into_iter().find(|c| c.info.id == id).ok_or_else(|| {
+        WireError::new(
+            ErrorCode::CertificateNotFound,
+            "no inserted card holds that certificate",
+        )
+    })
 }
 
 pub(super) fn wrong_role(cert: &CardCertificate, wanted: &str) -> WireError {
