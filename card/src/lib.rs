@@ -11,6 +11,7 @@ pub mod cac;
 /// The certificate view (crate `cacbridge-cert`).
 pub use cacbridge_cert as certificate;
 pub mod crypto;
+pub mod disk_cache;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

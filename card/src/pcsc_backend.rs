@@ -20,6 +20,7 @@ use std::time::Duration;
 use pcsc::{Card, Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
 
 use crate::certificate::inspect;
+use crate::disk_cache::{CardRecord, DiskCache};
 use crate::error::CardError;
 use crate::model::{CardCertificate, CardStatus, CardType, Purpose, ReaderStatus, Slot};
 use crate::pin::Pin;
@@ -66,6 +67,8 @@ impl CachedCard {
 pub struct PcscBackend {
     context: Option<Context>,
     cards: HashMap<String, CachedCard>,
+    /// What other processes read of the cards still in their readers (disk_cache.rs).
+    disk: Option<DiskCache>,
     apdus: u64,
     /// A PIN went to a card during the current operation: it must not be retried.
     pin_sent: bool,
@@ -97,6 +100,15 @@ fn final_error(error: CardError, pin_sent: bool) -> CardError {
 impl PcscBackend {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A backend that also keeps what it reads in the user's certificate cache, for the next
+    /// process to find while the card stays in its reader.
+    pub fn with_disk_cache() -> Self {
+        Self {
+            disk: DiskCache::for_user(),
+            ..Self::new()
+        }
     }
 
     fn context(&mut self) -> Result<Context, CardError> {
@@ -235,7 +247,44 @@ impl PcscBackend {
         {
             self.cards.remove(reader);
         }
+        if !self.cards.contains_key(reader) {
+            let stored = self
+                .disk
+                .as_ref()
+                .and_then(|disk| disk.load(reader, insertion.event_count, &insertion.atr));
+            if let Some(record) = stored {
+                tracing::debug!(reader, "certificates from the cache of an earlier process");
+                let card = CachedCard {
+                    insertion: insertion.clone(),
+                    card_type: record.card_type,
+                    certificates: inspected(reader, record.certificates).collect(),
+                    read: record.read,
+                    dual_cac: record.dual_cac,
+                };
+                self.cards.insert(reader.to_owned(), card);
+            }
+        }
         Ok(insertion)
+    }
+
+    /// Hand what is known of the card in `reader` to the disk cache.
+    fn persist(&self, reader: &str) {
+        let (Some(disk), Some(card)) = (&self.disk, self.cards.get(reader)) else {
+            return;
+        };
+        disk.store(&CardRecord {
+            reader: reader.to_owned(),
+            event_count: card.insertion.event_count,
+            atr: card.insertion.atr.clone(),
+            card_type: card.card_type,
+            dual_cac: card.dual_cac,
+            read: card.read.clone(),
+            certificates: card
+                .certificates
+                .iter()
+                .map(|c| (c.slot, c.der.clone()))
+                .collect(),
+        });
     }
 
     /// The card in `reader` with the certificates `purpose` needs read: from the cache while
@@ -265,6 +314,7 @@ impl PcscBackend {
                 .extend(inspected(reader, contents.certificates));
             card.certificates.sort_by_key(|c| slot_rank(c.slot));
             card.read.push(purpose);
+            self.persist(reader);
         }
         Ok(self.cards.get(reader).expect("just cached"))
     }
@@ -312,7 +362,11 @@ impl PcscBackend {
                     read: Vec::new(),
                     dual_cac: None,
                 });
+            let learnt = card.dual_cac != Some(dual);
             card.dual_cac = Some(dual);
+            if learnt {
+                self.persist(reader);
+            }
             status.card_type = card_type;
             status.pin = pin;
             status.dual_cac = dual;

@@ -188,7 +188,7 @@ fn doctor() -> ExitCode {
 
 /// `cacbridge-host list`: what `status` and `list-certificates` return, for a person.
 fn list(json: bool) -> ExitCode {
-    let mut backend = PcscBackend::new();
+    let mut backend = PcscBackend::with_disk_cache();
     let readers = match backend.readers() {
         Ok(readers) => readers,
         Err(err) => {
@@ -239,7 +239,11 @@ fn serve(caller: Caller) -> ExitCode {
         }
     };
     let policy = Policy::load();
-    let host = Arc::new(Host::new(caller, Box::new(PcscBackend::new()), policy));
+    let host = Arc::new(Host::new(
+        caller,
+        Box::new(PcscBackend::with_disk_cache()),
+        policy,
+    ));
     let input = cacbridge_host::messaging::stdin::wiped_stdin();
     let exit = runtime.block_on(server::serve(input, tokio::io::stdout(), host));
     // The stdin reader may still be parked in read(); don't wait for it.

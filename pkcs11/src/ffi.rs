@@ -129,7 +129,7 @@ unsafe extern "C" fn C_Initialize(args: *mut std::os::raw::c_void) -> CK_RV {
         if guard.is_some() {
             return CKR_CRYPTOKI_ALREADY_INITIALIZED;
         }
-        let card = TimedToken::new(Box::new(PcscBackend::new()), card_timeout());
+        let card = TimedToken::new(Box::new(PcscBackend::with_disk_cache()), card_timeout());
         *guard = Some(Module::new(Box::new(card)));
         CKR_OK
     })

@@ -18,6 +18,13 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The certificate cache the hosts of this test process share (never the user's own).
+pub fn cache_home() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cacbridge-test-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub struct HostProcess {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -39,6 +46,7 @@ impl HostProcess {
         let logs = tempfile::tempdir().unwrap();
         let mut child = Command::new(host_binary())
             .args(args)
+            .env("XDG_CACHE_HOME", cache_home())
             .envs(env.iter().copied())
             .env("CACBRIDGE_LOG_DIR", logs.path())
             .env("CACBRIDGE_LOG", level)

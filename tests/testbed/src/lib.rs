@@ -175,6 +175,16 @@ impl VirtualCard {
         card
     }
 
+    fn apdu_log(&self) -> PathBuf {
+        self.state.path().join("apdus.log")
+    }
+
+    /// APDUs this virtual PIV card has answered since it was first inserted (a legacy CAC
+    /// keeps no count: 0).
+    pub fn apdus(&self) -> usize {
+        std::fs::read_to_string(self.apdu_log()).map_or(0, |log| log.lines().count())
+    }
+
     /// Put the card (with everything it stored) back into its reader.
     pub fn reinsert(&mut self) {
         assert!(self.process.is_none(), "the card is already inserted");
@@ -189,6 +199,7 @@ impl VirtualCard {
                 .arg(self.port.to_string())
                 .arg("--state")
                 .arg(self.state.path());
+            command.arg("--apdu-log").arg(self.apdu_log());
             if let Some(delay) = self.options.apdu_delay {
                 command.arg("--delay-ms").arg(delay.as_millis().to_string());
             }

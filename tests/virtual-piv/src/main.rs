@@ -53,6 +53,9 @@ struct Args {
     /// Append a line to this file for every VERIFY that carries a PIN, when it arrives.
     #[arg(long)]
     verify_log: Option<PathBuf>,
+    /// Append a line (CLA INS P1 P2 in hex) to this file for every APDU: tests count them.
+    #[arg(long)]
+    apdu_log: Option<PathBuf>,
     /// Wait this long before answering a VERIFY that carries a PIN (to interrupt it in tests).
     #[arg(long, default_value_t = 0)]
     verify_stall_ms: u64,
@@ -132,6 +135,14 @@ fn serve(stream: TcpStream, card: &mut VirtualCard<'_>, atr: &[u8], args: &Args)
                 continue;
             }
             apdu => {
+                if let Some(log) = &args.apdu_log {
+                    let header = hex::encode(&apdu[..apdu.len().min(4)]);
+                    let _ = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(log)
+                        .and_then(|mut file| writeln!(file, "{header}"));
+                }
                 let carries_pin = apdu.len() > 5 && apdu[1] == 0x20 && apdu[2] == 0x00;
                 if carries_pin {
                     if let Some(log) = &args.verify_log {
