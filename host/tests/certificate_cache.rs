@@ -134,3 +134,87 @@ fn a_card_with_the_same_chuid_and_atr_but_other_certificates_never_gets_the_cach
     assert_eq!(smith_certificates[0]["commonName"], "SMITH.JANE.1098765432");
     assert!(apdus > 2, "smith's card was read: {apdus} APDUs");
 }
+
+/// Each APDU answered after 80 ms, slower than a real CAC's (docs/PERFORMANCE.md), so that a
+/// request can arrive while a read is under way.
+fn slow_card(name: &str) -> VirtualCard {
+    VirtualCard::insert_with(
+        name,
+        0,
+        cacbridge_testbed::CardOptions {
+            apdu_delay: Some(std::time::Duration::from_millis(80)),
+            ..Default::default()
+        },
+    )
+}
+
+/// How many times the PIV Authentication certificate (object 5FC105) was asked for.
+fn authentication_reads(card: &VirtualCard) -> usize {
+    card.apdu_headers()
+        .iter()
+        .filter(|h| h.starts_with("00cb3fff055c035fc105"))
+        .count()
+}
+
+/// The APDU count once it has stopped moving (the prefetch is done).
+fn settled(card: &VirtualCard) -> usize {
+    let mut last = card.apdus();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = card.apdus();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_subscribed_host_reads_an_inserted_card_before_anyone_asks() {
+    let _guard = lock();
+    let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+    host.call("e", "subscribe", json!({}));
+    let mut card = slow_card("doe");
+    assert_eq!(host.recv().unwrap()["event"], "card-inserted");
+    let prefetched = settled(&card);
+    assert!(prefetched >= 2, "read on insertion: {prefetched} APDUs");
+    assert_eq!(authentication_reads(&card), 1);
+    assert_eq!(
+        card.apdu_headers()
+            .iter()
+            .filter(|h| h.starts_with("00cb"))
+            .count(),
+        1,
+        "the authentication certificate alone"
+    );
+
+    // The window: the PIN state from the card, the certificate from the prefetch.
+    let status = host.call("s", "status", json!({}));
+    assert_eq!(status["result"]["readers"][0]["pinRetriesLeft"], 3);
+    assert_eq!(authentication_certificates(&mut host).len(), 1);
+    let window = card.apdus() - prefetched;
+    assert!(
+        window <= 3,
+        "SELECT, empty VERIFY, CCC once: {window} APDUs"
+    );
+
+    // A request that arrives while the prefetch is reading waits for it: one read, not two.
+    card.remove();
+    assert_eq!(host.recv().unwrap()["event"], "card-removed");
+    let before = card.apdus();
+    card.reinsert();
+    assert_eq!(host.recv().unwrap()["event"], "card-inserted");
+    let sent_at = card.apdus() - before;
+    assert!(
+        sent_at < prefetched - 3,
+        "the request must arrive mid-read to test this: {sent_at} of {prefetched} APDUs done"
+    );
+    let listed = authentication_certificates(&mut host);
+    assert_eq!(listed[0]["slot"], "9A");
+    assert_eq!(
+        authentication_reads(&card),
+        2,
+        "one read for this insertion, shared"
+    );
+}

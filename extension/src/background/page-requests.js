@@ -39,7 +39,12 @@ export async function pageRequest({ host, flows, allowList }, message, sender) {
   const origin = senderOrigin(sender, message);
   const { origins } = await allowList();
   const allowed = originAllowed(origin, origins);
-  if (message?.type === "page-allowed") return { allowed };
+  if (message?.type === "page-allowed") {
+    // A portal page opened: start the host and ask for card events now, so that the host reads
+    // the card's authentication certificate before the person clicks (docs/PERFORMANCE.md).
+    if (allowed) host.subscribe().catch(() => {});
+    return { allowed };
+  }
   if (message?.type !== "page-request") throw hostError("invalid-request", "not a page request");
   if (!allowed) throw hostError("origin-not-allowed", messageFor("origin-not-allowed"));
   const request = message.request;

@@ -555,3 +555,69 @@ export function missingHostSuite(which) {
     await page.close();
   });
 }
+
+/**
+ * From the Register click to the PIN field, on a card answering each APDU after 30 ms as a
+ * real CAC does (docs/PERFORMANCE.md): counted in APDUs the card answered, not in time.
+ */
+export function fastChooserSuite(which) {
+  let portal;
+  let card;
+  before(async () => {
+    portal = await startPortal();
+  });
+  after(async () => {
+    await portal?.stop();
+    await card?.remove();
+  });
+
+  /** Open CAC/Certificate Registration; returns once the host has read what it prefetches. */
+  async function openPortal(stack) {
+    const page = await stack.browser.newPage();
+    await login(page);
+    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+    return page;
+  }
+
+  /** Register, the chooser, Continue: the APDUs the card answered until the PIN field shows. */
+  async function apdusToThePinField(stack, page) {
+    const before = await card.settledApdus();
+    await page.type("#password", "demo-password");
+    await page.click("#cacbridge-register-button");
+    const win = await dialog(stack.browser);
+    await win.click("#continue");
+    await win.waitForSelector("#pin-input", { visible: true });
+    const spent = card.apdus() - before;
+    await clickClosing(win, "#cancel-pin");
+    await page.close();
+    return spent;
+  }
+
+  test(`${which}: a card inserted while the portal is open reaches the PIN field in 5 APDUs or fewer`, async (t) => {
+    const stack = await launch(which);
+    try {
+      const page = await openPortal(stack);
+      card = await insertCard("doe", { delayMs: 30 });
+      const prefetched = await card.settledApdus();
+      assert.ok(prefetched >= 2, `the host read the card on insertion (${prefetched} APDUs)`);
+      const spent = await apdusToThePinField(stack, page);
+      t.diagnostic(`prefetched on insertion: ${prefetched} APDUs; Register to PIN field: ${spent}`);
+      assert.ok(spent <= 5, `${spent} APDUs from the Register click to the PIN field`);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  test(`${which}: a new browser and host, the card never removed: 2 APDUs or fewer`, async (t) => {
+    const stack = await launch(which);
+    try {
+      const page = await openPortal(stack);
+      const spent = await apdusToThePinField(stack, page);
+      t.diagnostic(`Register to PIN field: ${spent} APDUs`);
+      assert.ok(spent <= 2, `${spent} APDUs from the Register click to the PIN field`);
+    } finally {
+      await stack.close();
+    }
+  });
+}

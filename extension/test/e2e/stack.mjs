@@ -18,6 +18,8 @@ const TESTBED = process.env.CACBRIDGE_TESTBED ?? join(ROOT, "target/testbed");
 const BIN = process.env.CACBRIDGE_BIN ?? join(ROOT, "target/debug");
 const VIRTUAL_PIV = join(ROOT, "target/debug/virtual-piv");
 
+const CACHE_HOME = mkdtempSync(join(tmpdir(), "cacbridge-e2e-cache-"));
+
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -27,17 +29,33 @@ function cardPresent() {
   return out.split("\n").some((line) => line.includes("Virtual PCD 00 00") && / Yes /.test(line));
 }
 
-/** A fresh copy of a golden card in reader 0. */
-export async function insertCard(name = "doe") {
+/** A fresh copy of a golden card in reader 0; `delayMs` before each answer, as a real card's. */
+export async function insertCard(name = "doe", { delayMs = 0 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "cacbridge-card-"));
   const golden = join(TESTBED, "golden/cards", name);
   for (const file of ["internal.bin", "external.bin"]) cpSync(join(golden, "state", file), join(dir, file));
   const info = JSON.parse(readFileSync(join(golden, "card.json"), "utf8"));
-  const process_ = spawn(VIRTUAL_PIV, ["--port", "35963", "--state", dir], { stdio: "ignore" });
+  const apduLog = join(dir, "apdus.log");
+  const args = ["--port", "35963", "--state", dir, "--apdu-log", apduLog, "--delay-ms", String(delayMs)];
+  const process_ = spawn(VIRTUAL_PIV, args, { stdio: "ignore" });
   for (let i = 0; i < 100 && !cardPresent(); i++) await sleep(100);
   if (!cardPresent()) throw new Error("the virtual card did not appear");
   return {
     info,
+    /** APDUs the card has answered so far. */
+    apdus() {
+      return existsSync(apduLog) ? readFileSync(apduLog, "utf8").split("\n").filter(Boolean).length : 0;
+    },
+    /** The APDU count once it stops moving (a background read is done). */
+    async settledApdus() {
+      let last = this.apdus();
+      for (;;) {
+        await sleep(400);
+        const now = this.apdus();
+        if (now === last) return now;
+        last = now;
+      }
+    },
     async remove() {
       process_.kill();
       for (let i = 0; i < 100 && cardPresent(); i++) await sleep(50);
@@ -94,7 +112,8 @@ export async function launch(which, { withHost = true, visible = false, installN
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
   mkdirSync(logs);
-  const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace" };
+  // One certificate cache for every browser of this run, as one person's would be.
+  const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace", XDG_CACHE_HOME: CACHE_HOME };
   let browser;
   if (which === "chromium") {
     hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost);

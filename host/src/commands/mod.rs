@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use cacbridge_card::monitor::Monitor;
-use cacbridge_card::Token;
+use cacbridge_card::{Purpose, Token};
 
 use crate::caller::{self, Caller};
 use crate::messaging::protocol::{ErrorCode, Outbound, Request, RequestId, WireError};
@@ -91,6 +91,29 @@ impl Host {
                 .caller
                 .extension_id()
                 .is_some_and(caller::is_allowed_extension)
+    }
+
+    /// Something that queues a read of the authentication certificates (of one reader's card,
+    /// or of all) on the card lane, answering nobody: a request arriving meanwhile waits its
+    /// turn on the lane and then finds them in the card layer's cache.
+    fn prefetcher(&self) -> impl Fn(Option<String>) + Send + 'static {
+        let token = self.token.clone();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        move |reader: Option<String>| {
+            let Some(runtime) = &runtime else { return };
+            let token = token.clone();
+            runtime.spawn(async move {
+                let mut lane = token.lock_owned().await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    let read = lane.certificates_for(reader.as_deref(), Purpose::Authentication);
+                    match read {
+                        Ok(found) => tracing::debug!(?reader, found = found.len(), "prefetched"),
+                        Err(err) => tracing::debug!(?reader, %err, "nothing prefetched"),
+                    }
+                })
+                .await;
+            });
+        }
     }
 
     /// Queue `work` on the card lane; its reply is written when it is done.
@@ -185,9 +208,10 @@ impl Handler for Host {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
                 let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+                let subscribed = subscribe::subscribe(&mut monitor, sink, self.prefetcher());
                 Route::Reply(Outbound::Result {
                     id,
-                    result: json!(subscribe::subscribe(&mut monitor, sink)),
+                    result: json!(subscribed),
                 })
             }
             Command::Status => self.card_work(id, status::status),

@@ -182,7 +182,15 @@ impl VirtualCard {
     /// APDUs this virtual PIV card has answered since it was first inserted (a legacy CAC
     /// keeps no count: 0).
     pub fn apdus(&self) -> usize {
-        std::fs::read_to_string(self.apdu_log()).map_or(0, |log| log.lines().count())
+        self.apdu_headers().len()
+    }
+
+    /// The CLA INS P1 P2 of every APDU answered so far, in hex; a GET DATA with its data
+    /// (`00cb3fff055c035fc105` asks for the PIV Authentication certificate).
+    pub fn apdu_headers(&self) -> Vec<String> {
+        std::fs::read_to_string(self.apdu_log())
+            .map(|log| log.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     /// Put the card (with everything it stored) back into its reader.

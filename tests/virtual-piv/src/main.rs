@@ -53,7 +53,8 @@ struct Args {
     /// Append a line to this file for every VERIFY that carries a PIN, when it arrives.
     #[arg(long)]
     verify_log: Option<PathBuf>,
-    /// Append a line (CLA INS P1 P2 in hex) to this file for every APDU: tests count them.
+    /// Append a line (CLA INS P1 P2 in hex, and the object of a GET DATA) to this file for
+    /// every APDU: tests count them.
     #[arg(long)]
     apdu_log: Option<PathBuf>,
     /// Wait this long before answering a VERIFY that carries a PIN (to interrupt it in tests).
@@ -136,7 +137,13 @@ fn serve(stream: TcpStream, card: &mut VirtualCard<'_>, atr: &[u8], args: &Args)
             }
             apdu => {
                 if let Some(log) = &args.apdu_log {
-                    let header = hex::encode(&apdu[..apdu.len().min(4)]);
+                    // The header; for a GET DATA the object asked for too (never a PIN).
+                    let shown = if apdu.get(1) == Some(&0xCB) {
+                        apdu.len()
+                    } else {
+                        4
+                    };
+                    let header = hex::encode(&apdu[..apdu.len().min(shown)]);
                     let _ = std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
