@@ -267,6 +267,70 @@ impl PcscBackend {
         Ok(insertion)
     }
 
+    /// Read the cards of several readers at the same time, each on a thread of its own with
+    /// its own connection and transaction (one card's operations stay in order; two cards
+    /// never wait for each other). What was read joins the cache; the readers whose card
+    /// could not be read come back with their error, so that nobody reads them twice.
+    fn read_concurrently(
+        &mut self,
+        readers: &[&String],
+        purpose: Purpose,
+    ) -> Result<HashMap<String, CardError>, CardError> {
+        let mut pending = Vec::new();
+        for reader in readers {
+            match self.known(reader) {
+                Ok(_) if self.cards.get(*reader).is_some_and(|c| c.covers(purpose)) => {}
+                Ok(_) => pending.push(reader.as_str()),
+                Err(CardError::NoCard) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let mut failed = HashMap::new();
+        if pending.len() < 2 {
+            return Ok(failed);
+        }
+        let context = self.context()?;
+        let readings: Vec<(&str, PcscBackend)> = pending
+            .into_iter()
+            .map(|reader| {
+                let mut one = PcscBackend {
+                    context: Some(context.clone()),
+                    ..PcscBackend::default()
+                };
+                if let Some(card) = self.cards.remove(reader) {
+                    one.cards.insert(reader.to_owned(), card);
+                }
+                (reader, one)
+            })
+            .collect();
+        let done: Vec<(&str, PcscBackend, Result<(), CardError>)> = std::thread::scope(|scope| {
+            let threads: Vec<_> = readings
+                .into_iter()
+                .map(|(reader, mut one)| {
+                    scope.spawn(move || {
+                        let result = one.contents_for(reader, purpose).map(|_| ());
+                        (reader, one, result)
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .filter_map(|thread| thread.join().ok())
+                .collect()
+        });
+        for (reader, mut one, result) in done {
+            self.apdus += one.apdus;
+            if let Some(card) = one.cards.remove(reader) {
+                self.cards.insert(reader.to_owned(), card);
+                self.persist(reader);
+            }
+            if let Err(err) = result {
+                failed.insert(reader.to_owned(), err);
+            }
+        }
+        Ok(failed)
+    }
+
     /// Hand what is known of the card in `reader` to the disk cache.
     fn persist(&self, reader: &str) {
         let (Some(disk), Some(card)) = (&self.disk, self.cards.get(reader)) else {
@@ -459,11 +523,16 @@ impl Token for PcscBackend {
                 }
                 None => names.iter().collect(),
             };
+            let mut failed = backend.read_concurrently(&selected, purpose)?;
             let mut certificates = Vec::new();
             let mut first_error = None;
             let mut cards_seen = 0;
             for name in selected {
-                match backend.contents_for(name, purpose) {
+                let contents = match failed.remove(name.as_str()) {
+                    Some(err) => Err(err),
+                    None => backend.contents_for(name, purpose),
+                };
+                match contents {
                     Ok(cached) => {
                         cards_seen += 1;
                         certificates.extend(

@@ -450,3 +450,36 @@ fn tempfile_path(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_file(&path);
     path
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn two_readers_are_read_at_the_same_time() {
+    let _guard = lock();
+    let slow = || CardOptions {
+        apdu_delay: Some(Duration::from_millis(80)),
+        ..CardOptions::default()
+    };
+    let doe = VirtualCard::insert_with("doe", 0, slow());
+    let smith = VirtualCard::insert_with("smith", 1, slow());
+    let mut backend = PcscBackend::new();
+    let listed = backend.certificates(None).unwrap();
+    assert_eq!(listed.iter().filter(|c| c.reader == doe.reader).count(), 4);
+    assert_eq!(
+        listed.iter().filter(|c| c.reader == smith.reader).count(),
+        3
+    );
+    // Each card took over a second at 80 ms an APDU; their reads overlapped.
+    let (doe_first, doe_last) = doe.apdu_span().unwrap();
+    let (smith_first, smith_last) = smith.apdu_span().unwrap();
+    assert!(
+        smith_first < doe_last && doe_first < smith_last,
+        "doe {doe_first}..{doe_last}, smith {smith_first}..{smith_last}: one after the other"
+    );
+    assert_eq!(
+        backend.apdu_count(),
+        (doe.apdus() + smith.apdus()) as u64,
+        "every APDU counted once"
+    );
+    // Listed in reader order, as before.
+    assert_eq!(listed[0].reader, doe.reader);
+}

@@ -188,9 +188,27 @@ impl VirtualCard {
     /// The CLA INS P1 P2 of every APDU answered so far, in hex; a GET DATA with its data
     /// (`00cb3fff055c035fc105` asks for the PIV Authentication certificate).
     pub fn apdu_headers(&self) -> Vec<String> {
+        self.apdu_lines()
+            .into_iter()
+            .map(|(header, _)| header)
+            .collect()
+    }
+
+    /// When the first and the last APDU arrived, in Unix milliseconds.
+    pub fn apdu_span(&self) -> Option<(u128, u128)> {
+        let lines = self.apdu_lines();
+        Some((lines.first()?.1, lines.last()?.1))
+    }
+
+    fn apdu_lines(&self) -> Vec<(String, u128)> {
         std::fs::read_to_string(self.apdu_log())
-            .map(|log| log.lines().map(str::to_owned).collect())
             .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let (header, at) = line.split_once(' ').unwrap_or((line, "0"));
+                (header.to_owned(), at.parse().unwrap_or(0))
+            })
+            .collect()
     }
 
     /// Put the card (with everything it stored) back into its reader.

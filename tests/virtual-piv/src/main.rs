@@ -53,8 +53,8 @@ struct Args {
     /// Append a line to this file for every VERIFY that carries a PIN, when it arrives.
     #[arg(long)]
     verify_log: Option<PathBuf>,
-    /// Append a line (CLA INS P1 P2 in hex, and the object of a GET DATA) to this file for
-    /// every APDU: tests count them.
+    /// Append a line (CLA INS P1 P2 in hex, and the object of a GET DATA; then the arrival
+    /// time in Unix milliseconds) to this file for every APDU: tests count them.
     #[arg(long)]
     apdu_log: Option<PathBuf>,
     /// Wait this long before answering a VERIFY that carries a PIN (to interrupt it in tests).
@@ -148,7 +148,7 @@ fn serve(stream: TcpStream, card: &mut VirtualCard<'_>, atr: &[u8], args: &Args)
                         .create(true)
                         .append(true)
                         .open(log)
-                        .and_then(|mut file| writeln!(file, "{header}"));
+                        .and_then(|mut file| writeln!(file, "{header} {}", unix_millis()));
                 }
                 let carries_pin = apdu.len() > 5 && apdu[1] == 0x20 && apdu[2] == 0x00;
                 if carries_pin {
@@ -177,4 +177,11 @@ fn serve(stream: TcpStream, card: &mut VirtualCard<'_>, atr: &[u8], args: &Args)
             return err;
         }
     }
+}
+
+/// When an APDU arrived, for tests that check two cards were read at the same time.
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
