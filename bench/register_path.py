@@ -6,7 +6,7 @@ after a delay modelling a real CAC, with CAC Bridge and OpenSC side by side.
 Not a test: a measurement to rerun.
 
     tests/harness/testbed-setup && cargo build --release -p cacbridge-host -p cacbridge-pkcs11
-    cargo build -p virtual-piv && python3 bench/register_path.py [--runs 3] [--delays 0,30]
+    python3 bench/register_path.py [--runs 3] [--delays 0,30] [--before OLD-cacbridge-host]
 
 Why 30 ms per APDU, the least the issue allows: public OpenSC debug logs of real cards show
 - a VERIFY answered 30 ms after it left (10:10:39.036 -> 10:10:39.066, OpenSC issue #585);
@@ -105,9 +105,9 @@ class Card:
 class Host:
     """cacbridge-host as Chrome starts it, with the certificate cache in `cache`."""
 
-    def __init__(self, cache):
+    def __init__(self, cache, binary=HOST):
         env = dict(os.environ, XDG_CACHE_HOME=cache, CACBRIDGE_LOG="off")
-        self.proc = subprocess.Popen([HOST, CHROME], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([binary, CHROME], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env)
         self.replies = {}
         self.events = []
@@ -155,6 +155,10 @@ class Host:
         ids = [self.send("status"), self.send("list-certificates", {"purpose": "authentication"})]
         return self.wait(ids)
 
+    def window_before(self):
+        """What the window asked before `purpose` existed: PIN state and every certificate."""
+        return self.wait([self.send("status"), self.send("list-certificates")])
+
     def close(self):
         self.proc.stdin.close()
         self.proc.wait()
@@ -183,7 +187,7 @@ def sign_with(module, directory):
             "-m", "SHA256-RSA-PKCS", "-i", data, "-o", os.path.join(directory, "signature")]
 
 
-def measure(delay, runs):
+def measure(delay, runs, before):
     rows = {}
 
     def add(name, sample):
@@ -241,6 +245,14 @@ def measure(delay, runs):
                 timed(card, lambda: subprocess.run(sign_with(MODULE, d), capture_output=True,
                                                    check=True,
                                                    env=dict(os.environ, XDG_CACHE_HOME=d))))
+        if before:
+            with Card(delay) as card:
+                cache = tempfile.mkdtemp()
+                host = Host(cache, before)
+                add("Before: Register click to PIN window (status, then every certificate)",
+                    timed(card, host.window_before))
+                host.close()
+                shutil.rmtree(cache)
         with Card(delay) as card:
             add("OpenSC pkcs15-tool --list-certificates, cold",
                 timed(card, lambda: run_tool(["pkcs15-tool", "--reader", "0",
@@ -258,13 +270,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--delays", default="0,30", help="ms per APDU, comma separated")
+    parser.add_argument("--before", help="a cacbridge-host built before this work, for its row")
     args = parser.parse_args()
     for path in (HOST, MODULE, VIRTUAL_PIV, GOLDEN):
         if not os.path.exists(path):
             sys.exit(f"{path} missing: see the usage at the top of this script")
     subprocess.run(["pkill", "-f", "target/debug/virtual-piv"], check=False)
     delays = [int(d) for d in args.delays.split(",")]
-    results = {delay: measure(delay, args.runs) for delay in delays}
+    results = {delay: measure(delay, args.runs, args.before) for delay in delays}
     header = " | ".join(f"{d} ms/APDU: APDUs, median" for d in delays)
     print(f"| Path ({args.runs} runs) | {header} |")
     print("|---|" + "---|" * len(delays))
