@@ -5,6 +5,7 @@
 
 pub mod db;
 mod error;
+pub mod mtls;
 pub mod pages;
 pub mod passwords;
 mod routes;
@@ -17,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use error::PortalError;
 pub use passwords::hash_password;
-pub use routes::router;
+pub use routes::{mtls_router, router};
 pub use session::{SESSION_COOKIE, VISITOR_COOKIE};
 pub use state::{AppState, HOUSEKEEPING_INTERVAL};
 

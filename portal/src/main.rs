@@ -68,6 +68,10 @@ enum Command {
         /// Create the demo account (demo / demo-password) when missing.
         #[arg(long)]
         demo_account: bool,
+        /// Also serve the mutual-TLS CAC host here (e.g. 127.0.0.1:8444): registration and
+        /// CAC login with the certificate the browser presents in the TLS handshake.
+        #[arg(long)]
+        mtls_listen: Option<SocketAddr>,
     },
     /// Create an account; the password is read from standard input.
     CreateAccount {
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
             policy_oids,
             issuer_families,
             demo_account,
+            mtls_listen,
         } => {
             if demo_account && conn.user_by_name(DEMO_USER).ok().flatten().is_none() {
                 if let Err(err) = create_account(&conn, DEMO_USER, DEMO_PASSWORD) {
@@ -175,6 +180,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
+            let mtls = match mtls_listen.map(|address| bind_mtls(address, &cert, &key, &trust)) {
+                None => None,
+                Some(Ok(mtls)) => Some(mtls),
+                Some(Err(err)) => {
+                    eprintln!("cacbridge-portal: mutual-TLS host: {err}");
+                    return ExitCode::from(1);
+                }
+            };
             let policy = VerifyPolicy::from_lists(policy_oids, issuer_families);
             let state = Arc::new(AppState::new(
                 conn,
@@ -206,6 +219,19 @@ fn main() -> ExitCode {
                 if demo_account {
                     let _ = writeln!(out, "demo account: {DEMO_USER} / {DEMO_PASSWORD}");
                 }
+                if let Some((listener, config)) = mtls {
+                    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                    let _ = writeln!(out, "mutual-TLS CAC host: https://localhost:{port}");
+                    let server = axum_server::from_tcp(listener)
+                        .acceptor(cacbridge_portal::mtls::PeerCertificateAcceptor::new(config));
+                    let service = cacbridge_portal::mtls_router(Arc::clone(&state))
+                        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+                    tokio::spawn(async move {
+                        if let Err(err) = server.serve(service).await {
+                            eprintln!("cacbridge-portal: mutual-TLS host: {err}");
+                        }
+                    });
+                }
                 let _ = out.flush();
                 let server = axum_server::from_tcp_rustls(
                     listener,
@@ -232,4 +258,19 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// The mutual-TLS CAC host's listener and TLS configuration (the portal's certificate; client
+/// certificates from `trust`'s CAs asked for).
+fn bind_mtls(
+    address: SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    trust: &TrustStore,
+) -> Result<(std::net::TcpListener, Arc<rustls::ServerConfig>), String> {
+    let listener =
+        std::net::TcpListener::bind(address).map_err(|e| format!("listen on {address}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let config = cacbridge_portal::mtls::server_config(cert, key, trust)?;
+    Ok((listener, config))
 }

@@ -229,6 +229,60 @@ password.</p>
     )
 }
 
+/// CAC/Certificate Registration on the mutual-TLS host: the browser already presented the
+/// card's certificate in the handshake; the password confirms it.
+pub fn cac_registration_mtls(
+    csrf: &str,
+    rows: &[Registration],
+    presented: &str,
+    message: Option<(&str, bool)>,
+) -> String {
+    let message = match message {
+        Some((text, true)) => format!(r#"<p class="error" role="alert">{}</p>"#, esc(text)),
+        Some((text, false)) => format!(r#"<p class="notice" role="status">{}</p>"#, esc(text)),
+        None => String::new(),
+    };
+    format!(
+        r#"<h2>CAC/Certificate Registration</h2>{message}
+<h3>Registered certificates</h3>
+{table}
+<h3>Register your CAC</h3>
+<p>Your browser presented the certificate of <strong id="mtls-presented">{presented}</strong>.
+Confirm with your account password and click <strong>Register</strong>.</p>
+<form method="post" action="/account/cac/register" id="mtls-register">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="password">Your account password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<p><button type="submit" id="mtls-register-button">Register</button></p>
+</form>"#,
+        table = registrations_table(rows),
+        csrf = esc(csrf),
+        presented = esc(presented),
+    )
+}
+
+/// The mutual-TLS host's page for a verified card that no account holds yet.
+pub fn link_card_mtls(csrf: &str, name: &str, edipi: &str, message: Option<&str>) -> String {
+    let message = message
+        .map(|m| format!(r#"<p class="error" role="alert">{}</p>"#, esc(m)))
+        .unwrap_or_default();
+    format!(
+        r#"<h2>Register this CAC</h2>{message}
+<p>The CAC of <strong>{name}</strong> (DoD ID {edipi}) is not registered to an account yet.
+Log in with your username and password once to register it. From then on the card logs you
+in.</p>
+<form method="post" action="/login/cac/link" id="mtls-link">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
+<label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
+<p><button type="submit" id="mtls-link-button">Register the card and log in</button></p>
+</form>"#,
+        name = esc(name),
+        edipi = esc(edipi),
+        csrf = esc(csrf),
+    )
+}
+
 pub fn confirmation(r: &Registration, username: &str) -> String {
     format!(
         r#"<h2>CAC registration confirmation</h2>

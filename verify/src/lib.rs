@@ -205,9 +205,8 @@ impl Verifier {
         now: SystemTime,
     ) -> Result<Identity, VerifyError> {
         let token = Token::parse(token_json)?;
-        let der = &token.certificate;
-        let info = cacbridge_cert::inspect(der).map_err(|e| VerifyError::BadCertificate(e.0))?;
-
+        let info = cacbridge_cert::inspect(&token.certificate)
+            .map_err(|e| VerifyError::BadCertificate(e.0))?;
         let key = info.key_algorithm;
         if !token.algorithm.fits(key) {
             return Err(VerifyError::AlgorithmMismatch {
@@ -215,7 +214,17 @@ impl Verifier {
                 key: key.name(),
             });
         }
+        let identity = self.verify_certificate(&token.certificate, now)?;
+        check_signature(&token, expected_origin, nonce)?;
+        Ok(identity)
+    }
 
+    /// Verify a certificate whose key the holder has already proved to hold some other way (a
+    /// TLS handshake with client authentication): validity, the authentication-certificate
+    /// profile, the chain to the trust store (with its intermediates), the issuer family and
+    /// policy allow-lists. The same rules as a token's certificate.
+    pub fn verify_certificate(&self, der: &[u8], now: SystemTime) -> Result<Identity, VerifyError> {
+        let info = cacbridge_cert::inspect(der).map_err(|e| VerifyError::BadCertificate(e.0))?;
         let seconds = now
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -233,12 +242,9 @@ impl Verifier {
             NotAuthentication::CardAuthentication => VerifyError::CardAuthenticationCertificate,
             NotAuthentication::MissingClientAuth => VerifyError::MissingClientAuth,
         })?;
-
         self.check_chain(der, now)?;
         self.check_issuer_family(&info)?;
         self.check_policies(der)?;
-        check_signature(&token, expected_origin, nonce)?;
-
         Ok(Identity {
             subject: info.subject,
             issuer: info.issuer,

@@ -12,17 +12,25 @@ const PORTAL: &str = env!("CARGO_BIN_EXE_cacbridge-portal");
 pub struct Portal {
     process: Child,
     pub origin: String,
+    pub mtls_origin: Option<String>,
     pub data: tempfile::TempDir,
     cert: Vec<u8>,
 }
 
 impl Portal {
     pub fn start() -> Portal {
+        Self::start_with(&[])
+    }
+
+    /// A portal started with `args` added to `serve`; `mtls_origin` is set when its banner
+    /// names a mutual-TLS CAC host.
+    pub fn start_with(args: &[&str]) -> Portal {
         let data = tempfile::tempdir().unwrap();
         let mut process = Command::new(PORTAL)
             .arg("--data-dir")
             .arg(data.path())
             .args(["serve", "--listen", "127.0.0.1:0", "--demo-account"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -30,12 +38,24 @@ impl Portal {
         let mut stdout = BufReader::new(process.stdout.take().unwrap());
         let mut banner = String::new();
         stdout.read_line(&mut banner).unwrap();
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let origin = banner.split_whitespace().nth(4).unwrap().to_owned();
+        let mut mtls_origin = None;
+        if args.contains(&"--mtls-listen") {
+            let mut line = String::new();
+            while stdout.read_line(&mut line).unwrap() > 0 {
+                if let Some(rest) = line.strip_prefix("mutual-TLS CAC host: ") {
+                    mtls_origin = Some(rest.trim().to_owned());
+                    break;
+                }
+                line.clear();
+            }
+        }
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let cert = std::fs::read(data.path().join("portal-cert.pem")).unwrap();
         Portal {
             process,
             origin,
+            mtls_origin,
             data,
             cert,
         }

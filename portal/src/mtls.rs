@@ -1,0 +1,155 @@
+//! The mutual-TLS CAC host: a second listener whose handshake asks the browser for a client
+//! certificate, as most CAC portals do (a browser presents the card's certificate through a
+//! PKCS#11 module, CAC Bridge's or another, and the card signs the handshake).
+//!
+//! The handshake proves that the client holds the certificate's key; it does not decide who
+//! may register. Client authentication is offered, not required (a handshake without a
+//! certificate gets the guide's 403 page, not a TLS alert), and every certificate is checked
+//! on each request with the same rules as a page-API token's (`Verifier::verify_certificate`:
+//! validity, authentication-certificate profile, chain to the configured trust with its
+//! intermediates, issuer and policy allow-lists). The trust's names go to the browser as the
+//! acceptable issuers, so it offers only certificates from those CAs.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum_server::accept::Accept;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::server::TlsStream;
+
+use cacbridge_verify::TrustStore;
+
+/// The end-entity certificate the client proved in this connection's handshake, if any.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Option<Vec<u8>>);
+
+/// Asks for a client certificate, checks the handshake signature, and leaves the certificate's
+/// validity to the application (see the module documentation).
+#[derive(Debug)]
+struct CardholderVerifier {
+    acceptable_issuers: Vec<DistinguishedName>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for CardholderVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.acceptable_issuers
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Checked per request by cacbridge-verify, against the full trust (see above).
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The mTLS listener's TLS configuration: the portal's certificate, and a request for a client
+/// certificate from one of `trust`'s CAs.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    trust: &TrustStore,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let acceptable_issuers = trust
+        .anchors()
+        .iter()
+        .map(|anchor| DistinguishedName::in_sequence(anchor.subject.as_ref()))
+        .chain(trust.intermediates().iter().filter_map(|der| {
+            let (_, parsed) = x509_parser::parse_x509_certificate(der).ok()?;
+            Some(DistinguishedName::from(parsed.subject().as_raw().to_vec()))
+        }))
+        .collect();
+    let verifier = Arc::new(CardholderVerifier {
+        acceptable_issuers,
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let (chain, key) = crate::tls::load(cert, key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The TLS acceptor of the mTLS listener: after the handshake, the connection's service
+/// gets the client's certificate as a request extension ([`PeerCertificate`]).
+#[derive(Clone)]
+pub struct PeerCertificateAcceptor(RustlsAcceptor);
+
+impl PeerCertificateAcceptor {
+    pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        Self(RustlsAcceptor::new(RustlsConfig::from_config(config)))
+    }
+}
+
+impl<I, S> Accept<I, S> for PeerCertificateAcceptor
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = TlsStream<I>;
+    type Service = <axum::Extension<PeerCertificate> as tower_layer::Layer<S>>::Service;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let tls = self.0.clone();
+        Box::pin(async move {
+            let (stream, service) = tls.accept(stream, service).await?;
+            let leaf = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| der.as_ref().to_vec());
+            let layer = axum::Extension(PeerCertificate(leaf));
+            Ok((stream, tower_layer::Layer::layer(&layer, service)))
+        })
+    }
+}
