@@ -597,3 +597,28 @@ fn the_cli_prints_the_identity_or_the_reason() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("(bad-signature)"));
 }
+
+#[test]
+fn a_certificate_proved_by_a_tls_handshake_meets_the_same_rules() {
+    // verify_certificate is what a mutual-TLS host calls: no token, the same certificate rules.
+    let good = leaf(KeyType::P256, Profile::PivAuth);
+    let identity = verifier().verify_certificate(&good.der, now()).unwrap();
+    assert_eq!(identity.edipi.as_deref(), Some("1234567890"));
+    for (profile, refused) in [
+        (Profile::EmailSigning, VerifyError::SigningCertificate),
+        (Profile::EmailClientAuth, VerifyError::EmailCertificate),
+        (Profile::NoClientAuth, VerifyError::MissingClientAuth),
+        (
+            Profile::CardAuth,
+            VerifyError::CardAuthenticationCertificate,
+        ),
+    ] {
+        let leaf = leaf(KeyType::P256, profile);
+        assert_eq!(
+            verifier().verify_certificate(&leaf.der, now()),
+            Err(refused)
+        );
+    }
+    let untrusted = Verifier::new(TrustStore::dod(), VerifyPolicy::default());
+    assert!(untrusted.verify_certificate(&good.der, now()).is_err());
+}
