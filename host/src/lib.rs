@@ -14,6 +14,7 @@ pub mod contract;
 pub mod install;
 pub mod logging;
 pub mod messaging;
+pub mod module_install;
 pub mod policy;
 pub mod table;
 pub mod usage;

@@ -15,6 +15,7 @@ use cacbridge_host::commands::{version, Host};
 use cacbridge_host::logging;
 use cacbridge_host::messaging::protocol::{WireError, PROTOCOL_VERSION};
 use cacbridge_host::messaging::server;
+use cacbridge_host::module_install;
 use cacbridge_host::policy::Policy;
 use cacbridge_host::views;
 use cacbridge_host::{table, HOST_VERSION};
@@ -108,6 +109,20 @@ fn install(system: bool) -> ExitCode {
             for file in files {
                 say(&format!("installed {}", file.display()));
             }
+            // The PKCS#11 module, for portals that ask for a TLS client certificate.
+            match module_install::find_module(&host) {
+                Some(module) => match module_install::register(&home(), system, &module) {
+                    Ok(lines) => lines
+                        .iter()
+                        .for_each(|line| say(&format!("module: {line}"))),
+                    Err(err) => say(&format!("module: not registered: {err}")),
+                },
+                None => say(&format!(
+                    "module: {} not found beside {}: mutual-TLS portals will not see the card",
+                    module_install::LIBRARY,
+                    host.display()
+                )),
+            }
             say("Restart your browser, then open the CAC Bridge toolbar button to check.");
             ExitCode::SUCCESS
         }
@@ -124,7 +139,14 @@ fn uninstall(system: bool) -> ExitCode {
             for file in &files {
                 say(&format!("removed {}", file.display()));
             }
-            if files.is_empty() {
+            let module = module_install::unregister(&home(), system);
+            match &module {
+                Ok(lines) => lines
+                    .iter()
+                    .for_each(|line| say(&format!("module: {line}"))),
+                Err(err) => say(&format!("module: {err}")),
+            }
+            if files.is_empty() && module.as_ref().is_ok_and(Vec::is_empty) {
                 say("nothing to remove");
             }
             ExitCode::SUCCESS
@@ -165,6 +187,10 @@ fn doctor() -> ExitCode {
     }
     if !found {
         say("  FAIL  no browser can start the host: run `cacbridge-host install`");
+    }
+    say("PKCS#11 module (mutual-TLS portals):");
+    for line in module_install::report(&home()) {
+        say(&line);
     }
     let mut backend = PcscBackend::new();
     match backend.readers() {

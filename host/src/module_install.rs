@@ -1,0 +1,457 @@
+//! Registering CAC Bridge's PKCS#11 module (`libcacbridge_pkcs11.so`) with the browsers, so
+//! that a mutual-TLS portal can ask for the card's certificate (docs/install.md):
+//! - Chrome, Chromium and the Chrome family on Linux read the NSS shared database
+//!   `~/.pki/nssdb`; the module is added with NSS's own `modutil`, which never corrupts the
+//!   other entries. A database owned by someone else is reported, not touched.
+//! - Firefox: a PKCS#11 manifest (`~/.mozilla/pkcs11-modules/cacbridge.json`, or the system
+//!   directory), which lets the CAC Bridge extension load the module through Firefox's
+//!   `pkcs11` API; with `--system`, also the `SecurityDevices` enterprise policy, so Firefox
+//!   loads it for everyone without the extension.
+//!
+//! Everything here is undone by [`unregister`]; [`report`] is what `doctor` shows.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The name NSS and Firefox show for the module.
+pub const MODULE_NAME: &str = "CAC Bridge";
+/// The Firefox PKCS#11 manifest's name (its file is `<name>.json`).
+pub const FIREFOX_MANIFEST_NAME: &str = "cacbridge";
+pub const LIBRARY: &str = "libcacbridge_pkcs11.so";
+const FIREFOX_EXTENSION_ID: &str = "cacbridge@cacbridge.app";
+/// Where Debian's firefox-esr reads enterprise policies.
+const FIREFOX_POLICIES: &str = "/etc/firefox/policies/policies.json";
+
+/// The module beside this host (a build tree, or a package's library directory).
+pub fn find_module(host: &Path) -> Option<PathBuf> {
+    let dir = host.parent()?;
+    [
+        dir.join(LIBRARY),
+        dir.join("../lib/cacbridge").join(LIBRARY),
+        PathBuf::from("/usr/lib/cacbridge").join(LIBRARY),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .and_then(|p| p.canonicalize().ok())
+}
+
+fn nssdb(home: &Path) -> PathBuf {
+    home.join(".pki/nssdb")
+}
+
+fn firefox_manifest_dir(home: &Path, system: bool) -> PathBuf {
+    if system {
+        PathBuf::from("/usr/lib/mozilla/pkcs11-modules")
+    } else {
+        home.join(".mozilla/pkcs11-modules")
+    }
+}
+
+/// Run an NSS tool; its output, or why it failed.
+fn nss_tool(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e} (apt-get install libnss3-tools)"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{program} {}: {}", args.join(" "), text.trim()))
+    }
+}
+
+/// Files of `dir` that belong to someone other than the user running this.
+fn foreign_files(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    // /proc/self belongs to the user this process runs as.
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    ["", "cert9.db", "key4.db", "pkcs11.txt"]
+        .iter()
+        .map(|f| {
+            if f.is_empty() {
+                dir.to_owned()
+            } else {
+                dir.join(f)
+            }
+        })
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.uid() != me))
+        .collect()
+}
+
+/// The library NSS database `dir` registers under [`MODULE_NAME`], if any, read from its
+/// `pkcs11.txt` (asking `modutil` would load every module and fail on an empty reader).
+fn registered_library(dir: &Path) -> Result<Option<String>, String> {
+    let file = dir.join("pkcs11.txt");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(format!("{}: {err}", file.display())),
+    };
+    Ok(text.split("\n\n").find_map(|block| {
+        let field = |key: &str| {
+            block
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .map(str::trim)
+        };
+        (field("name=") == Some(MODULE_NAME))
+            .then(|| field("library=").unwrap_or_default().to_owned())
+    }))
+}
+
+fn register_nssdb(home: &Path, module: &Path) -> Result<String, String> {
+    let dir = nssdb(home);
+    let foreign = foreign_files(&dir);
+    if !foreign.is_empty() {
+        return Err(format!(
+            "{} belongs to another user: not changed (run `cacbridge-host install` as its owner)",
+            foreign[0].display()
+        ));
+    }
+    let database = format!("sql:{}", dir.display());
+    if !dir.join("cert9.db").exists() {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        nss_tool("certutil", &["-N", "-d", &database, "--empty-password"])?;
+    }
+    let module_path = module.to_string_lossy();
+    match registered_library(&dir).unwrap_or(None) {
+        Some(path) if path == module_path => {
+            return Ok(format!("{}: already registered", dir.display()))
+        }
+        Some(_) => {
+            nss_tool(
+                "modutil",
+                &["-dbdir", &database, "-delete", MODULE_NAME, "-force"],
+            )?;
+        }
+        None => {}
+    }
+    nss_tool(
+        "modutil",
+        &[
+            "-dbdir",
+            &database,
+            "-add",
+            MODULE_NAME,
+            "-libfile",
+            &module_path,
+            "-force",
+        ],
+    )?;
+    Ok(format!(
+        "{}: registered for Chrome and Chromium",
+        dir.display()
+    ))
+}
+
+fn firefox_manifest(module: &Path) -> String {
+    let value = serde_json::json!({
+        "name": FIREFOX_MANIFEST_NAME,
+        "description": MODULE_NAME,
+        "path": module.to_string_lossy(),
+        "type": "pkcs11",
+        "allowed_extensions": [FIREFOX_EXTENSION_ID],
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+}
+
+/// Add the module to Firefox's `SecurityDevices` policy, keeping every other policy. A file
+/// that does not parse is reported and left alone.
+fn add_firefox_policy(file: &Path, module: &Path) -> Result<String, String> {
+    let mut policies: serde_json::Value = match std::fs::read_to_string(file) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not valid JSON ({e}); not changed", file.display()))?,
+        Err(_) => serde_json::json!({}),
+    };
+    let root = policies
+        .as_object_mut()
+        .ok_or_else(|| format!("{}: not a JSON object; not changed", file.display()))?;
+    let devices = root
+        .entry("policies")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+        .and_then(|p| {
+            p.entry("SecurityDevices")
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
+        })
+        .ok_or_else(|| {
+            format!(
+                "{}: unexpected policies layout; not changed",
+                file.display()
+            )
+        })?;
+    devices
+        .entry("Add")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+        .ok_or_else(|| {
+            format!(
+                "{}: unexpected SecurityDevices layout; not changed",
+                file.display()
+            )
+        })?
+        .insert(
+            MODULE_NAME.into(),
+            serde_json::json!(module.to_string_lossy()),
+        );
+    write(
+        file,
+        &(serde_json::to_string_pretty(&policies).unwrap_or_default() + "\n"),
+    )?;
+    Ok(format!(
+        "{}: Firefox loads the module for every user",
+        file.display()
+    ))
+}
+
+fn remove_firefox_policy(file: &Path) -> Result<Option<String>, String> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Ok(None);
+    };
+    let mut policies: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not valid JSON ({e}); not changed", file.display()))?;
+    let removed = policies
+        .pointer_mut("/policies/SecurityDevices/Add")
+        .and_then(|add| add.as_object_mut())
+        .and_then(|add| add.remove(MODULE_NAME))
+        .is_some();
+    if !removed {
+        return Ok(None);
+    }
+    write(
+        file,
+        &(serde_json::to_string_pretty(&policies).unwrap_or_default() + "\n"),
+    )?;
+    Ok(Some(format!("{}: policy entry removed", file.display())))
+}
+
+fn write(file: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Register `module` with every browser; one line per place, saying what was done. The NSS
+/// database is per user: with `system`, the Firefox manifest and policy are system-wide and
+/// the invoking user's NSS database is left to each user's own `install`.
+pub fn register(home: &Path, system: bool, module: &Path) -> Result<Vec<String>, String> {
+    if !module.is_absolute() || !module.is_file() {
+        return Err(format!("no PKCS#11 module at {}", module.display()));
+    }
+    let mut done = Vec::new();
+    if !system {
+        done.push(register_nssdb(home, module)?);
+    }
+    let manifest = firefox_manifest_dir(home, system).join(format!("{FIREFOX_MANIFEST_NAME}.json"));
+    write(&manifest, &firefox_manifest(module))?;
+    done.push(format!(
+        "{}: Firefox (the CAC Bridge extension loads it)",
+        manifest.display()
+    ));
+    if system {
+        done.push(add_firefox_policy(Path::new(FIREFOX_POLICIES), module)?);
+    }
+    Ok(done)
+}
+
+/// Undo [`register`]; one line per place changed.
+pub fn unregister(home: &Path, system: bool) -> Result<Vec<String>, String> {
+    let mut done = Vec::new();
+    if !system {
+        let dir = nssdb(home);
+        if dir.join("cert9.db").exists() && foreign_files(&dir).is_empty() {
+            if let Ok(Some(_)) = registered_library(&dir) {
+                let database = format!("sql:{}", dir.display());
+                nss_tool(
+                    "modutil",
+                    &["-dbdir", &database, "-delete", MODULE_NAME, "-force"],
+                )?;
+                done.push(format!("{}: module removed", dir.display()));
+            }
+        }
+    }
+    let manifest = firefox_manifest_dir(home, system).join(format!("{FIREFOX_MANIFEST_NAME}.json"));
+    match std::fs::remove_file(&manifest) {
+        Ok(()) => done.push(format!("{}: removed", manifest.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(format!("{}: {err}", manifest.display())),
+    }
+    if system {
+        if let Some(line) = remove_firefox_policy(Path::new(FIREFOX_POLICIES))? {
+            done.push(line);
+        }
+    }
+    Ok(done)
+}
+
+/// What `doctor` says about the module: where it is registered, other smart-card modules that
+/// would show the same card twice, and sandboxed browsers.
+pub fn report(home: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let dir = nssdb(home);
+    lines.push(match registered_library(&dir) {
+        Ok(Some(path)) if Path::new(&path).is_file() => {
+            format!("  ok    Chrome/Chromium (NSS {}): {path}", dir.display())
+        }
+        Ok(Some(path)) => format!(
+            "  FAIL  Chrome/Chromium (NSS {}): points at {path}, which does not exist",
+            dir.display()
+        ),
+        Ok(None) => format!(
+            "  --    Chrome/Chromium: not registered in {} (cacbridge-host install)",
+            dir.display()
+        ),
+        Err(err) => format!("  --    Chrome/Chromium: {err}"),
+    });
+    for system in [false, true] {
+        let manifest =
+            firefox_manifest_dir(home, system).join(format!("{FIREFOX_MANIFEST_NAME}.json"));
+        if manifest.is_file() {
+            lines.push(format!("  ok    Firefox: {}", manifest.display()));
+        }
+    }
+    for line in competing_modules(home) {
+        lines.push(format!("  WARN  {line}"));
+    }
+    for line in sandboxed_browsers(home) {
+        lines.push(format!("  NOTE  {line}"));
+    }
+    lines
+}
+
+/// Other smart-card middleware registered where browsers look: each would show the card a
+/// second time, and its own PIN prompt.
+fn competing_modules(home: &Path) -> Vec<String> {
+    const OTHERS: [(&str, &str); 3] = [
+        ("opensc", "OpenSC"),
+        ("cackey", "CACKey"),
+        (
+            "p11-kit-proxy",
+            "p11-kit's proxy (which loads OpenSC when installed)",
+        ),
+    ];
+    let mut found = Vec::new();
+    let mut databases = vec![nssdb(home).join("pkcs11.txt")];
+    if let Ok(profiles) = std::fs::read_dir(home.join(".mozilla/firefox")) {
+        databases.extend(profiles.flatten().map(|p| p.path().join("pkcs11.txt")));
+    }
+    for file in databases {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for line in text.lines().filter_map(|l| l.strip_prefix("library=")) {
+            if let Some((_, name)) = OTHERS
+                .iter()
+                .find(|(needle, _)| line.to_ascii_lowercase().contains(needle))
+            {
+                found.push(format!(
+                    "{name} is registered in {} ({line}): the card would appear twice; remove it with `modutil -dbdir sql:{} -delete <name>` or in the browser's security devices",
+                    file.display(),
+                    file.parent().map(|d| d.display().to_string()).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if Path::new("/usr/share/p11-kit/modules/opensc.module").exists() {
+        found.push("OpenSC is registered with p11-kit (/usr/share/p11-kit/modules/opensc.module): browsers that load p11-kit-proxy see the card twice".into());
+    }
+    found
+}
+
+fn sandboxed_browsers(home: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, what) in [
+        ("/snap/bin/firefox", "Firefox is a Snap: it cannot load a module from /usr/lib; install Firefox from Mozilla's APT repository or the .deb"),
+        ("/snap/bin/chromium", "Chromium is a Snap: it reads ~/snap/chromium/current/.pki/nssdb, not ~/.pki/nssdb"),
+    ] {
+        if Path::new(path).exists() {
+            found.push(what.to_owned());
+        }
+    }
+    for app in [
+        "org.mozilla.firefox",
+        "org.chromium.Chromium",
+        "com.google.Chrome",
+    ] {
+        let system = PathBuf::from("/var/lib/flatpak/app").join(app);
+        let user = home.join(".local/share/flatpak/app").join(app);
+        if system.exists() || user.exists() {
+            found.push(format!("{app} is a Flatpak: it sees no host PKCS#11 module unless p11-kit's server is exposed to it"));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_firefox_policy_keeps_other_policies_and_refuses_a_damaged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policies.json");
+        std::fs::write(&file, r#"{"policies": {"DisableTelemetry": true}}"#).unwrap();
+        let module = Path::new("/usr/lib/cacbridge/libcacbridge_pkcs11.so");
+        add_firefox_policy(&file, module).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(value["policies"]["DisableTelemetry"], true);
+        assert_eq!(
+            value["policies"]["SecurityDevices"]["Add"][MODULE_NAME],
+            module.to_str().unwrap()
+        );
+        assert!(remove_firefox_policy(&file).unwrap().is_some());
+        let value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(value["policies"]["DisableTelemetry"], true);
+        assert!(value["policies"]["SecurityDevices"]["Add"]
+            .get(MODULE_NAME)
+            .is_none());
+
+        std::fs::write(&file, "{ damaged").unwrap();
+        assert!(add_firefox_policy(&file, module)
+            .unwrap_err()
+            .contains("not changed"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "{ damaged");
+    }
+
+    #[test]
+    fn a_registration_is_read_from_pkcs11_txt() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(registered_library(dir.path()).unwrap(), None);
+        std::fs::write(
+            dir.path().join("pkcs11.txt"),
+            "library=\nname=NSS Internal PKCS #11 Module\nparameters=configdir='sql:/x'\n\n\
+             library=/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so\nname=OpenSC\n\n\
+             library=/usr/lib/cacbridge/libcacbridge_pkcs11.so\nname=CAC Bridge\n",
+        )
+        .unwrap();
+        assert_eq!(
+            registered_library(dir.path()).unwrap().as_deref(),
+            Some("/usr/lib/cacbridge/libcacbridge_pkcs11.so")
+        );
+    }
+
+    #[test]
+    fn the_firefox_manifest_names_the_extension_and_the_library() {
+        let value: serde_json::Value =
+            serde_json::from_str(&firefox_manifest(Path::new("/x/libcacbridge_pkcs11.so")))
+                .unwrap();
+        assert_eq!(value["type"], "pkcs11");
+        assert_eq!(value["name"], FIREFOX_MANIFEST_NAME);
+        assert_eq!(value["allowed_extensions"][0], FIREFOX_EXTENSION_ID);
+        assert!(super::super::install::manifest(
+            super::super::install::Family::Firefox,
+            Path::new("/h")
+        )
+        .unwrap()
+        .contains(FIREFOX_EXTENSION_ID));
+    }
+}

@@ -1,0 +1,127 @@
+//! `cacbridge-host install` registers the PKCS#11 module where browsers look, checked with
+//! NSS's own tools on the real stack: Chrome's shared NSS database lists the card's
+//! certificates through it, an existing module entry survives install and uninstall, and a
+//! database owned by someone else is reported, not changed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use cacbridge_testbed::{lock, VirtualCard};
+use common::HOST;
+
+const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+
+fn host(home: &Path, command: &str) -> String {
+    let out = Command::new(HOST)
+        .arg(command)
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn nss(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn install_registers_the_module_for_chrome_and_firefox_and_uninstall_removes_only_it() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let home = tempfile::tempdir().unwrap();
+    let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
+    // Someone registered OpenSC before: it must survive, and doctor must warn about it.
+    std::fs::create_dir_all(home.path().join(".pki/nssdb")).unwrap();
+    nss("certutil", &["-N", "-d", &database, "--empty-password"]);
+    nss(
+        "modutil",
+        &[
+            "-dbdir", &database, "-add", "OpenSC", "-libfile", OPENSC, "-force",
+        ],
+    );
+
+    let said = host(home.path(), "install");
+    assert!(
+        said.contains("registered for Chrome and Chromium"),
+        "{said}"
+    );
+    // NSS loads the module from Chrome's database and finds the card's certificates.
+    let listed = nss("certutil", &["-L", "-h", "all", "-d", &database]);
+    assert!(listed.contains("DOE.JOHN.A.1234567890:"), "{listed}");
+    let modules = std::fs::read_to_string(home.path().join(".pki/nssdb/pkcs11.txt")).unwrap();
+    assert!(
+        modules.contains("name=CAC Bridge") && modules.contains("name=OpenSC"),
+        "{modules}"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join(".mozilla/pkcs11-modules/cacbridge.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["type"], "pkcs11");
+    assert!(Path::new(manifest["path"].as_str().unwrap()).is_file());
+
+    let doctor = host(home.path(), "doctor");
+    assert!(doctor.contains("ok    Chrome/Chromium"), "{doctor}");
+    assert!(doctor.contains("WARN  OpenSC is registered in"), "{doctor}");
+
+    // Installing again changes nothing.
+    assert!(host(home.path(), "install").contains("already registered"));
+
+    let said = host(home.path(), "uninstall");
+    assert!(said.contains("module removed"), "{said}");
+    let modules = std::fs::read_to_string(home.path().join(".pki/nssdb/pkcs11.txt")).unwrap();
+    assert!(!modules.contains("name=CAC Bridge"), "{modules}");
+    assert!(
+        modules.contains("name=OpenSC"),
+        "the other module stays: {modules}"
+    );
+    assert!(!home
+        .path()
+        .join(".mozilla/pkcs11-modules/cacbridge.json")
+        .exists());
+    drop(card);
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_database_owned_by_someone_else_is_reported_and_left_alone() {
+    let _guard = lock();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&dir).unwrap();
+    nss(
+        "certutil",
+        &[
+            "-N",
+            "-d",
+            &format!("sql:{}", dir.display()),
+            "--empty-password",
+        ],
+    );
+    let before = std::fs::read(dir.join("pkcs11.txt")).unwrap();
+    // Tests run as root: hand the database to "nobody", as a root-owned one would be to a user.
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let said = host(home.path(), "install");
+    assert!(said.contains("belongs to another user"), "{said}");
+    assert_eq!(
+        std::fs::read(dir.join("pkcs11.txt")).unwrap(),
+        before,
+        "not changed"
+    );
+}
