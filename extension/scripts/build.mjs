@@ -28,6 +28,8 @@ const manifests = {
   },
   firefox: {
     ...base,
+    // Firefox only: load CAC Bridge's PKCS#11 module for mutual-TLS portals (pkcs11-module.js).
+    permissions: [...base.permissions, "pkcs11"],
     // Firefox's match patterns cannot name a port: the background checks the exact origin.
     background: { scripts: ["background.js"], type: "module" },
     browser_specific_settings: {

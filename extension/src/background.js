@@ -10,6 +10,7 @@ import { Flows } from "./background/flows.js";
 import { dialogDetails, dialogSubmit } from "./background/dialog-flow.js";
 import { clearSiteData, readiness } from "./background/readiness.js";
 import { pageRequest } from "./background/page-requests.js";
+import { ensureModuleLoaded } from "./background/pkcs11-module.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const DIALOG = api.runtime.getURL("ui/dialog.html");
@@ -52,7 +53,7 @@ api.runtime.onMessage.addListener((message, sender, sendResponse) => {
   const fromExtensionPage = sender.id === api.runtime.id && (sender.url ?? "").startsWith(EXTENSION_BASE);
   const handle = fromExtensionPage
     ? extensionPageMessage(message)
-    : pageRequest({ host, flows, allowList: currentAllowList }, message, sender);
+    : pageRequest({ host, flows, allowList: currentAllowList, loadModule: () => void ensureModuleLoaded(api) }, message, sender);
   handle.then(
     (result) => sendResponse({ ok: true, result }),
     (error) => sendResponse({ ok: false, error: normalizeError(error) }),
@@ -76,7 +77,7 @@ async function extensionPageMessage(message) {
       return {};
     }
     case "popup:status":
-      return readiness(host, await currentAllowList(), message.origin);
+      return readiness(host, await currentAllowList(), message.origin, await ensureModuleLoaded(api));
     case "popup:clear-site-data":
       return clearSiteData(api, message.origin);
     case "options:get":

@@ -29,11 +29,11 @@ export function senderOrigin(sender, message) {
 }
 
 /**
- * @param {{host: any, flows: import("./flows.js").Flows, allowList: () => Promise<{origins: string[]}>}} deps
+ * @param {{host: any, flows: import("./flows.js").Flows, allowList: () => Promise<{origins: string[]}>, loadModule?: () => void}} deps
  * @param {any} message
  * @param {{tab?: {id?: number}, origin?: string, url?: string}} sender
  */
-export async function pageRequest({ host, flows, allowList }, message, sender) {
+export async function pageRequest({ host, flows, allowList, loadModule }, message, sender) {
   const tabId = sender.tab?.id;
   if (tabId === undefined) throw hostError("invalid-request", "not a page request");
   const origin = senderOrigin(sender, message);
@@ -42,7 +42,11 @@ export async function pageRequest({ host, flows, allowList }, message, sender) {
   if (message?.type === "page-allowed") {
     // A portal page opened: start the host and ask for card events now, so that the host reads
     // the card's authentication certificate before the person clicks (docs/PERFORMANCE.md).
-    if (allowed) host.subscribe().catch(() => {});
+    if (allowed) {
+      host.subscribe().catch(() => {});
+      // Firefox: the module for mutual-TLS portals, loaded before any handshake needs it.
+      loadModule?.();
+    }
     return { allowed };
   }
   if (message?.type !== "page-request") throw hostError("invalid-request", "not a page request");

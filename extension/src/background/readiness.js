@@ -8,8 +8,9 @@ import { CARD_TIMEOUT } from "./dialog-flow.js";
  * @param {any} host the native port
  * @param {{origins: string[], managed: boolean}} list the allow-list in force
  * @param {string | null} origin the active tab's
+ * @param {{supported: boolean, loaded: boolean, detail: string}} [module] the PKCS#11 module in this browser
  */
-export async function readiness(host, list, origin) {
+export async function readiness(host, list, origin, module) {
   const items = [];
   let version = null;
   try {
@@ -25,10 +26,26 @@ export async function readiness(host, list, origin) {
     const withCard = readers.filter((/** @type {any} */ r) => r.cardPresent);
     items.push({ id: "reader", ok: readers.length > 0, detail: readers.map((/** @type {any} */ r) => r.name).join(", ") });
     items.push({ id: "card", ok: withCard.length > 0, detail: withCard.map((/** @type {any} */ r) => `${r.cardType} card, ${r.pinBlocked ? "PIN blocked" : `${r.pinRetriesLeft ?? "?"} PIN tries left`}`).join("; ") });
-    const certificates = withCard.length ? await host.request("list-certificates", {}, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e })) : { certificates: [] };
-    const count = certificates.certificates?.length ?? 0;
-    items.push({ id: "certificates", ok: count > 0, detail: certificates.error ? normalizeError(certificates.error).message : `${count} certificates` });
+    // What a login needs: a PIV Authentication (or CAC ID) certificate, not expired.
+    const listed = withCard.length
+      ? await host.request("list-certificates", { purpose: "authentication" }, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }))
+      : { certificates: [] };
+    const now = Date.now();
+    const valid = (listed.certificates ?? []).filter((/** @type {any} */ c) => Date.parse(c.notAfter) > now);
+    const expired = (listed.certificates ?? []).length - valid.length;
+    items.push({
+      id: "certificates",
+      ok: valid.length > 0,
+      detail: listed.error
+        ? normalizeError(listed.error).message
+        : valid.length
+          ? `PIV Authentication certificate valid until ${valid[0].notAfter.slice(0, 10)}`
+          : expired
+            ? "the PIV Authentication certificate has expired: a DoD ID card office (RAPIDS) issues new ones"
+            : "no PIV Authentication certificate on the card",
+    });
   }
+  if (module?.supported) items.push({ id: "module", ok: module.loaded, detail: module.detail });
   items.push({
     id: "portal",
     ok: origin !== null && originAllowed(origin, list.origins),

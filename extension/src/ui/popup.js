@@ -9,14 +9,16 @@ const LABELS = {
   host: "CAC Bridge app installed",
   reader: "Smart card reader found",
   card: "CAC inserted",
-  certificates: "Certificates readable",
+  certificates: "PIV Authentication certificate valid",
+  module: "Security device loaded (portals that ask for a certificate)",
   portal: "This portal is allowed",
 };
 const WHAT_TO_DO = {
   host: "Install the CAC Bridge app for your computer (see the portal's help page), then reopen this window.",
   reader: "Connect your smart card reader. If it is connected, unplug it and plug it in again.",
   card: "Insert your CAC into the reader, chip first and face up.",
-  certificates: "Take the card out and insert it again. If it still fails, the card may need replacing at an ID card office.",
+  certificates: "Take the card out and insert it again. If it still fails, or the certificate has expired, the card needs updating at an ID card office (RAPIDS).",
+  module: "Run `cacbridge-host install` (or reinstall CAC Bridge), then restart the browser.",
   portal: "CAC Bridge only works on portals on its list. Add this portal under Allowed portals, or ask your administrator.",
 };
 

@@ -2,7 +2,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IDS, PORTAL_ORIGIN, ROOT, insertCard, launch, sleep, startPortal } from "./stack.mjs";
 
@@ -423,6 +423,24 @@ export function extensionSuite(which) {
       await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(win, card.info.pin)]);
       // Registered already by the first test: the portal says so.
       assert.match(await page.content(), /already registered to your account|confirmation-edipi/);
+      await page.close();
+    });
+  }
+
+  if (which === "firefox") {
+    test("firefox: an allowed portal page loads the CAC Bridge security device into NSS", async () => {
+      const page = await stack.browser.newPage();
+      await page.goto(`${PORTAL_ORIGIN}/login`);
+      await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
+      // Firefox's module database, as NSS writes it when the pkcs11 API installs a module.
+      const database = join(stack.profile, "firefox", "pkcs11.txt");
+      let modules = "";
+      for (let i = 0; i < 100 && !modules.includes("libcacbridge_pkcs11.so"); i++) {
+        await sleep(100);
+        modules = existsSync(database) ? readFileSync(database, "utf8") : "";
+      }
+      assert.match(modules, /library=.*libcacbridge_pkcs11\.so/);
+      assert.match(modules, /name=CAC Bridge/);
       await page.close();
     });
   }

@@ -140,11 +140,20 @@ export async function launch(which, { withHost = true, visible = false, installN
   } else {
     const home = join(profile, "home");
     hostManifest("firefox", join(home, ".mozilla/native-messaging-hosts"), withHost);
+    // What `cacbridge-host install` writes for the extension to load the PKCS#11 module.
+    mkdirSync(join(profile, "firefox"));
+    const modules = join(home, ".mozilla/pkcs11-modules");
+    mkdirSync(modules, { recursive: true });
+    writeFileSync(
+      join(modules, "cacbridge.json"),
+      JSON.stringify({ name: "cacbridge", description: "CAC Bridge", path: join(BIN, "libcacbridge_pkcs11.so"), type: "pkcs11", allowed_extensions: [IDS.firefoxId] }),
+    );
     browser = await puppeteer.launch({
       browser: "firefox",
       dumpio: Boolean(process.env.CACBRIDGE_E2E_DEBUG),
       executablePath: "/usr/bin/firefox-esr",
       headless: true,
+      userDataDir: join(profile, "firefox"),
       acceptInsecureCerts: true,
       env: { ...env, HOME: home },
       extraPrefsFirefox: {
