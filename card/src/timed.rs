@@ -21,6 +21,17 @@ use crate::{SignatureInput, Token};
 
 type Job = Box<dyn FnOnce(&mut dyn Token) + Send>;
 
+/// How long one card operation may take: `CACBRIDGE_CARD_TIMEOUT_MS` (100 ms to 10 min), else
+/// 30 s. A slow real CAC reads its certificates in several seconds; a hung reader must not
+/// hang its caller (a browser, the host) with it.
+pub fn timeout_from_env() -> Duration {
+    let millis = std::env::var("CACBRIDGE_CARD_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(30_000, |ms| ms.clamp(100, 600_000));
+    Duration::from_millis(millis)
+}
+
 /// Operations sent to the worker and finished by it, and whether the one in flight is past
 /// its deadline.
 #[derive(Default)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cacbridge_card::{CardError, PcscBackend, Token};
+use cacbridge_card::{CardError, PcscBackend, TimedToken, Token};
 use clap::{Parser, Subcommand};
 
 use cacbridge_host::caller::{self, Caller};
@@ -265,11 +265,13 @@ fn serve(caller: Caller) -> ExitCode {
         }
     };
     let policy = Policy::load();
-    let host = Arc::new(Host::new(
-        caller,
+    // Every card operation has a deadline: a hung reader answers `card-timeout` instead of
+    // holding the card lane (and every later request) forever.
+    let card = TimedToken::new(
         Box::new(PcscBackend::with_disk_cache()),
-        policy,
-    ));
+        cacbridge_card::timed::timeout_from_env(),
+    );
+    let host = Arc::new(Host::new(caller, Box::new(card), policy));
     let input = cacbridge_host::messaging::stdin::wiped_stdin();
     let exit = runtime.block_on(server::serve(input, tokio::io::stdout(), host));
     // The stdin reader may still be parked in read(); don't wait for it.

@@ -173,6 +173,7 @@ fn code_of(err: &CardError) -> ErrorCode {
         CardError::CertificateNotFound => C::CertificateNotFound,
         CardError::KeyNotUsable(_) => C::KeyNotUsable,
         CardError::Module(_) => C::ModuleError,
+        CardError::Timeout => C::CardTimeout,
         // CardError is non-exhaustive: a new card error is a card error until named here.
         _ => C::CardError,
     }

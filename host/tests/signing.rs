@@ -468,3 +468,47 @@ fn the_pin_is_gone_from_the_host_memory_after_authenticate() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_card_that_stops_answering_gets_card_timeout_and_the_host_recovers() {
+    use cacbridge_testbed::CardOptions;
+    use std::time::{Duration, Instant};
+    let _guard = lock();
+    let stall = Duration::from_secs(6);
+    let card = VirtualCard::insert_with(
+        "doe",
+        0,
+        CardOptions {
+            verify_stall: Some(stall),
+            ..CardOptions::default()
+        },
+    );
+    let mut host = HostProcess::spawn_with_env(
+        &[CHROME_ORIGIN],
+        "debug",
+        &[("CACBRIDGE_CARD_TIMEOUT_MS", "1500")],
+    );
+    let id = certificate_id(&mut host, "9A");
+    // The card holds the VERIFY for 6 s; the host gives up after 1.5 s.
+    let started = Instant::now();
+    let reply = authenticate(&mut host, &id, &card.info.pin);
+    let waited = started.elapsed();
+    assert_eq!(reply["error"]["code"], "card-timeout", "{reply}");
+    assert!(
+        (Duration::from_millis(1400)..Duration::from_secs(4)).contains(&waited),
+        "answered after {waited:?}"
+    );
+    // The card lane is not stuck behind it: the next card command answers at once.
+    let started = Instant::now();
+    let reply = host.call("s", "status", json!({}));
+    assert_eq!(reply["error"]["code"], "card-timeout", "{reply}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // Once the card answers again, so does the host.
+    std::thread::sleep(stall);
+    let reply = host.call("s2", "status", json!({}));
+    assert_eq!(
+        reply["result"]["readers"][0]["cardPresent"], true,
+        "{reply}"
+    );
+}

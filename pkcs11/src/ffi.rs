@@ -12,7 +12,7 @@ use cryptoki_sys::*;
 use cacbridge_card::{PcscBackend, TimedToken};
 
 use crate::mechanisms;
-use crate::module::{card_timeout, Module, Rv};
+use crate::module::{Module, Rv};
 
 static MODULE: Mutex<Option<Module>> = Mutex::new(None);
 
@@ -129,7 +129,10 @@ unsafe extern "C" fn C_Initialize(args: *mut std::os::raw::c_void) -> CK_RV {
         if guard.is_some() {
             return CKR_CRYPTOKI_ALREADY_INITIALIZED;
         }
-        let card = TimedToken::new(Box::new(PcscBackend::with_disk_cache()), card_timeout());
+        let card = TimedToken::new(
+            Box::new(PcscBackend::with_disk_cache()),
+            cacbridge_card::timed::timeout_from_env(),
+        );
         *guard = Some(Module::new(Box::new(card)));
         CKR_OK
     })

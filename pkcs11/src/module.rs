@@ -15,17 +15,6 @@ use cacbridge_card::{CardCertificate, CardError, KeyAlgorithm, Pin, Token};
 use crate::mechanisms;
 use crate::objects::{objects_for, Object};
 
-/// How long one card operation may take before the call fails with `CKR_DEVICE_ERROR`:
-/// `CACBRIDGE_CARD_TIMEOUT_MS`, else 30 s. A slow real CAC reads its four certificates in
-/// several seconds; a reader that hangs must not hang the browser with it.
-pub fn card_timeout() -> std::time::Duration {
-    let millis = std::env::var("CACBRIDGE_CARD_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(30_000, |ms| ms.clamp(100, 600_000));
-    std::time::Duration::from_millis(millis)
-}
-
 /// A PKCS#11 failure: the return value the caller gets.
 pub type Rv = CK_RV;
 

@@ -9,6 +9,7 @@ export const PAGE_ERRORS = {
   "user-cancelled": "You cancelled.",
   "user-timeout": "The request timed out waiting for you.",
   "host-timeout": "The card did not answer in time. Check the card and the reader, then try again.",
+  "card-timeout": "The card did not answer in time. Take it out, insert it again, and try once more.",
   "origin-not-allowed": "This site is not on CAC Bridge's list of portals.",
   "invalid-request": "The page sent a request CAC Bridge does not understand.",
   "no-reader": "No smart card reader was found. Connect your reader.",

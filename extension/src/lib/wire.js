@@ -25,6 +25,7 @@ export const HOST_ERROR_CODES = Object.freeze([
   "pin-blocked",
   "pin-format",
   "card-error",
+  "card-timeout",
   "certificate-not-found",
   "key-not-usable",
   "module-error",

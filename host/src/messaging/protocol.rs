@@ -52,6 +52,7 @@ pub enum ErrorCode {
     PinBlocked,
     PinFormat,
     CardError,
+    CardTimeout,
     CertificateNotFound,
     KeyNotUsable,
     ModuleError,
