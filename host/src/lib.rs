@@ -12,6 +12,7 @@ pub mod caller;
 pub mod commands;
 pub mod contract;
 pub mod install;
+pub mod local;
 pub mod logging;
 pub mod messaging;
 pub mod module_install;

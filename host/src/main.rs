@@ -271,9 +271,30 @@ fn serve(caller: Caller) -> ExitCode {
         Box::new(PcscBackend::with_disk_cache()),
         cacbridge_card::timed::timeout_from_env(),
     );
+    // Only a host the CAC Bridge extension's browser started opens the local channel: its PKCS#11
+    // module, inside that browser, sends TLS signatures there for the window's PIN.
+    let for_the_extension = caller
+        .extension_id()
+        .is_some_and(cacbridge_host::caller::is_allowed_extension);
     let host = Arc::new(Host::new(caller, Box::new(card), policy));
     let input = cacbridge_host::messaging::stdin::wiped_stdin();
-    let exit = runtime.block_on(server::serve(input, tokio::io::stdout(), host));
+    let exit = runtime.block_on(async {
+        let local = for_the_extension
+            .then(|| {
+                let channel = cacbridge_host::local::open(std::os::unix::process::parent_id());
+                if let Err(err) = &channel {
+                    tracing::warn!(%err, "no local channel: TLS portals get the browser's PIN prompt");
+                }
+                channel.ok()
+            })
+            .flatten()
+            .map(|channel| tokio::spawn(cacbridge_host::local::serve(channel, Arc::clone(&host))));
+        let exit = server::serve(input, tokio::io::stdout(), host).await;
+        if let Some(local) = local {
+            local.abort();
+        }
+        exit
+    });
     // The stdin reader may still be parked in read(); don't wait for it.
     runtime.shutdown_background();
     ExitCode::from(exit.code())

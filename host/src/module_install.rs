@@ -18,6 +18,9 @@ pub const MODULE_NAME: &str = "CAC Bridge";
 /// The Firefox PKCS#11 manifest's name (its file is `<name>.json`).
 pub const FIREFOX_MANIFEST_NAME: &str = "cacbridge";
 pub const LIBRARY: &str = "libcacbridge_pkcs11.so";
+/// The name browsers load the same library under: the module then takes the PIN from CAC
+/// Bridge's window instead of the browser's prompt (pkcs11/src/ffi.rs, docs/pkcs11.md).
+pub const BROWSER_LIBRARY: &str = "libcacbridge_pkcs11_browser.so";
 const FIREFOX_EXTENSION_ID: &str = "cacbridge@cacbridge.app";
 /// Where Debian's firefox-esr reads enterprise policies.
 const FIREFOX_POLICIES: &str = "/etc/firefox/policies/policies.json";
@@ -237,13 +240,33 @@ fn write(file: &Path, text: &str) -> Result<(), String> {
     std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))
 }
 
-/// Register `module` with every browser; one line per place, saying what was done. The NSS
-/// database is per user: with `system`, the Firefox manifest and policy are system-wide and
-/// the invoking user's NSS database is left to each user's own `install`.
+/// The browsers' name for `module`: the link beside it (a package ships it), else one made
+/// there, else one in `~/.local/lib/cacbridge/` when the module's directory is not ours.
+pub fn browser_library(home: &Path, module: &Path) -> Result<PathBuf, String> {
+    let beside = module.with_file_name(BROWSER_LIBRARY);
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    if std::os::unix::fs::symlink(module, &beside).is_ok() {
+        return Ok(beside);
+    }
+    let dir = home.join(".local/lib/cacbridge");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let link = dir.join(BROWSER_LIBRARY);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(module, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+    Ok(link)
+}
+
+/// Register `module` with every browser, under its browsers' name ([`BROWSER_LIBRARY`]); one
+/// line per place, saying what was done. The NSS database is per user: with `system`, the
+/// Firefox manifest and policy are system-wide and each user's NSS database is left to that
+/// user's own `install`.
 pub fn register(home: &Path, system: bool, module: &Path) -> Result<Vec<String>, String> {
     if !module.is_absolute() || !module.is_file() {
         return Err(format!("no PKCS#11 module at {}", module.display()));
     }
+    let module = &browser_library(home, module)?;
     let mut done = Vec::new();
     if !system {
         done.push(register_nssdb(home, module)?);

@@ -13,6 +13,7 @@ use cacbridge_card::{PcscBackend, TimedToken};
 
 use crate::mechanisms;
 use crate::module::{Module, Rv};
+use crate::window::HostWindow;
 
 static MODULE: Mutex<Option<Module>> = Mutex::new(None);
 
@@ -21,6 +22,29 @@ static MODULE: Mutex<Option<Module>> = Mutex::new(None);
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn install(module: Module) {
     *MODULE.lock().unwrap_or_else(|p| p.into_inner()) = Some(module);
+}
+
+/// The library file name browsers load (`cacbridge-host install` registers this name, a link
+/// to the same library): the PIN goes to CAC Bridge's window instead of the browser's prompt.
+/// Programs (pkcs11-tool, OpenSSL, ssh) load `libcacbridge_pkcs11.so` and log in as usual.
+pub const BROWSER_LIBRARY: &str = "libcacbridge_pkcs11_browser.so";
+
+/// Whether this library was loaded under [`BROWSER_LIBRARY`]'s name.
+fn loaded_for_a_browser() -> bool {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr fills `info` for an address inside a loaded object; C_GetFunctionList is
+    // one of ours. dli_fname, when set, is a NUL-terminated string owned by the loader.
+    let found =
+        unsafe { libc::dladdr(C_GetFunctionList as *const libc::c_void, info.as_mut_ptr()) };
+    if found == 0 {
+        return false;
+    }
+    let info = unsafe { info.assume_init() };
+    if info.dli_fname.is_null() {
+        return false;
+    }
+    let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    path.to_bytes().ends_with(BROWSER_LIBRARY.as_bytes())
 }
 
 /// Run `f` on the initialized module; panics become `CKR_GENERAL_ERROR`.
@@ -133,7 +157,14 @@ unsafe extern "C" fn C_Initialize(args: *mut std::os::raw::c_void) -> CK_RV {
             Box::new(PcscBackend::with_disk_cache()),
             cacbridge_card::timed::timeout_from_env(),
         );
-        *guard = Some(Module::new(Box::new(card)));
+        let module = match loaded_for_a_browser()
+            .then(HostWindow::for_this_browser)
+            .flatten()
+        {
+            Some(window) => Module::for_browser(Box::new(card), Box::new(window)),
+            None => Module::new(Box::new(card)),
+        };
+        *guard = Some(module);
         CKR_OK
     })
     .unwrap_or(CKR_GENERAL_ERROR)
@@ -211,6 +242,7 @@ unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) 
     }
     with_module(|module| {
         let token = module.token_info(slot)?;
+        let login_required = module.login_required();
         *info = CK_TOKEN_INFO {
             label: padded(&token.label),
             manufacturerID: padded("CAC Bridge"),
@@ -218,7 +250,11 @@ unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) 
             serialNumber: padded(&token.serial),
             flags: CKF_TOKEN_INITIALIZED
                 | CKF_USER_PIN_INITIALIZED
-                | CKF_LOGIN_REQUIRED
+                | if login_required {
+                    CKF_LOGIN_REQUIRED
+                } else {
+                    0
+                }
                 | CKF_WRITE_PROTECTED
                 | token.pin_flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,

@@ -9,6 +9,7 @@ mod ffi;
 pub mod mechanisms;
 pub mod module;
 pub mod objects;
+pub mod window;
 
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

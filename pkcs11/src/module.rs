@@ -14,6 +14,7 @@ use cacbridge_card::{CardCertificate, CardError, KeyAlgorithm, Pin, Token};
 
 use crate::mechanisms;
 use crate::objects::{objects_for, Object};
+use crate::window::WindowSigner;
 
 /// A PKCS#11 failure: the return value the caller gets.
 pub type Rv = CK_RV;
@@ -124,6 +125,9 @@ pub struct Module {
     /// Each slot's objects, built once per set of certificates (callers read attributes one
     /// at a time, dozens of times).
     objects: HashMap<CK_SLOT_ID, (Vec<String>, Vec<Object>)>,
+    /// In a browser: CAC Bridge's window collects the PIN for each signature that needs one,
+    /// so the browser never logs in (and never shows its own prompt).
+    window: Option<Box<dyn WindowSigner>>,
 }
 
 impl Module {
@@ -137,7 +141,21 @@ impl Module {
             next_session: 1,
             logged_in: HashMap::new(),
             objects: HashMap::new(),
+            window: None,
         }
+    }
+
+    /// The module as a browser loads it: no login, the PIN typed in CAC Bridge's window.
+    pub fn for_browser(token: Box<dyn Token>, window: Box<dyn WindowSigner>) -> Self {
+        Self {
+            window: Some(window),
+            ..Self::new(token)
+        }
+    }
+
+    /// Whether callers must `C_Login` before using private keys (`CKF_LOGIN_REQUIRED`).
+    pub fn login_required(&self) -> bool {
+        self.window.is_none()
     }
 
     /// The readers now connected, each given a slot id on first sight.
@@ -392,7 +410,10 @@ impl Module {
             return Err(CKR_KEY_TYPE_INCONSISTENT);
         }
         let slot = self.session_slot(session)?;
-        if certificate.slot.pin_required() && !self.logged_in.contains_key(&slot) {
+        if certificate.slot.pin_required()
+            && !self.logged_in.contains_key(&slot)
+            && self.window.is_none()
+        {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         if let Some(s) = self.sessions.get_mut(&session) {
@@ -458,24 +479,34 @@ impl Module {
             self.logged_in.remove(&slot);
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
-        if signing.certificate.slot.pin_required() && !self.logged_in.contains_key(&slot) {
-            return Err(CKR_USER_NOT_LOGGED_IN);
-        }
-        let pin = self.logged_in.get(&slot).map(|login| &login.pin);
-        let signature = self
-            .token
-            .sign_input(&signing.certificate, &input, pin)
-            .map_err(|e| {
-                if matches!(e, CardError::PinIncorrect { .. } | CardError::PinBlocked) {
-                    // The stored PIN no longer works (changed elsewhere): log out.
-                    self.logged_in.remove(&slot);
-                }
-                rv_of(&e)
-            })?;
+        let needs_pin =
+            signing.certificate.slot.pin_required() && !self.logged_in.contains_key(&slot);
+        let signature = match (needs_pin, self.window.as_mut()) {
+            (true, Some(window)) => window.sign(&signing.certificate, &input)?,
+            (true, None) => return Err(CKR_USER_NOT_LOGGED_IN),
+            (false, _) => self.sign_on_card(slot, &signing.certificate, &input)?,
+        };
         match key {
             KeyAlgorithm::Rsa { .. } => Ok(signature),
             ec => ecdsa_der_to_fixed(&signature, ec.size_bytes()).map_err(|_| CKR_DEVICE_ERROR),
         }
+    }
+
+    /// Sign here, with the PIN of the slot's login (if any).
+    fn sign_on_card(
+        &mut self,
+        slot: CK_SLOT_ID,
+        certificate: &CardCertificate,
+        input: &cacbridge_card::SignatureInput,
+    ) -> Result<Vec<u8>, Rv> {
+        let pin = self.logged_in.get(&slot).map(|login| &login.pin);
+        self.token.sign_input(certificate, input, pin).map_err(|e| {
+            if matches!(e, CardError::PinIncorrect { .. } | CardError::PinBlocked) {
+                // The stored PIN no longer works (changed elsewhere): log out.
+                self.logged_in.remove(&slot);
+            }
+            rv_of(&e)
+        })
     }
 
     pub fn session_slot(&self, session: CK_SESSION_HANDLE) -> Result<CK_SLOT_ID, Rv> {
@@ -536,7 +567,7 @@ impl Module {
         }
         // Private objects (the keys that need the PIN) appear only after C_Login, as the
         // standard says: callers such as OpenSSL's pkcs11 engine log in when they miss them.
-        let logged_in = self.logged_in.contains_key(&slot);
+        let logged_in = self.logged_in.contains_key(&slot) || self.window.is_some();
         let private = vec![CK_TRUE];
         let found = self
             .objects(slot)?

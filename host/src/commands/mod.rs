@@ -9,6 +9,7 @@ pub mod rules;
 pub mod sign;
 pub mod status;
 pub mod subscribe;
+pub mod tls;
 pub mod version;
 
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ pub enum Command {
     Subscribe,
     Authenticate,
     Sign,
+    TlsPin,
+    TlsCancel,
 }
 
 impl Command {
@@ -49,6 +52,8 @@ impl Command {
             "subscribe" => Command::Subscribe,
             "authenticate" => Command::Authenticate,
             "sign" => Command::Sign,
+            "tls-pin" => Command::TlsPin,
+            "tls-cancel" => Command::TlsCancel,
             _ => return None,
         })
     }
@@ -65,6 +70,8 @@ pub struct Host {
     events: Mutex<Option<mpsc::WeakSender<Outbound>>>,
     monitor: Mutex<Option<Monitor>>,
     policy: Policy,
+    /// TLS signatures from the browser's PKCS#11 module waiting for the window's PIN.
+    windows: Arc<tls::PendingWindows>,
 }
 
 impl Host {
@@ -75,6 +82,7 @@ impl Host {
             events: Mutex::new(None),
             monitor: Mutex::new(None),
             policy,
+            windows: Arc::default(),
         }
     }
 
@@ -114,6 +122,112 @@ impl Host {
                 .await;
             });
         }
+    }
+
+    /// Run `work` on the card lane (in arrival order, on a blocking thread) and wait for it.
+    async fn on_lane<F, T>(&self, work: F) -> Result<T, WireError>
+    where
+        F: FnOnce(&mut dyn Token) -> Result<T, WireError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut lane = self.token.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || work(lane.as_mut()))
+            .await
+            .unwrap_or_else(|panic| {
+                tracing::error!(%panic, "card operation panicked");
+                Err(WireError::new(
+                    ErrorCode::Internal,
+                    "the card operation failed unexpectedly",
+                ))
+            })
+    }
+
+    /// `tls-sign` from the browser's PKCS#11 module (the local channel): CAC Bridge's window
+    /// collects the PIN, then the card signs. A wrong PIN lets the person try again.
+    pub async fn tls_sign(
+        &self,
+        arguments: &crate::messaging::protocol::Arguments,
+    ) -> Result<serde_json::Value, WireError> {
+        let request = tls::TlsSignRequest::parse(arguments)?;
+        let tls::TlsSignRequest {
+            certificate_id,
+            input,
+        } = request;
+        let lookup = tls::TlsSignRequest {
+            certificate_id,
+            input: input.clone(),
+        };
+        let certificate = self
+            .on_lane(move |token| tls::tls_certificate(token, &lookup))
+            .await?;
+        let sink = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(mpsc::WeakSender::upgrade)
+            .ok_or_else(|| {
+                WireError::new(
+                    ErrorCode::WindowUnavailable,
+                    "the CAC Bridge extension is not connected",
+                )
+            })?;
+        let (id, mut attempts) = self.windows.open();
+        let event = Outbound::Event {
+            event: "pin-request",
+            data: tls::pin_request_event(&id, &certificate),
+        };
+        if sink.send(event).await.is_err() {
+            self.windows.close(&id);
+            return Err(WireError::new(
+                ErrorCode::WindowUnavailable,
+                "the CAC Bridge extension is not connected",
+            ));
+        }
+        drop(sink);
+        tracing::info!(request = %id, "TLS signature waiting for the window");
+        let deadline = tokio::time::Instant::now() + tls::WINDOW_TIMEOUT;
+        let outcome = loop {
+            let attempt = match tokio::time::timeout_at(deadline, attempts.recv()).await {
+                Err(_) => {
+                    break Err(WireError::new(
+                        ErrorCode::WindowTimeout,
+                        "nobody typed the PIN in time",
+                    ))
+                }
+                Ok(None) => {
+                    break Err(WireError::new(
+                        ErrorCode::WindowCancelled,
+                        "the person cancelled",
+                    ))
+                }
+                Ok(Some(attempt)) => attempt,
+            };
+            let (certificate, input) = (certificate.clone(), input.clone());
+            let tls::PinAttempt { pin, outcome } = attempt;
+            let signed = self
+                .on_lane(move |token| {
+                    token
+                        .sign_input(&certificate, &input, Some(&pin))
+                        .map_err(WireError::from)
+                })
+                .await;
+            match signed {
+                Ok(signature) => {
+                    let _ = outcome.send(Ok(()));
+                    break Ok(tls::signature_result(&signature));
+                }
+                Err(err) if err.code == ErrorCode::PinIncorrect => {
+                    let _ = outcome.send(Err(err));
+                }
+                Err(err) => {
+                    let _ = outcome.send(Err(err.clone()));
+                    break Err(err);
+                }
+            }
+        };
+        self.windows.close(&id);
+        outcome
     }
 
     /// Queue `work` on the card lane; its reply is written when it is done.
@@ -227,6 +341,27 @@ impl Handler for Host {
             ),
             Command::Sign => {
                 self.checked(id, SignRequest::parse(&arguments, &self.policy), sign::sign)
+            }
+            Command::TlsPin => match tls::pin_attempt(&arguments) {
+                Err(err) => Route::Reply(Outbound::error(Some(id), err)),
+                Ok((request, pin)) => {
+                    let windows = Arc::clone(&self.windows);
+                    Route::Deferred(Box::pin(async move {
+                        match tls::deliver_pin(&windows, &request, pin).await {
+                            Ok(result) => Outbound::Result { id, result },
+                            Err(err) => Outbound::error(Some(id), err),
+                        }
+                    }))
+                }
+            },
+            Command::TlsCancel => {
+                if let Ok(request) = crate::arguments::required_string(&arguments, "requestId") {
+                    self.windows.close(request);
+                }
+                Route::Reply(Outbound::Result {
+                    id,
+                    result: json!({}),
+                })
             }
         }
     }

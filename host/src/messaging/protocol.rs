@@ -56,6 +56,10 @@ pub enum ErrorCode {
     CertificateNotFound,
     KeyNotUsable,
     ModuleError,
+    // CAC Bridge's window, for a TLS signature the browser's PKCS#11 module asked for.
+    WindowUnavailable,
+    WindowCancelled,
+    WindowTimeout,
     // Who may ask, and for which site.
     OriginNotAllowed,
     PolicyError,

@@ -1,0 +1,160 @@
+//! A TLS signature through CAC Bridge's window, on the real stack: this test process plays the
+//! browser. It starts the host as Chrome does (so it is the host's parent), loads CAC Bridge's
+//! PKCS#11 module under the browsers' name through cryptoki, and answers the host's
+//! `pin-request` as the extension's window would. The module never sees the PIN.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cacbridge_testbed::{lock, openssl_verifies, VirtualCard};
+use common::{HostProcess, CHROME_ORIGIN};
+use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use serde_json::{json, Value};
+
+/// The module of this build, under the name `cacbridge-host install` registers for browsers.
+fn browser_module(dir: &Path) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let module = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("libcacbridge_pkcs11.so");
+    assert!(
+        module.exists(),
+        "{} missing: cargo build --workspace",
+        module.display()
+    );
+    let link = dir.join("libcacbridge_pkcs11_browser.so");
+    std::os::unix::fs::symlink(&module, &link).unwrap();
+    link
+}
+
+fn next_event(host: &mut HostProcess, name: &str) -> Value {
+    loop {
+        let message = host.recv().expect("the host is running");
+        if message["event"] == name {
+            return message["data"].clone();
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let runtime = tempfile::tempdir().unwrap();
+    // The host and this "browser" agree on the runtime directory, as a desktop session does.
+    std::env::set_var("XDG_RUNTIME_DIR", runtime.path());
+    let mut host = HostProcess::spawn_with_env(
+        &[CHROME_ORIGIN],
+        "debug",
+        &[("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap())],
+    );
+    // Wait for the local channel.
+    let socket = runtime
+        .path()
+        .join(format!("cacbridge/host-{}.sock", std::process::id()));
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(socket.exists(), "{} missing", socket.display());
+    let mode = std::fs::metadata(socket.parent().unwrap()).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o700
+    );
+
+    let pkcs11 = Pkcs11::new(browser_module(runtime.path())).unwrap();
+    pkcs11.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = pkcs11.get_slots_with_token().unwrap()[0];
+    // The browser never logs in: no CKF_LOGIN_REQUIRED, and the keys are visible without it.
+    assert!(!pkcs11.get_token_info(slot).unwrap().login_required());
+    let session = pkcs11.open_ro_session(slot).unwrap();
+    let key = |id: u8| {
+        session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(vec![id]),
+            ])
+            .unwrap()[0]
+    };
+    let (authentication, signing) = (key(1), key(2));
+    let message: &'static [u8] = b"TLS 1.3, CertificateVerify";
+    // C_Sign blocks in the "browser" while the person types the PIN in the window.
+    let sign_elsewhere = |session: cryptoki::session::Session| {
+        std::thread::spawn(move || {
+            let signed = session.sign(&Mechanism::Sha256RsaPkcs, authentication, message);
+            (session, signed)
+        })
+    };
+
+    let session = {
+        let signer = sign_elsewhere(session);
+        let request = next_event(&mut host, "pin-request");
+        assert_eq!(request["reader"], card.reader);
+        let request_id = request["requestId"].as_str().unwrap().to_owned();
+        // A wrong PIN: the window hears how many tries are left, and the request stays open.
+        let wrong = host.call(
+            "w",
+            "tls-pin",
+            json!({"requestId": request_id, "pin": "97531864"}),
+        );
+        assert_eq!(wrong["error"]["code"], "pin-incorrect", "{wrong}");
+        assert_eq!(wrong["error"]["retriesLeft"], 2, "{wrong}");
+        let right = host.call(
+            "r",
+            "tls-pin",
+            json!({"requestId": request_id, "pin": card.info.pin}),
+        );
+        assert_eq!(right["result"]["done"], true, "{right}");
+        let (session, signed) = signer.join().unwrap();
+        assert!(openssl_verifies(
+            &card.info.certificate("9A"),
+            message,
+            &signed.unwrap()
+        ));
+        session
+    };
+
+    let session = {
+        // The person cancels: the handshake's signature fails as cancelled.
+        let signer = sign_elsewhere(session);
+        let request = next_event(&mut host, "pin-request");
+        host.call(
+            "c",
+            "tls-cancel",
+            json!({"requestId": request["requestId"]}),
+        );
+        let (session, signed) = signer.join().unwrap();
+        let err = signed.unwrap_err();
+        assert!(
+            matches!(err, Error::Pkcs11(RvError::FunctionCanceled, _)),
+            "{err:?}"
+        );
+        session
+    };
+
+    // The e-mail signing key never signs a TLS login, and the window does not even open.
+    let err = session
+        .sign(&Mechanism::Ecdsa, signing, &[0x55; 32])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Pkcs11(RvError::FunctionFailed, _)),
+        "{err:?}"
+    );
+    let status = host.call("s", "status", json!({}));
+    assert!(status["result"].is_object());
+
+    drop(session);
+    drop(pkcs11);
+}
