@@ -11,6 +11,7 @@ import { dialogDetails, dialogSubmit } from "./background/dialog-flow.js";
 import { clearSiteData, readiness } from "./background/readiness.js";
 import { pageRequest } from "./background/page-requests.js";
 import { ensureModuleLoaded } from "./background/pkcs11-module.js";
+import { openTlsWindow } from "./background/tls-window.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const DIALOG = api.runtime.getURL("ui/dialog.html");
@@ -21,8 +22,12 @@ const PATTERNS_WITH_PORTS = typeof (/** @type {any} */ (api.runtime).getBrowserI
 const host = new NativePort({
   connect: () => api.runtime.connectNative(HOST_NAME),
   disconnectReason: (port) => port?.error?.message ?? api.runtime.lastError?.message,
-  // To the open windows; with none open, nobody listens.
-  onEvent: (event, data) => api.runtime.sendMessage({ type: "card-event", event, data }).catch(() => {}),
+  onEvent: (event, data) => {
+    // A TLS login needs the PIN: the window for it.
+    if (event === "pin-request") return void openTlsWindow(api, host, flows, data);
+    // Card events, to the open windows; with none open, nobody listens.
+    api.runtime.sendMessage({ type: "card-event", event, data }).catch(() => {});
+  },
 });
 
 const flows = new Flows({

@@ -6,8 +6,8 @@
 //!
 //! The channel is the host's local socket `<runtime dir>/cacbridge/host-<browser pid>.sock`
 //! (docs/protocol.md, "The local channel"): the host names it after the process that
-//! started it, which is the browser process this module is loaded in. Only a directory owned
-//! by this user and closed to everyone else is trusted.
+//! started it, the browser's main process, which is this process or one of its ancestors.
+//! Only a directory owned by this user and closed to everyone else is trusted.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -43,40 +43,60 @@ pub fn socket_dir() -> Option<PathBuf> {
     )
 }
 
-/// The socket of the host the browser process `pid` started.
-pub fn socket_for(pid: u32) -> Option<PathBuf> {
-    Some(socket_dir()?.join(format!("host-{pid}.sock")))
+/// This process and its ancestors, nearest first: a browser may load the module in a child
+/// process (Chromium's network service), while the host's socket is named for the browser's
+/// main process, which started it.
+fn this_process_and_ancestors() -> Vec<u32> {
+    let mut pids = vec![std::process::id()];
+    while pids.len() < 8 {
+        let last = pids[pids.len() - 1];
+        let parent = std::fs::read_to_string(format!("/proc/{last}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // Field 4; the command name (field 2) may hold spaces, so count from ')'.
+                stat.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u32>()
+                    .ok()
+            });
+        match parent {
+            Some(parent) if parent > 1 => pids.push(parent),
+            _ => break,
+        }
+    }
+    pids
 }
 
 /// The host of the browser this module is loaded in, reached over its local socket.
-pub struct HostWindow {
-    socket: PathBuf,
-}
+pub struct HostWindow;
 
 impl HostWindow {
     pub fn for_this_browser() -> Option<Self> {
-        Some(Self {
-            socket: socket_for(std::process::id())?,
-        })
+        socket_dir().map(|_| Self)
     }
 
-    /// Connect, trusting only a socket in a directory that this user owns and nobody else can
-    /// enter.
+    /// Connect to the socket of the nearest process that started a host, trusting only a
+    /// directory that this user owns and nobody else can enter.
     fn connect(&self) -> Result<UnixStream, Rv> {
         let uid = std::fs::metadata("/proc/self")
             .map_err(|_| CKR_FUNCTION_FAILED)?
             .uid();
-        let dir = self.socket.parent().ok_or(CKR_FUNCTION_FAILED)?;
-        let trusted = std::fs::metadata(dir)
+        let dir = socket_dir().ok_or(CKR_FUNCTION_FAILED)?;
+        let trusted = std::fs::metadata(&dir)
             .is_ok_and(|m| m.uid() == uid && m.permissions().mode() & 0o077 == 0);
         if !trusted {
             tracing::warn!(dir = %dir.display(), "no trusted CAC Bridge host socket");
             return Err(CKR_FUNCTION_FAILED);
         }
-        UnixStream::connect(&self.socket).map_err(|err| {
-            tracing::info!(%err, "CAC Bridge is not running in this browser");
-            CKR_FUNCTION_FAILED
-        })
+        this_process_and_ancestors()
+            .into_iter()
+            .find_map(|pid| UnixStream::connect(dir.join(format!("host-{pid}.sock"))).ok())
+            .ok_or_else(|| {
+                tracing::info!("CAC Bridge is not running in this browser");
+                CKR_FUNCTION_FAILED
+            })
     }
 }
 

@@ -14,13 +14,15 @@ export const CARD_TIMEOUT = 60_000;
 export async function dialogDetails(host, flow) {
   if (!flow) throw hostError("user-timeout", "this request is no longer waiting");
   // Only the certificates this window can offer: each one read costs a second on a real card.
+  // A TLS login (the browser's PKCS#11 module asked) offers the one certificate it is for.
   const wanted = flow.action === "sign" ? "signature" : "authentication";
   const [list, status] = await Promise.all([
     host.request("list-certificates", { purpose: wanted }, CARD_TIMEOUT).catch((e) => ({ error: e })),
     host.request("status", {}, CARD_TIMEOUT).catch(() => ({ readers: [] })),
   ]);
   const purpose = flow.action === "sign" ? "sign" : "authenticate";
-  const chooser = list.error ? { entries: [], preselected: null } : chooserEntries(list.certificates, purpose, new Date());
+  const offered = flow.action === "tls" ? (list.certificates ?? []).filter((/** @type {any} */ c) => c.id === flow.request.certificateId) : list.certificates;
+  const chooser = list.error ? { entries: [], preselected: null } : chooserEntries(offered, purpose, new Date());
   return {
     origin: flow.origin,
     action: flow.action,
@@ -45,6 +47,12 @@ export async function dialogSubmit(host, flows, flow, certificateId, pin) {
       ? { certificateId, challengeNonce: flow.request.challengeNonce, origin: flow.origin, pin }
       : { certificateId, hash: flow.request.hash, hashFunction: flow.request.hashFunction, origin: flow.origin, pin };
   try {
+    if (flow.action === "tls") {
+      // The host verifies the PIN on the card and signs for the browser's TLS handshake.
+      await host.request("tls-pin", { requestId: flow.request.requestId, pin }, CARD_TIMEOUT);
+      flows.finish(flow, null, { done: true });
+      return { done: true };
+    }
     const result = await host.request(flow.action, args, CARD_TIMEOUT);
     let answer = result;
     if (flow.action === "sign") {

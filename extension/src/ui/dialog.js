@@ -83,7 +83,12 @@ function triesFor(reader) {
 async function load() {
   details = await send({ type: "dialog:get" });
   const verb = details.action === "sign" ? "sign a document for" : "sign in to";
-  $("purpose").textContent = `${details.origin} asks to use your CAC to ${verb} it.`;
+  $("purpose").textContent =
+    details.action !== "tls"
+      ? `${details.origin} asks to use your CAC to ${verb} it.`
+      : details.origin
+        ? `${details.origin} asks for your CAC certificate to sign you in.`
+        : "A site asks for your CAC certificate to sign you in. The browser does not say which: go on only if you just opened a portal that uses your CAC.";
   $("document-signature").hidden = details.action !== "sign";
   if (details.action === "sign") {
     $("sign-origin").textContent = details.origin;

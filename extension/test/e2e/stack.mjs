@@ -29,6 +29,11 @@ function cardPresent() {
   return out.split("\n").some((line) => line.includes("Virtual PCD 00 00") && / Yes /.test(line));
 }
 
+/** The DER of golden card `name`'s certificate in `slot` ("9a", "9c", ...). */
+export function goldenCertificate(name, slot) {
+  return readFileSync(join(TESTBED, "golden/cards", name, `${slot}.der`));
+}
+
 /** A fresh copy of a golden card in reader 0; `delayMs` before each answer, as a real card's. */
 export async function insertCard(name = "doe", { delayMs = 0 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "cacbridge-card-"));
@@ -112,8 +117,11 @@ export async function launch(which, { withHost = true, visible = false, installN
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
   mkdirSync(logs);
-  // One certificate cache for every browser of this run, as one person's would be.
-  const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace", XDG_CACHE_HOME: CACHE_HOME };
+  // One certificate cache for every browser of this run, as one person's would be; a runtime
+  // directory of its own for the host's local channel.
+  const runtime = join(profile, "run");
+  mkdirSync(runtime, { mode: 0o700 });
+  const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace", XDG_CACHE_HOME: CACHE_HOME, XDG_RUNTIME_DIR: runtime };
   let browser;
   if (which === "chromium") {
     hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost);
@@ -175,6 +183,8 @@ export async function launch(which, { withHost = true, visible = false, installN
     base: which === "chromium" ? `chrome-extension://${id}` : `moz-extension://${FIREFOX_UUID}`,
     profile,
     logs,
+    /** The runtime directory the host's local channel lives in. */
+    runtime,
     /** Everything the host logged. */
     hostLog() {
       return existsSync(logs) ? readdirSync(logs).map((f) => readFileSync(join(logs, f), "utf8")).join("") : "";
