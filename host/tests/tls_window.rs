@@ -80,15 +80,27 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
     // The browser never logs in: no CKF_LOGIN_REQUIRED, and the keys are visible without it.
     assert!(!pkcs11.get_token_info(slot).unwrap().login_required());
     let session = pkcs11.open_ro_session(slot).unwrap();
-    let key = |id: u8| {
+    let keys = |id: u8| {
         session
             .find_objects(&[
                 Attribute::Class(ObjectClass::PRIVATE_KEY),
                 Attribute::Id(vec![id]),
             ])
-            .unwrap()[0]
+            .unwrap()
     };
-    let (authentication, signing) = (key(1), key(2));
+    let authentication = keys(1)[0];
+    // The browser sees the authentication certificate alone: no e-mail signing key (02) to
+    // pick by mistake for a TLS login, no key management or card authentication key.
+    for other in [2, 3, 4] {
+        assert!(
+            keys(other).is_empty(),
+            "key {other:02} visible to the browser"
+        );
+    }
+    let certificates = session
+        .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
+        .unwrap();
+    assert_eq!(certificates.len(), 1);
     let message: &'static [u8] = b"TLS 1.3, CertificateVerify";
     // C_Sign blocks in the "browser" while the person types the PIN in the window.
     let sign_elsewhere = |session: cryptoki::session::Session| {
@@ -144,17 +156,49 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         session
     };
 
-    // The e-mail signing key never signs a TLS login, and the window does not even open.
-    let err = session
-        .sign(&Mechanism::Ecdsa, signing, &[0x55; 32])
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Pkcs11(RvError::FunctionFailed, _)),
-        "{err:?}"
+    // Asked directly for the e-mail signing key (a module of another vendor, or a forged
+    // client), the host refuses, and no window opens.
+    let signing_id = {
+        use sha2::Digest as _;
+        hex(&sha2::Sha256::digest(card.info.certificate("9C")))
+    };
+    let reply = over_the_local_channel(
+        &socket,
+        json!({"id": 1, "command": "tls-sign", "arguments": {
+            "certificateId": signing_id, "kind": "ec-hash", "input": "VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU="}}),
     );
-    let status = host.call("s", "status", json!({}));
-    assert!(status["result"].is_object());
-
+    assert_eq!(reply["error"]["code"], "key-not-usable", "{reply}");
+    host.send(&json!({"id": "s", "command": "status", "arguments": {}}));
+    loop {
+        let message = host.recv().unwrap();
+        assert_ne!(
+            message["event"], "pin-request",
+            "a window for the e-mail key"
+        );
+        if message["id"] == "s" {
+            break;
+        }
+    }
     drop(session);
     drop(pkcs11);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One request over the host's local channel, as the module sends it.
+fn over_the_local_channel(socket: &Path, request: Value) -> Value {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let body = request.to_string();
+    stream
+        .write_all(&(body.len() as u32).to_ne_bytes())
+        .unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).unwrap();
+    let mut reply = vec![0u8; u32::from_ne_bytes(length) as usize];
+    stream.read_exact(&mut reply).unwrap();
+    serde_json::from_slice(&reply).unwrap()
 }

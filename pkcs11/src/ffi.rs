@@ -32,10 +32,13 @@ pub const BROWSER_LIBRARY: &str = "libcacbridge_pkcs11_browser.so";
 /// Whether this library was loaded under [`BROWSER_LIBRARY`]'s name.
 fn loaded_for_a_browser() -> bool {
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    // SAFETY: dladdr fills `info` for an address inside a loaded object; C_GetFunctionList is
-    // one of ours. dli_fname, when set, is a NUL-terminated string owned by the loader.
-    let found =
-        unsafe { libc::dladdr(C_GetFunctionList as *const libc::c_void, info.as_mut_ptr()) };
+    // The address of a function of ours that is not exported: an exported one
+    // (C_GetFunctionList) may resolve to another library's of the same name (NSS's softoken
+    // exports one too), and dladdr would then name that library.
+    let ours = loaded_for_a_browser as *const libc::c_void;
+    // SAFETY: dladdr fills `info` for an address inside a loaded object; `ours` is in this
+    // library. dli_fname, when set, is a NUL-terminated string owned by the loader.
+    let found = unsafe { libc::dladdr(ours, info.as_mut_ptr()) };
     if found == 0 {
         return false;
     }

@@ -537,7 +537,14 @@ impl Module {
             .is_some_and(|(cached_ids, _)| *cached_ids == ids);
         if !cached {
             let mut objects = Vec::new();
+            // A browser sees the authentication certificate alone: a TLS login is a login, and
+            // an e-mail signing certificate offered for one is the classic wrong choice.
+            // (Handles keep their place in the full list, which private_key() relies on.)
+            let browser = self.window.is_some();
             for (i, cert) in certificates.iter().enumerate() {
+                if browser && !cert.slot.is_authentication() {
+                    continue;
+                }
                 let first = slot * HANDLES_PER_SLOT + 1 + 3 * i as CK_OBJECT_HANDLE;
                 match objects_for(cert, first) {
                     Ok(found) => objects.extend(found),
