@@ -123,9 +123,17 @@ pub fn server_config(
 #[derive(Clone)]
 pub struct PeerCertificateAcceptor(RustlsAcceptor);
 
+/// How long a TLS handshake may take: the person types the card's PIN in the middle of it
+/// (the browser asks for the signature that proves the client certificate), so the usual 10 s
+/// would cut most people off. The PIN windows give up after 120 s.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
 impl PeerCertificateAcceptor {
     pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
-        Self(RustlsAcceptor::new(RustlsConfig::from_config(config)))
+        Self(
+            RustlsAcceptor::new(RustlsConfig::from_config(config))
+                .handshake_timeout(HANDSHAKE_TIMEOUT),
+        )
     }
 }
 

@@ -16,8 +16,11 @@ async function loadingSite(api) {
   const tabs = await api.tabs.query({ status: "loading" }).catch(() => []);
   const origins = new Set();
   for (const tab of tabs) {
+    // The URL being loaded; a loading tab's `url` is still the page it leaves, which would name
+    // the wrong site. Without permission for that site the browser does not say: unknown.
+    if (!tab.pendingUrl) continue;
     try {
-      const url = new URL(tab.pendingUrl ?? tab.url ?? "");
+      const url = new URL(tab.pendingUrl);
       if (url.protocol === "https:") origins.add(url.origin);
     } catch {
       // not a web page

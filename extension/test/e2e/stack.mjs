@@ -73,14 +73,19 @@ export async function insertCard(name = "doe", { delayMs = 0 } = {}) {
  * The reference portal with the demo account, trusting the test PKI (or, for a real CAC, the
  * DoD PKI shipped with cacbridge-verify).
  */
-export async function startPortal({ trustDod = false } = {}) {
+export async function startPortal({ trustDod = false, mtls = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "cacbridge-portal-"));
   const pki = join(TESTBED, "golden/pki");
   const trust = join(dir, "trust.pem");
   writeFileSync(trust, ["root.pem", "id-ca.pem", "email-ca.pem"].map((f) => readFileSync(join(pki, f), "utf8")).join(""));
   const portal = spawn(
     join(BIN, "cacbridge-portal"),
-    ["--data-dir", dir, "serve", "--listen", "127.0.0.1:8443", "--demo-account", ...(trustDod ? [] : ["--trust-bundle", trust])],
+    [
+      "--data-dir", dir, "serve", "--listen", "127.0.0.1:8443", "--demo-account",
+      ...(trustDod ? [] : ["--trust-bundle", trust]),
+      // The reference portal's mutual-TLS CAC host.
+      ...(mtls ? ["--mtls-listen", "127.0.0.1:8444"] : []),
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   await new Promise((resolve, reject) => {
@@ -110,10 +115,12 @@ function hostManifest(browser, dir, withHost) {
 /**
  * A headless browser with the built extension installed.
  * @param {"chromium" | "firefox"} which
- * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean}} options
- *   installNow: false leaves the extension to `install()`, to test what it does on arrival
+ * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean, clientCertificateFor?: {origin: string, cn: string, issuer: string}}} options
+ *   installNow: false leaves the extension to `install()`, to test what it does on arrival;
+ *   clientCertificateFor (Chromium): `cacbridge-host install` registers the PKCS#11 module in
+ *   a home of the browser's own, and the browser presents that certificate to that origin
  */
-export async function launch(which, { withHost = true, visible = false, installNow = true } = {}) {
+export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor } = {}) {
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
   mkdirSync(logs);
@@ -122,6 +129,19 @@ export async function launch(which, { withHost = true, visible = false, installN
   const runtime = join(profile, "run");
   mkdirSync(runtime, { mode: 0o700 });
   const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace", XDG_CACHE_HOME: CACHE_HOME, XDG_RUNTIME_DIR: runtime };
+  if (clientCertificateFor && which === "chromium") {
+    // Chromium reads $HOME/.pki/nssdb: the person's install registers the module there.
+    const home = join(profile, "home");
+    mkdirSync(home);
+    env.HOME = home;
+    const installed = spawnSync(join(BIN, "cacbridge-host"), ["install"], { env, encoding: "utf8" });
+    if (installed.status !== 0 || !/registered for Chrome/.test(installed.stdout)) throw new Error(`cacbridge-host install: ${installed.stdout}${installed.stderr}`);
+    // Chromium's AutoSelectCertificateForUrls, as a profile content setting (no root needed).
+    mkdirSync(join(profile, "Default"));
+    const { origin, cn, issuer } = clientCertificateFor;
+    const rule = { [`${origin},*`]: { setting: { filters: [{ SUBJECT: { CN: cn }, ISSUER: { CN: issuer } }] } } };
+    writeFileSync(join(profile, "Default", "Preferences"), JSON.stringify({ profile: { content_settings: { exceptions: { auto_select_certificate: rule } } } }));
+  }
   let browser;
   if (which === "chromium") {
     hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost);
