@@ -9,3 +9,6 @@ describe("firefox, installed while a portal tab is open", () => lateInstallSuite
 describe("firefox, linking an unregistered card", () => linkSuite("firefox"));
 describe("firefox, a card as slow as a real CAC", () => fastChooserSuite("firefox"));
 describe("firefox, a TLS login's PIN", () => tlsWindowSuite("firefox"));
+// Not the mutual-TLS walk: Firefox signs the TLS handshake on its socket thread, and the
+// WebDriver BiDi connection that drives this test runs over that thread too, so the test
+// cannot type in CAC Bridge's window while the handshake waits for it (docs/pkcs11.md).

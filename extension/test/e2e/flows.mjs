@@ -441,11 +441,12 @@ export function extensionSuite(which) {
       // Firefox's module database, as NSS writes it when the pkcs11 API installs a module.
       const database = join(stack.profile, "firefox", "pkcs11.txt");
       let modules = "";
-      for (let i = 0; i < 100 && !modules.includes("libcacbridge_pkcs11.so"); i++) {
+      for (let i = 0; i < 100 && !modules.includes("libcacbridge_pkcs11_browser.so"); i++) {
         await sleep(100);
         modules = existsSync(database) ? readFileSync(database, "utf8") : "";
       }
-      assert.match(modules, /library=.*libcacbridge_pkcs11\.so/);
+      // Under the browsers' name: the PIN for a TLS login goes to CAC Bridge's window.
+      assert.match(modules, /library=.*libcacbridge_pkcs11_browser\.so/);
       assert.match(modules, /name=CAC Bridge/);
       await page.close();
     });

@@ -2,7 +2,7 @@
 // reference portal on https://localhost:8443, the built host, and a real browser with the
 // extension loaded. Run by scripts/test after tests/harness/testbed-setup.
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import puppeteer from "puppeteer-core";
@@ -118,7 +118,7 @@ function hostManifest(browser, dir, withHost) {
  * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean, clientCertificateFor?: {origin: string, cn: string, issuer: string}}} options
  *   installNow: false leaves the extension to `install()`, to test what it does on arrival;
  *   clientCertificateFor (Chromium): `cacbridge-host install` registers the PKCS#11 module in
- *   a home of the browser's own, and the browser presents that certificate to that origin
+ *   a home of the browser's own, and an auto-select rule presents that certificate there
  */
 export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor } = {}) {
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
@@ -172,9 +172,12 @@ export async function launch(which, { withHost = true, visible = false, installN
     mkdirSync(join(profile, "firefox"));
     const modules = join(home, ".mozilla/pkcs11-modules");
     mkdirSync(modules, { recursive: true });
+    // The browsers' name for the module (a link `cacbridge-host install` makes beside it).
+    const browserModule = join(BIN, "libcacbridge_pkcs11_browser.so");
+    if (!existsSync(browserModule)) symlinkSync(join(BIN, "libcacbridge_pkcs11.so"), browserModule);
     writeFileSync(
       join(modules, "cacbridge.json"),
-      JSON.stringify({ name: "cacbridge", description: "CAC Bridge", path: join(BIN, "libcacbridge_pkcs11.so"), type: "pkcs11", allowed_extensions: [IDS.firefoxId] }),
+      JSON.stringify({ name: "cacbridge", description: "CAC Bridge", path: browserModule, type: "pkcs11", allowed_extensions: [IDS.firefoxId] }),
     );
     browser = await puppeteer.launch({
       browser: "firefox",
@@ -188,6 +191,7 @@ export async function launch(which, { withHost = true, visible = false, installN
         "extensions.webextensions.uuids": JSON.stringify({ [IDS.firefoxId]: FIREFOX_UUID }),
         // What a person confirms in the install prompt: the manifest's host permissions.
         "extensions.originControls.grantByDefault": true,
+
         ...(process.env.CACBRIDGE_E2E_DEBUG ? { "devtools.console.stdout.chrome": true, "devtools.console.stdout.content": true, "browser.dom.window.dump.enabled": true } : {}),
       },
     });
