@@ -5,7 +5,8 @@
 //! `<runtime dir>/host-<browser pid>.sock`, where the runtime dir is `$XDG_RUNTIME_DIR/cacbridge`
 //! (or `/tmp/cacbridge-<uid>`), created 0700 and refused when anyone else owns it or can enter
 //! it; the module applies the same rule (pkcs11/src/window.rs). Each connection's peer must run
-//! as this user. One request a connection, framed as native messages are.
+//! as this user and be the browser that started this host, or a process of that browser
+//! (Chromium's network service). One request a connection, framed as native messages are.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -83,6 +84,32 @@ pub async fn serve(channel: LocalChannel, host: Arc<Host>) {
     }
 }
 
+/// Whether `pid` is `ancestor` or one of its descendants (walking up /proc's parent links).
+fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    for _ in 0..32 {
+        if current == ancestor {
+            return true;
+        }
+        let parent = std::fs::read_to_string(format!("/proc/{current}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // Field 4; the command name (field 2) may hold spaces, so count from ')'.
+                stat.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u32>()
+                    .ok()
+            });
+        match parent {
+            Some(parent) if parent > 1 => current = parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
 async fn answer(stream: UnixStream, host: Arc<Host>) -> std::io::Result<()> {
     let peer = stream.peer_cred()?;
     if peer.uid() != own_uid()? {
@@ -90,6 +117,18 @@ async fn answer(stream: UnixStream, host: Arc<Host>) -> std::io::Result<()> {
             uid = peer.uid(),
             "local channel: another user's process, refused"
         );
+        return Ok(());
+    }
+    // Only the browser that started this host (its main process or one of its children, where
+    // the PKCS#11 module runs) may ask: another program of the same user must not be able to
+    // have the card sign what it likes, even with the person's PIN.
+    let browser = std::os::unix::process::parent_id();
+    let from_the_browser = peer
+        .pid()
+        .and_then(|pid| u32::try_from(pid).ok())
+        .is_some_and(|pid| descends_from(pid, browser));
+    if !from_the_browser {
+        tracing::warn!(pid = ?peer.pid(), "local channel: not this host's browser, refused");
         return Ok(());
     }
     let mut framed = Framed::new(stream, NativeMessagingCodec::inbound());

@@ -179,6 +179,57 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
             break;
         }
     }
+    // A program of the same user that is not this browser (a daemon, detached from it) gets
+    // nothing: the host hangs up without an answer, and no window opens.
+    let outsider = runtime.path().join("outsider.txt");
+    let script = format!(
+        "import os, socket, struct, json, sys\n\
+         if os.fork(): os._exit(0)\n\
+         os.setsid()\n\
+         if os.fork(): os._exit(0)\n\
+         import time; time.sleep(0.5)\n\
+         s = socket.socket(socket.AF_UNIX); s.connect({socket:?})\n\
+         body = json.dumps({{'id': 1, 'command': 'tls-sign', 'arguments': {{'certificateId': '{id}', 'kind': 'rsa-block', 'input': 'AA=='}}}}).encode()\n\
+         s.sendall(struct.pack('=I', len(body)) + body)\n\
+         try: answer = s.recv(4)\n\
+         except ConnectionResetError: answer = b''\n\
+         pid = os.getpid(); chain = []\n\
+         while pid > 1 and len(chain) < 10:\n\
+         \x20   chain.append(pid); pid = int(open(f'/proc/{{pid}}/stat').read().rsplit(')', 1)[1].split()[1])\n\
+         open({outsider:?}, 'w').write(('answered' if answer else 'refused') + ' ' + repr(chain))\n",
+        socket = socket.to_str().unwrap(),
+        id = hex(&{
+            use sha2::Digest as _;
+            sha2::Sha256::digest(card.info.certificate("9A"))
+        }),
+        outsider = outsider.to_str().unwrap(),
+    );
+    let status = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..100 {
+        if outsider.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let said = std::fs::read_to_string(&outsider).unwrap();
+    let log = host.log_text();
+    let channel: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("local channel"))
+        .collect();
+    assert!(said.starts_with("refused"), "{said}: {channel:#?}");
+    host.send(&json!({"id": "s2", "command": "status", "arguments": {}}));
+    loop {
+        let message = host.recv().unwrap();
+        assert_ne!(message["event"], "pin-request", "a window for an outsider");
+        if message["id"] == "s2" {
+            break;
+        }
+    }
     drop(session);
     drop(pkcs11);
 }

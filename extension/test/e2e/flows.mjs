@@ -2,9 +2,9 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { IDS, PORTAL_ORIGIN, ROOT, goldenCertificate, insertCard, launch, sleep, startPortal } from "./stack.mjs";
+import { IDS, PORTAL_ORIGIN, ROOT, insertCard, launch, sleep, startPortal } from "./stack.mjs";
 
 const WRONG_PIN = "97531864";
 
@@ -644,87 +644,6 @@ export function fastChooserSuite(which) {
     } finally {
       await stack.close();
     }
-  });
-}
-
-/**
- * A TLS login's PIN in CAC Bridge's window: what CAC Bridge's PKCS#11 module inside the browser
- * does when a portal asks for a client certificate, played here by a client of the host's
- * local channel (docs/protocol.md) so that the window, the extension and the host are driven
- * end to end as the page-API tests drive them.
- */
-export function tlsWindowSuite(which) {
-  let portal;
-  let card;
-  let stack;
-  before(async () => {
-    card = await insertCard("doe");
-    portal = await startPortal();
-    stack = await launch(which);
-  });
-  after(async () => {
-    await stack?.close();
-    await portal?.stop();
-    await card?.remove();
-  });
-
-  /** Send `tls-sign` over the host's local channel, as the module does; resolves with the reply. */
-  async function tlsSign(args) {
-    const { connect } = await import("node:net");
-    const dir = join(stack.runtime, "cacbridge");
-    let socket = null;
-    for (let i = 0; i < 100 && !socket; i++) {
-      socket = (existsSync(dir) ? readdirSync(dir) : []).find((f) => /^host-\d+\.sock$/.test(f)) ?? null;
-      if (!socket) await sleep(100);
-    }
-    assert.ok(socket, "the host opened its local channel");
-    return new Promise((resolve, reject) => {
-      const client = connect(join(dir, socket));
-      const body = Buffer.from(JSON.stringify({ id: 1, command: "tls-sign", arguments: args }));
-      const length = Buffer.alloc(4);
-      length.writeUInt32LE(body.length);
-      client.write(Buffer.concat([length, body]));
-      let received = Buffer.alloc(0);
-      client.on("data", (chunk) => {
-        received = Buffer.concat([received, chunk]);
-        if (received.length >= 4 && received.length >= 4 + received.readUInt32LE(0)) {
-          resolve(JSON.parse(received.subarray(4, 4 + received.readUInt32LE(0)).toString()));
-          client.end();
-        }
-      });
-      client.on("error", reject);
-    });
-  }
-
-  test(`${which}: a TLS login's PIN is typed in CAC Bridge's window and the card signs`, async () => {
-    const page = await stack.browser.newPage();
-    // An allow-listed portal page starts CAC Bridge (and its local channel) in this browser.
-    await page.goto(`${PORTAL_ORIGIN}/login`);
-    await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
-    const der = goldenCertificate("doe", "9a");
-    const { createHash, verify } = await import("node:crypto");
-    const message = Buffer.from("TLS 1.3, CertificateVerify");
-    // EMSA-PKCS1-v1_5 with SHA-256, as the module pads it for the card.
-    const digestInfo = Buffer.concat([Buffer.from("3031300d060960864801650304020105000420", "hex"), createHash("sha256").update(message).digest()]);
-    const block = Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(256 - 3 - digestInfo.length, 0xff), Buffer.from([0]), digestInfo]);
-    const reply = tlsSign({ certificateId: createHash("sha256").update(der).digest("hex"), kind: "rsa-block", input: block.toString("base64") });
-    const win = await dialog(stack.browser);
-    assert.match(await win.$eval("#purpose", (el) => el.textContent), /asks for your CAC certificate to sign you in/);
-    assert.equal(await win.$$eval("input[name=certificate]", (inputs) => inputs.length), 1, "only the certificate asked for");
-    await screenshot(win, which, "tls-pin-window");
-    // A wrong PIN first: the window shows the tries left, and the request stays open.
-    await win.click("#continue");
-    await win.waitForSelector("#pin-input", { visible: true });
-    await win.type("#pin-input", WRONG_PIN);
-    await win.click("#ok");
-    await win.waitForFunction(() => /2 tries left/.test(document.getElementById("pin-error")?.textContent ?? ""));
-    await win.type("#pin-input", card.info.pin);
-    await win.click("#ok");
-    const answer = await reply;
-    assert.ok(answer.result?.signature, JSON.stringify(answer));
-    const pem = `-----BEGIN CERTIFICATE-----\n${der.toString("base64").match(/.{1,64}/g).join("\n")}\n-----END CERTIFICATE-----\n`;
-    assert.ok(verify("sha256", message, pem, Buffer.from(answer.result.signature, "base64")), "the card's signature verifies");
-    await page.close();
   });
 }
 

@@ -29,11 +29,6 @@ function cardPresent() {
   return out.split("\n").some((line) => line.includes("Virtual PCD 00 00") && / Yes /.test(line));
 }
 
-/** The DER of golden card `name`'s certificate in `slot` ("9a", "9c", ...). */
-export function goldenCertificate(name, slot) {
-  return readFileSync(join(TESTBED, "golden/cards", name, `${slot}.der`));
-}
-
 /** A fresh copy of a golden card in reader 0; `delayMs` before each answer, as a real card's. */
 export async function insertCard(name = "doe", { delayMs = 0 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "cacbridge-card-"));
