@@ -262,6 +262,10 @@ mod tests {
     }
 
     fn stalling(stall: Duration) -> TimedToken {
+        stalling_with_deadline(stall, Duration::from_millis(200))
+    }
+
+    fn stalling_with_deadline(stall: Duration, deadline: Duration) -> TimedToken {
         let card = certificate(
             1,
             Slot::PivAuthentication,
@@ -273,7 +277,7 @@ mod tests {
             inner: FakeToken::new(vec![card]),
             stall: Some(stall),
         };
-        TimedToken::new(Box::new(token), Duration::from_millis(200))
+        TimedToken::new(Box::new(token), deadline)
     }
 
     #[test]
@@ -296,7 +300,9 @@ mod tests {
 
     #[test]
     fn a_panicking_operation_is_an_error_and_the_worker_carries_on() {
-        let mut token = stalling(Duration::ZERO);
+        // A generous deadline: printing the panic (with RUST_BACKTRACE, as scripts/test runs)
+        // can take longer than the short one the timeout tests use.
+        let mut token = stalling_with_deadline(Duration::ZERO, Duration::from_secs(30));
         let card = token.certificates(None).unwrap().remove(0);
         let input = SignatureInput::EcHash(vec![0xEE; 32]);
         assert!(matches!(
