@@ -14,12 +14,12 @@ use serde::Deserialize;
 
 use cacbridge_verify::Identity;
 
-use super::render;
+use super::{register_card, render, Registered};
 use crate::error::{PortalError, Result};
 use crate::passwords::{password_attempt, too_many_attempts, Attempt};
 use crate::session::Visitor;
 use crate::state::AppState;
-use crate::{db, now, pages};
+use crate::{db, pages};
 
 pub(crate) async fn cac_page(
     State(state): State<Arc<AppState>>,
@@ -140,11 +140,8 @@ pub(crate) async fn cac_register(
         &form.cacbridge_challenge,
         &form.cacbridge_token,
     )?;
-    let existing = state
-        .db
-        .registration_by_fingerprint(&identity.fingerprint_sha256)?;
-    match existing {
-        Some(r) if r.user_id == user.id => {
+    match register_card(&state, user.id, &identity, "registration")? {
+        Registered::Already(_) => {
             let page = registration_page(
                 &state,
                 &visitor,
@@ -156,13 +153,7 @@ pub(crate) async fn cac_register(
             )?;
             Ok((jar, page).into_response())
         }
-        Some(_) => Err(PortalError::Forbidden(
-            "this certificate is registered to another account".into(),
-        )),
-        None => {
-            let id = state
-                .db
-                .register(user.id, &identity, now(), "registration")?;
+        Registered::New(id) => {
             tracing::info!(user = user.id, registration = id, "CAC registered");
             Ok((
                 jar,

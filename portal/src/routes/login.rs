@@ -14,12 +14,12 @@ use serde::Deserialize;
 use cacbridge_verify::Identity;
 
 use super::cac::{spend_challenge, verify_token};
-use super::render;
+use super::{register_card, render, Registered};
 use crate::error::{PortalError, Result};
+use crate::pages;
 use crate::passwords::{password_attempt, too_many_attempts, Attempt};
 use crate::session::Visitor;
 use crate::state::AppState;
-use crate::{now, pages};
 
 pub(crate) async fn home(State(state): State<Arc<AppState>>, jar: CookieJar) -> Result<Response> {
     let (visitor, jar) = Visitor::load(&state, jar)?;
@@ -224,18 +224,8 @@ pub(crate) async fn cac_link(
             "the card that answered is not the card waiting to be registered".into(),
         ));
     }
-    let registered = state
-        .db
-        .registration_by_fingerprint(&identity.fingerprint_sha256)?;
-    let id = match registered {
-        Some(r) if r.user_id == user.id => r.id,
-        Some(_) => {
-            return Err(PortalError::Forbidden(
-                "this certificate is registered to another account".into(),
-            ))
-        }
-        None => state.db.register(user.id, &identity, now(), "cac-login")?,
-    };
+    let (Registered::New(id) | Registered::Already(id)) =
+        register_card(&state, user.id, &identity, "cac-login")?;
     tracing::info!(user = user.id, registration = id, "CAC registered at login");
     let (_, jar) = visitor.start_session(&state, jar, Some(user.id), None)?;
     Ok((

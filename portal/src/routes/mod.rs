@@ -102,6 +102,40 @@ async fn forbidden_page() -> Response {
     PortalError::Forbidden("access to this page was refused".into()).into_response()
 }
 
+/// What registering a verified card to an account came to.
+pub(crate) enum Registered {
+    /// Registered now, under this id.
+    New(i64),
+    /// The account held it already, under this id.
+    Already(i64),
+}
+
+/// Register the card `identity` to account `user_id` (`how`: the guide's step that did it),
+/// unless that account holds it already; a card registered to another account is refused.
+/// Page API and mutual TLS, registration and login, all register through here.
+pub(crate) fn register_card(
+    state: &AppState,
+    user_id: i64,
+    identity: &cacbridge_verify::Identity,
+    how: &str,
+) -> crate::error::Result<Registered> {
+    match state
+        .db
+        .registration_by_fingerprint(&identity.fingerprint_sha256)?
+    {
+        Some(r) if r.user_id == user_id => Ok(Registered::Already(r.id)),
+        Some(_) => Err(PortalError::Forbidden(
+            "this certificate is registered to another account".into(),
+        )),
+        None => Ok(Registered::New(state.db.register(
+            user_id,
+            identity,
+            crate::now(),
+            how,
+        )?)),
+    }
+}
+
 pub(crate) fn render(
     state: &AppState,
     visitor: &Visitor,

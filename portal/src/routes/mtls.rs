@@ -17,13 +17,13 @@ use serde::Deserialize;
 
 use cacbridge_verify::Identity;
 
-use super::render;
+use super::{register_card, render, Registered};
 use crate::error::{PortalError, Result};
 use crate::mtls::PeerCertificate;
 use crate::passwords::{password_attempt, too_many_attempts, Attempt};
 use crate::session::Visitor;
 use crate::state::AppState;
-use crate::{db, now, pages};
+use crate::{db, pages};
 
 /// The card's identity from this connection's handshake, checked like a token's certificate.
 fn presented(state: &AppState, peer: &PeerCertificate) -> Result<Identity> {
@@ -130,23 +130,14 @@ pub(crate) async fn cac_register(
             return Ok((StatusCode::UNAUTHORIZED, jar, page).into_response());
         }
     };
-    match state
-        .db
-        .registration_by_fingerprint(&identity.fingerprint_sha256)?
-    {
-        Some(r) if r.user_id == user.id => {
+    match register_card(&state, user.id, &identity, "registration")? {
+        Registered::Already(_) => {
             let message = "This certificate is already registered to your account.";
             let page =
                 registration_page(&state, &visitor, &user, &identity, Some((message, false)))?;
             Ok((jar, page).into_response())
         }
-        Some(_) => Err(PortalError::Forbidden(
-            "this certificate is registered to another account".into(),
-        )),
-        None => {
-            let id = state
-                .db
-                .register(user.id, &identity, now(), "registration")?;
+        Registered::New(id) => {
             tracing::info!(
                 user = user.id,
                 registration = id,
@@ -248,18 +239,8 @@ pub(crate) async fn cac_link(
             return Ok((StatusCode::UNAUTHORIZED, jar, page).into_response());
         }
     };
-    let id = match state
-        .db
-        .registration_by_fingerprint(&identity.fingerprint_sha256)?
-    {
-        Some(r) if r.user_id == user.id => r.id,
-        Some(_) => {
-            return Err(PortalError::Forbidden(
-                "this certificate is registered to another account".into(),
-            ))
-        }
-        None => state.db.register(user.id, &identity, now(), "cac-login")?,
-    };
+    let (Registered::New(id) | Registered::Already(id)) =
+        register_card(&state, user.id, &identity, "cac-login")?;
     tracing::info!(
         user = user.id,
         registration = id,
