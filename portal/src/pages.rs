@@ -4,6 +4,15 @@
 use crate::db::Registration;
 
 /// Escape text for HTML element content and attribute values.
+/// A message above a form: an error (`true`, read out at once) or a notice; nothing for none.
+fn notice(message: Option<(&str, bool)>) -> String {
+    match message {
+        Some((text, true)) => format!(r#"<p class="error" role="alert">{}</p>"#, esc(text)),
+        Some((text, false)) => format!(r#"<p class="notice" role="status">{}</p>"#, esc(text)),
+        None => String::new(),
+    }
+}
+
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -100,9 +109,7 @@ fn challenge_field(challenge: &str) -> String {
 }
 
 pub fn login(csrf: &str, challenge: &str, message: Option<&str>) -> String {
-    let message = message
-        .map(|m| format!(r#"<p class="error" role="alert">{}</p>"#, esc(m)))
-        .unwrap_or_default();
+    let message = notice(message.map(|m| (m, true)));
     format!(
         r#"<h2>Log in</h2>{message}
 <form method="post" action="/login" id="password-login">
@@ -202,11 +209,7 @@ pub fn cac_registration(
     rows: &[Registration],
     message: Option<(&str, bool)>,
 ) -> String {
-    let message = match message {
-        Some((text, true)) => format!(r#"<p class="error" role="alert">{}</p>"#, esc(text)),
-        Some((text, false)) => format!(r#"<p class="notice" role="status">{}</p>"#, esc(text)),
-        None => String::new(),
-    };
+    let message = notice(message);
     format!(
         r#"<h2>CAC/Certificate Registration</h2>{message}
 <h3>Registered certificates</h3>
@@ -237,11 +240,7 @@ pub fn cac_registration_mtls(
     presented: &str,
     message: Option<(&str, bool)>,
 ) -> String {
-    let message = match message {
-        Some((text, true)) => format!(r#"<p class="error" role="alert">{}</p>"#, esc(text)),
-        Some((text, false)) => format!(r#"<p class="notice" role="status">{}</p>"#, esc(text)),
-        None => String::new(),
-    };
+    let message = notice(message);
     format!(
         r#"<h2>CAC/Certificate Registration</h2>{message}
 <h3>Registered certificates</h3>
@@ -263,9 +262,7 @@ Confirm with your account password and click <strong>Register</strong>.</p>
 
 /// The mutual-TLS host's page for a verified card that no account holds yet.
 pub fn link_card_mtls(csrf: &str, name: &str, edipi: &str, message: Option<&str>) -> String {
-    let message = message
-        .map(|m| format!(r#"<p class="error" role="alert">{}</p>"#, esc(m)))
-        .unwrap_or_default();
+    let message = notice(message.map(|m| (m, true)));
     format!(
         r#"<h2>Register this CAC</h2>{message}
 <p>The CAC of <strong>{name}</strong> (DoD ID {edipi}) is not registered to an account yet.
@@ -321,9 +318,7 @@ pub fn link_card(
     edipi: &str,
     message: Option<&str>,
 ) -> String {
-    let message = message
-        .map(|m| format!(r#"<p class="error" role="alert">{}</p>"#, esc(m)))
-        .unwrap_or_default();
+    let message = notice(message.map(|m| (m, true)));
     format!(
         r#"<h2>Register this CAC</h2>{message}
 <p>The CAC of <strong>{name}</strong> (DoD ID {edipi}) is not registered to an account yet.

@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::{db, pages};
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(login::home))
         .route("/login", get(login::login_page).post(login::login))
         .route("/logout", post(login::logout))
@@ -27,29 +27,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/login/cac/link", post(login::cac_link))
         .route("/account", get(account::account))
         .route("/account/cac", get(cac::cac_page))
-        .route("/account/cac/register", post(cac::cac_register))
-        .route(
-            "/account/cac/registrations/{id}",
-            get(account::confirmation),
-        )
-        .route("/403", get(forbidden_page))
-        .route("/static/portal.js", get(portal_js))
-        .fallback(not_found)
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
+        .route("/account/cac/register", post(cac::cac_register));
+    shared(pages, state)
 }
 
 /// The mutual-TLS CAC host (`crate::mtls`): registration and CAC login with the certificate
 /// of the TLS handshake. Served on its own listener; the session cookie is shared with the
 /// main host (cookies do not depend on the port).
 pub fn mtls_router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(mtls::home))
         .route("/login", get(mtls::to_main_login))
         .route("/login/cac", get(mtls::cac_login))
         .route("/login/cac/link", post(mtls::cac_link))
         .route("/account/cac", get(mtls::cac_page))
-        .route("/account/cac/register", post(mtls::cac_register))
+        .route("/account/cac/register", post(mtls::cac_register));
+    shared(pages, state)
+}
+
+/// What both hosts serve besides their own pages (the printable confirmation, the 403 page,
+/// the script), and the headers every answer carries.
+fn shared(pages: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    pages
         .route(
             "/account/cac/registrations/{id}",
             get(account::confirmation),
