@@ -19,19 +19,8 @@ use serde_json::{json, Value};
 
 /// The module of this build, under the name `cacbridge-host install` registers for browsers.
 fn browser_module(dir: &Path) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let module = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("libcacbridge_pkcs11.so");
-    assert!(
-        module.exists(),
-        "{} missing: cargo build --workspace",
-        module.display()
-    );
     let link = dir.join("libcacbridge_pkcs11_browser.so");
-    std::os::unix::fs::symlink(&module, &link).unwrap();
+    std::os::unix::fs::symlink(cacbridge_testbed::host::pkcs11_module(), &link).unwrap();
     link
 }
 

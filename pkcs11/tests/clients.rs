@@ -9,20 +9,9 @@ use std::process::Command;
 use cacbridge_card::Slot;
 use cacbridge_testbed::{lock, VirtualCard};
 
-/// The module of this build: beside the test executable's `deps` folder.
+/// The module of this build.
 fn module() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let module = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("libcacbridge_pkcs11.so");
-    assert!(
-        module.exists(),
-        "{} missing: cargo build -p cacbridge-pkcs11",
-        module.display()
-    );
-    module
+    cacbridge_testbed::host::pkcs11_module()
 }
 
 fn pkcs11_tool(args: &[&str]) -> String {

@@ -5,26 +5,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use cacbridge_testbed::{lock, pki_dir, VirtualCard};
 use common::{field, Portal};
 
-/// The PKCS#11 module of this build, beside the test executable's `deps` folder.
+/// The PKCS#11 module of this build.
 fn module() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let module = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("libcacbridge_pkcs11.so");
-    assert!(
-        module.exists(),
-        "{} missing: cargo build --workspace",
-        module.display()
-    );
-    module
+    cacbridge_testbed::host::pkcs11_module()
 }
 
 /// A person with curl: a cookie jar, and the card in the reader for client authentication.

@@ -202,20 +202,30 @@ fn read_replies(mut stdout: ChildStdout, tx: mpsc::Sender<Option<Value>>) {
     }
 }
 
-/// The host binary of the build this test belongs to: beside the test executable's `deps`
-/// folder (so the profile and target directory are the ones in use). `cargo test --workspace`
-/// builds it.
-pub fn host_binary() -> std::path::PathBuf {
+/// A file the build this test belongs to made: beside the test executable's `deps` folder
+/// (so the profile and target directory are the ones in use). `cargo build --workspace`
+/// makes them all.
+fn built(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe
+    let path = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .expect("a test executable in target/<profile>/deps");
-    let host = profile_dir.join("cacbridge-host");
+        .expect("a test executable in target/<profile>/deps")
+        .join(name);
     assert!(
-        host.exists(),
-        "{} missing: cargo build -p cacbridge-host",
-        host.display()
+        path.exists(),
+        "{} missing: cargo build --workspace",
+        path.display()
     );
-    host
+    path
+}
+
+/// The host binary of this build.
+pub fn host_binary() -> std::path::PathBuf {
+    built("cacbridge-host")
+}
+
+/// CAC Bridge's PKCS#11 module of this build.
+pub fn pkcs11_module() -> std::path::PathBuf {
+    built("libcacbridge_pkcs11.so")
 }
