@@ -149,16 +149,9 @@ impl Host {
         arguments: &crate::messaging::protocol::Arguments,
     ) -> Result<serde_json::Value, WireError> {
         let request = tls::TlsSignRequest::parse(arguments)?;
-        let tls::TlsSignRequest {
-            certificate_id,
-            input,
-        } = request;
-        let lookup = tls::TlsSignRequest {
-            certificate_id,
-            input: input.clone(),
-        };
+        let input = request.input.clone();
         let certificate = self
-            .on_lane(move |token| tls::tls_certificate(token, &lookup))
+            .on_lane(move |token| tls::tls_certificate(token, &request))
             .await?;
         let sink = self
             .events
@@ -166,12 +159,7 @@ impl Host {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .and_then(mpsc::WeakSender::upgrade)
-            .ok_or_else(|| {
-                WireError::new(
-                    ErrorCode::WindowUnavailable,
-                    "the CAC Bridge extension is not connected",
-                )
-            })?;
+            .ok_or_else(tls::window_unavailable)?;
         let (id, mut attempts) = self.windows.open();
         let event = Outbound::Event {
             event: "pin-request",
@@ -179,10 +167,7 @@ impl Host {
         };
         if sink.send(event).await.is_err() {
             self.windows.close(&id);
-            return Err(WireError::new(
-                ErrorCode::WindowUnavailable,
-                "the CAC Bridge extension is not connected",
-            ));
+            return Err(tls::window_unavailable());
         }
         drop(sink);
         tracing::info!(request = %id, "TLS signature waiting for the window");

@@ -153,6 +153,14 @@ pub async fn deliver_pin(pending: &PendingWindows, id: &str, pin: Pin) -> Result
     Ok(json!({ "done": true }))
 }
 
+/// No window can ask for the PIN: the extension is not connected to this host.
+pub fn window_unavailable() -> WireError {
+    WireError::new(
+        ErrorCode::WindowUnavailable,
+        "the CAC Bridge extension is not connected",
+    )
+}
+
 fn no_such_request() -> WireError {
     WireError::new(
         ErrorCode::WindowTimeout,
