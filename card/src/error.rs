@@ -34,6 +34,9 @@ pub enum CardError {
     PinBlocked,
     #[error("a PIN is 6 to 8 digits")]
     PinFormat,
+    /// The key needs the PIN verified first (the card answered 6982); no try was spent.
+    #[error("the card wants the PIN first")]
+    PinRequired,
     #[error("the card answered {status} to {operation}")]
     CardStatus {
         status: Status,

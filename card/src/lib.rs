@@ -36,7 +36,7 @@ pub use model::{
 };
 pub use pcsc_backend::PcscBackend;
 pub use pin::Pin;
-pub use session::SignatureInput;
+pub use session::{PinUse, SignatureInput};
 pub use timed::TimedToken;
 
 /// A source of certificates and signatures: the PC/SC card layer, or a PKCS#11 module.
@@ -92,6 +92,29 @@ pub trait Token: Send {
         input: &SignatureInput,
         pin: Option<&Pin>,
     ) -> Result<Vec<u8>, CardError>;
+
+    /// Sign in a login session: with `pin`, verify it first and leave the card verified; with
+    /// none, sign on the card's standing verification, or fail with
+    /// [`CardError::PinRequired`] (no try spent) when the card is not verified. The PIN is
+    /// never kept here: the card holds the session, until [`Token::log_out`], removal or reset.
+    /// A backend without sessions verifies for this signature alone.
+    fn sign_in_session(
+        &mut self,
+        certificate: &CardCertificate,
+        input: &SignatureInput,
+        pin: Option<&Pin>,
+    ) -> Result<Vec<u8>, CardError> {
+        match pin {
+            Some(pin) => self.sign_input(certificate, input, Some(pin)),
+            None => Err(CardError::PinRequired),
+        }
+    }
+
+    /// End the login session of the card in `reader` (see [`Token::sign_in_session`]).
+    fn log_out(&mut self, reader: &str) -> Result<(), CardError> {
+        let _ = reader;
+        Ok(())
+    }
 
     /// Check `pin` on the card in `reader`, and leave the card not verified.
     fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError>;

@@ -24,7 +24,7 @@ use crate::disk_cache::{CardRecord, DiskCache};
 use crate::error::CardError;
 use crate::model::{CardCertificate, CardStatus, CardType, Purpose, ReaderStatus, Slot};
 use crate::pin::Pin;
-use crate::session::{self, SignatureInput};
+use crate::session::{self, PinUse, SignatureInput};
 use crate::transport::{Channel, Protocol, Transport};
 use crate::Token;
 
@@ -450,7 +450,23 @@ impl PcscBackend {
         })
     }
 
-    /// Where the certificate `id` lives, reading inserted cards as needed.
+    /// Sign with the key of `certificate`, the PIN used as `pin` says.
+    fn sign_with(
+        &mut self,
+        certificate: &CardCertificate,
+        input: &SignatureInput,
+        pin: PinUse<'_>,
+    ) -> Result<Vec<u8>, CardError> {
+        self.with_service(|backend| {
+            let card_type = backend.still_holds(certificate)?;
+            let key = certificate.info.key_algorithm;
+            let result = backend.with_card(&certificate.reader, |ch| {
+                session::sign_input(ch, card_type, certificate.slot, key, input, pin)
+            });
+            backend.forget_on_removal(&certificate.reader, result)
+        })
+    }
+
     /// The card type of the card in `certificate.reader`, provided that card (this insertion)
     /// still holds the certificate: a card swapped since the listing never signs in its place.
     /// From the cache while the card stays: no APDU.
@@ -565,13 +581,27 @@ impl Token for PcscBackend {
         input: &SignatureInput,
         pin: Option<&Pin>,
     ) -> Result<Vec<u8>, CardError> {
+        let pin = pin.map_or(PinUse::Standing, PinUse::Verify);
+        self.sign_with(certificate, input, pin)
+    }
+
+    fn sign_in_session(
+        &mut self,
+        certificate: &CardCertificate,
+        input: &SignatureInput,
+        pin: Option<&Pin>,
+    ) -> Result<Vec<u8>, CardError> {
+        let pin = pin.map_or(PinUse::Standing, PinUse::VerifyAndStay);
+        self.sign_with(certificate, input, pin)
+    }
+
+    fn log_out(&mut self, reader: &str) -> Result<(), CardError> {
         self.with_service(|backend| {
-            let card_type = backend.still_holds(certificate)?;
-            let key = certificate.info.key_algorithm;
-            let result = backend.with_card(&certificate.reader, |ch| {
-                session::sign_input(ch, card_type, certificate.slot, key, input, pin)
-            });
-            backend.forget_on_removal(&certificate.reader, result)
+            let card_type = backend
+                .contents_for(reader, Purpose::Authentication)?
+                .card_type;
+            let result = backend.with_card(reader, |ch| session::log_out(ch, card_type));
+            backend.forget_on_removal(reader, result)
         })
     }
 

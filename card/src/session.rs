@@ -1,6 +1,7 @@
 //! Card operations that span several APDUs, independent of how the card is reached. Callers
 //! run each inside one PC/SC transaction.
 
+use crate::apdu::Status;
 use crate::cac;
 use crate::certificate::KeyAlgorithm;
 use crate::crypto::{ecdsa_hash_input, pkcs1_v15_block, Digest};
@@ -144,7 +145,22 @@ impl SignatureInput {
     }
 }
 
-/// Verify the PIN (when the key needs one and `pin` is given) and sign `input` in one go, so a
+/// How a signature treats the PIN.
+#[derive(Debug, Clone, Copy)]
+pub enum PinUse<'a> {
+    /// Verify this PIN right before signing and log out after: a PIN typed for one signature.
+    Verify(&'a Pin),
+    /// Verify this PIN and leave the card verified: a login session, ended by
+    /// [`log_out`], the card's removal or reset. Legacy CAC applets cannot stay verified
+    /// without staying so for everyone (no logout), so they are reset as with `Verify`.
+    VerifyAndStay(&'a Pin),
+    /// No VERIFY: the key needs no PIN, or the card is still verified from a
+    /// `VerifyAndStay`. A card that is not answers [`CardError::PinRequired`], which costs no
+    /// PIN try.
+    Standing,
+}
+
+/// Verify the PIN (as `pin` says, when the key needs one) and sign `input` in one go, so a
 /// PIN Always key (9C) gets its VERIFY right before its GENERAL AUTHENTICATE and no PIN is
 /// ever cached. Returns a raw RSA signature or a DER ECDSA signature.
 pub fn sign_input(
@@ -153,7 +169,7 @@ pub fn sign_input(
     slot: Slot,
     key: KeyAlgorithm,
     input: &SignatureInput,
-    pin: Option<&Pin>,
+    pin: PinUse<'_>,
 ) -> Result<Vec<u8>, CardError> {
     let input = match (key, input) {
         (KeyAlgorithm::Rsa { .. }, SignatureInput::RsaBlock(block))
@@ -171,10 +187,11 @@ pub fn sign_input(
             )))
         }
     };
-    let pin = if slot.pin_required() {
-        Some(pin.ok_or(CardError::PinFormat)?)
-    } else {
-        None
+    let (pin, stay_verified) = match pin {
+        _ if !slot.pin_required() => (None, false),
+        PinUse::Verify(pin) => (Some(pin), false),
+        PinUse::VerifyAndStay(pin) => (Some(pin), true),
+        PinUse::Standing => (None, false),
     };
     match card_type {
         CardType::Piv => {
@@ -185,11 +202,12 @@ pub fn sign_input(
                 piv::verify_pin(ch, pin)?;
             }
             let output = piv::general_authenticate(ch, slot, key, &input);
-            // Log out whether or not the signature worked: the PIN is not left verified.
-            if pin.is_some() {
+            // Log out whether or not the signature worked: the PIN is not left verified,
+            // unless the caller keeps a login session.
+            if pin.is_some() && !stay_verified {
                 piv::logout(ch)?;
             }
-            let output = output?;
+            let output = output.map_err(not_verified_is_pin_required)?;
             if matches!(key, KeyAlgorithm::Rsa { .. }) && output.len() != key.size_bytes() {
                 return Err(CardError::Malformed(format!(
                     "RSA signature of {} bytes from a {}-byte key",
@@ -218,9 +236,34 @@ pub fn sign_input(
             if let Some(pin) = pin {
                 cac::verify_pin(ch, pin)?;
             }
-            cac::sign_raw(ch, &input)
+            cac::sign_raw(ch, &input).map_err(not_verified_is_pin_required)
         }
         CardType::Unknown => Err(CardError::UnsupportedCard("unknown card type".into())),
+    }
+}
+
+/// A key operation refused for want of a verified PIN (6982) is [`CardError::PinRequired`].
+fn not_verified_is_pin_required(err: CardError) -> CardError {
+    match err {
+        CardError::CardStatus {
+            status: Status::SecurityNotSatisfied,
+            ..
+        } => CardError::PinRequired,
+        err => err,
+    }
+}
+
+/// End a login session ([`PinUse::VerifyAndStay`]): the PIV PIN's security status is reset.
+/// Legacy CAC applets were never left verified.
+pub fn log_out(ch: &mut Channel<'_>, card_type: CardType) -> Result<(), CardError> {
+    match card_type {
+        CardType::Piv => {
+            if !piv::select(ch)? {
+                return Err(CardError::UnsupportedCard("the PIV applet vanished".into()));
+            }
+            piv::logout(ch)
+        }
+        CardType::Cac | CardType::Unknown => Ok(()),
     }
 }
 
@@ -270,7 +313,7 @@ mod tests {
         pin: &Pin,
     ) -> Result<Vec<u8>, CardError> {
         let input = SignatureInput::for_digest(key, digest)?;
-        sign_input(ch, card_type, slot, key, &input, Some(pin))
+        sign_input(ch, card_type, slot, key, &input, PinUse::Verify(pin))
     }
 
     // Legacy CACs are T=0 cards: a SELECT (case 4) goes without Le.

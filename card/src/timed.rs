@@ -204,6 +204,21 @@ impl Token for TimedToken {
         self.run(move |token| token.sign_input(&certificate, &input, pin.as_ref()))
     }
 
+    fn sign_in_session(
+        &mut self,
+        certificate: &CardCertificate,
+        input: &SignatureInput,
+        pin: Option<&Pin>,
+    ) -> Result<Vec<u8>, CardError> {
+        let (certificate, input, pin) = (certificate.clone(), input.clone(), pin.cloned());
+        self.run(move |token| token.sign_in_session(&certificate, &input, pin.as_ref()))
+    }
+
+    fn log_out(&mut self, reader: &str) -> Result<(), CardError> {
+        let reader = reader.to_owned();
+        self.run(move |token| token.log_out(&reader))
+    }
+
     fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError> {
         let (reader, pin) = (reader.to_owned(), pin.clone());
         self.run(move |token| token.verify_pin(&reader, &pin))

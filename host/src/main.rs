@@ -289,10 +289,12 @@ fn serve(caller: Caller) -> ExitCode {
             })
             .flatten()
             .map(|channel| tokio::spawn(cacbridge_host::local::serve(channel, Arc::clone(&host))));
-        let exit = server::serve(input, tokio::io::stdout(), host).await;
+        let exit = server::serve(input, tokio::io::stdout(), Arc::clone(&host)).await;
         if let Some(local) = local {
             local.abort();
         }
+        // The browser is gone: no card stays verified for a TLS login it no longer makes.
+        host.end_pin_sessions().await;
         exit
     });
     // The stdin reader may still be parked in read(); don't wait for it.

@@ -26,7 +26,16 @@ pub struct PolicyFile {
     /// Let `http://localhost` and `http://127.0.0.1` ask, for portal developers. Off by
     /// default; a user can set it only where no system file exists.
     pub allow_insecure_localhost: Option<bool>,
+    /// Minutes a card stays verified after the PIN is typed for a TLS login (mutual-TLS
+    /// portals), so the next handshakes sign without asking again. 0: ask for every
+    /// signature. Absent: 15. At most 480; a user file can only shorten it.
+    pub tls_pin_minutes: Option<u32>,
 }
+
+/// How long a TLS login's PIN stays verified on the card unless a policy says otherwise.
+pub const DEFAULT_TLS_PIN_MINUTES: u32 = 15;
+/// The longest a policy may keep it (a working day).
+pub const MAX_TLS_PIN_MINUTES: u32 = 480;
 
 /// The effective policy of this host process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +116,22 @@ impl Policy {
             }
         }
         Ok(())
+    }
+
+    /// How long the card stays verified after a TLS login's PIN (zero: not at all).
+    pub fn tls_pin_session(&self) -> std::time::Duration {
+        let system = self
+            .system
+            .as_ref()
+            .and_then(|f| f.tls_pin_minutes)
+            .unwrap_or(DEFAULT_TLS_PIN_MINUTES);
+        let user = self
+            .user
+            .as_ref()
+            .and_then(|f| f.tls_pin_minutes)
+            .unwrap_or(u32::MAX);
+        let minutes = system.min(user).min(MAX_TLS_PIN_MINUTES);
+        std::time::Duration::from_secs(u64::from(minutes) * 60)
     }
 
     /// Backends to use, in order: the system's list narrowed by the user's.
@@ -190,7 +215,29 @@ mod tests {
             allowed_origins: origins.map(|o| o.iter().map(|s| s.to_string()).collect()),
             backends: None,
             allow_insecure_localhost: localhost,
+            tls_pin_minutes: None,
         }
+    }
+
+    #[test]
+    fn the_tls_pin_session_is_the_shortest_asked_and_capped() {
+        let minutes = |system: Option<u32>, user: Option<u32>| {
+            let with = |m| PolicyFile {
+                tls_pin_minutes: m,
+                ..PolicyFile::default()
+            };
+            Policy::new(Some(with(system)), Some(with(user)))
+                .tls_pin_session()
+                .as_secs()
+                / 60
+        };
+        assert_eq!(minutes(None, None), 15);
+        assert_eq!(minutes(Some(60), None), 60);
+        assert_eq!(minutes(Some(60), Some(5)), 5);
+        assert_eq!(minutes(Some(5), Some(60)), 5, "a user only shortens it");
+        assert_eq!(minutes(Some(0), None), 0);
+        assert_eq!(minutes(Some(100_000), None), 480);
+        assert_eq!(Policy::new(None, None).tls_pin_session().as_secs(), 15 * 60);
     }
 
     #[test]

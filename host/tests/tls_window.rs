@@ -41,6 +41,17 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
     let runtime = tempfile::tempdir().unwrap();
     // The host and this "browser" agree on the runtime directory, as a desktop session does.
     std::env::set_var("XDG_RUNTIME_DIR", runtime.path());
+    let pkcs11 = Pkcs11::new(browser_module(runtime.path())).unwrap();
+    pkcs11.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = pkcs11.get_slots_with_token().unwrap()[0];
+    // No CAC Bridge in this browser yet: the classic path, the browser logs in itself.
+    assert!(pkcs11.get_token_info(slot).unwrap().login_required());
+    let early = pkcs11.open_ro_session(slot).unwrap();
+    assert_eq!(
+        early.get_session_info().unwrap().session_state(),
+        cryptoki::session::SessionState::RoPublic
+    );
+
     let mut host = HostProcess::spawn_with_env(
         &[CHROME_ORIGIN],
         "debug",
@@ -63,11 +74,17 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         0o700
     );
 
-    let pkcs11 = Pkcs11::new(browser_module(runtime.path())).unwrap();
-    pkcs11.initialize(CInitializeArgs::OsThreads).unwrap();
-    let slot = pkcs11.get_slots_with_token().unwrap()[0];
-    // The browser never logs in: no CKF_LOGIN_REQUIRED, and the keys are visible without it.
+    // CAC Bridge runs in this browser: the window asks for PINs, so the browser never logs in.
+    // No CKF_LOGIN_REQUIRED, and the keys are visible without a login. NSS read the flag
+    // before the host ran; the session it opened then now says "logged in", so NSS does not
+    // prompt either way.
+    std::thread::sleep(Duration::from_millis(1100));
     assert!(!pkcs11.get_token_info(slot).unwrap().login_required());
+    assert_eq!(
+        early.get_session_info().unwrap().session_state(),
+        cryptoki::session::SessionState::RoUser
+    );
+    drop(early);
     let session = pkcs11.open_ro_session(slot).unwrap();
     let keys = |id: u8| {
         session
@@ -126,6 +143,27 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         ));
         session
     };
+
+    let session = {
+        // The card stays verified for the TLS login (the policy's 15 minutes by default): the
+        // next handshake signs at once, no window, and no VERIFY: the PIN was not kept.
+        let before = card.apdus();
+        let (session, signed) = sign_elsewhere(session).join().unwrap();
+        assert!(openssl_verifies(
+            &card.info.certificate("9A"),
+            message,
+            &signed.unwrap()
+        ));
+        let sent = card.apdu_headers().split_off(before);
+        assert!(sent.iter().any(|h| h.starts_with("0087")), "{sent:?}");
+        assert!(!sent.iter().any(|h| h.starts_with("0020")), "{sent:?}");
+        session
+    };
+
+    // Another program logs the card out (a page-API signature does, too): the card has the
+    // last word, and the next handshake asks the window again.
+    let mut elsewhere = cacbridge_card::PcscBackend::new();
+    cacbridge_card::Token::log_out(&mut elsewhere, card.reader).unwrap();
 
     let session = {
         // The person cancels: the handshake's signature fails as cancelled.
@@ -198,13 +236,15 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         .status()
         .unwrap();
     assert!(status.success());
+    // The file exists a moment before its words are in it.
+    let mut said = String::new();
     for _ in 0..100 {
-        if outsider.exists() {
+        said = std::fs::read_to_string(&outsider).unwrap_or_default();
+        if !said.is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let said = std::fs::read_to_string(&outsider).unwrap();
     let log = host.log_text();
     let channel: Vec<&str> = log
         .lines()
@@ -219,8 +259,50 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
             break;
         }
     }
+
+    // A TLS login ends when the browser does: the host logs the card out as it exits.
+    let (session, signed) = {
+        let signer = sign_elsewhere(session);
+        let request = next_event(&mut host, "pin-request");
+        let right = host.call(
+            "r2",
+            "tls-pin",
+            json!({"requestId": request["requestId"], "pin": card.info.pin}),
+        );
+        assert_eq!(right["result"]["done"], true, "{right}");
+        signer.join().unwrap()
+    };
+    signed.unwrap();
+    assert!(
+        card_is_verified(&mut elsewhere, &card),
+        "verified for the TLS login"
+    );
     drop(session);
     drop(pkcs11);
+    host.close_stdin();
+    assert!(host.wait().success());
+    assert!(
+        !card_is_verified(&mut elsewhere, &card),
+        "still verified after the host ended"
+    );
+}
+
+/// Whether the card signs with its authentication key without a PIN now (it never spends a
+/// try: an unverified card answers 6982).
+fn card_is_verified(token: &mut cacbridge_card::PcscBackend, card: &VirtualCard) -> bool {
+    use cacbridge_card::{CardError, SignatureInput, Token};
+    let certificate = token
+        .certificates(Some(card.reader))
+        .unwrap()
+        .into_iter()
+        .find(|c| c.slot == cacbridge_card::Slot::PivAuthentication)
+        .unwrap();
+    let block = SignatureInput::RsaBlock(vec![0x01; 256]);
+    match token.sign_in_session(&certificate, &block, None) {
+        Ok(_) => true,
+        Err(CardError::PinRequired) => false,
+        Err(err) => panic!("{err}"),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

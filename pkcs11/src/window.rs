@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cacbridge_card::{CardCertificate, SignatureInput};
 use cryptoki_sys::*;
@@ -29,6 +29,10 @@ pub trait WindowSigner: Send {
         certificate: &CardCertificate,
         input: &SignatureInput,
     ) -> Result<Vec<u8>, Rv>;
+
+    /// Whether CAC Bridge's host answers in this browser now. Without it the module falls back
+    /// to the classic path: `C_Login` and the browser's own PIN prompt.
+    fn reachable(&mut self) -> bool;
 }
 
 /// The directory of the host's local sockets for this user: `$XDG_RUNTIME_DIR/cacbridge`, or
@@ -70,11 +74,18 @@ fn this_process_and_ancestors() -> Vec<u32> {
 }
 
 /// The host of the browser this module is loaded in, reached over its local socket.
-pub struct HostWindow;
+pub struct HostWindow {
+    /// The last probe and when it was made: NSS asks for token and session information
+    /// often, and one connection a second answers them all.
+    probed: Option<(Instant, bool)>,
+}
+
+/// How long a probe of the host's socket holds.
+const PROBE_HOLDS: Duration = Duration::from_secs(1);
 
 impl HostWindow {
     pub fn for_this_browser() -> Option<Self> {
-        socket_dir().map(|_| Self)
+        socket_dir().map(|_| Self { probed: None })
     }
 
     /// Connect to the socket of the nearest process that started a host, trusting only a
@@ -105,6 +116,18 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(150);
 const MAX_REPLY: usize = 64 * 1024;
 
 impl WindowSigner for HostWindow {
+    fn reachable(&mut self) -> bool {
+        match self.probed {
+            Some((at, reachable)) if at.elapsed() < PROBE_HOLDS => reachable,
+            _ => {
+                // A connection closed at once is no request: the host just hangs up.
+                let reachable = self.connect().is_ok();
+                self.probed = Some((Instant::now(), reachable));
+                reachable
+            }
+        }
+    }
+
     fn sign(
         &mut self,
         certificate: &CardCertificate,

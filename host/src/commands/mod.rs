@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use cacbridge_card::monitor::Monitor;
-use cacbridge_card::{Purpose, Token};
+use cacbridge_card::{CardCertificate, CardError, Purpose, SignatureInput, Token};
 
 use crate::caller::{self, Caller};
 use crate::messaging::protocol::{ErrorCode, Outbound, Request, RequestId, WireError};
@@ -72,6 +72,11 @@ pub struct Host {
     policy: Policy,
     /// TLS signatures from the browser's PKCS#11 module waiting for the window's PIN.
     windows: Arc<tls::PendingWindows>,
+    /// One TLS PIN window at a time: handshakes that start together wait for the first PIN
+    /// and then sign in the login it leaves on the card.
+    tls_window_turn: tokio::sync::Mutex<()>,
+    /// Cards left verified by a TLS login, until the policy's timeout.
+    pin_sessions: Arc<tls::PinSessions>,
 }
 
 impl Host {
@@ -83,6 +88,8 @@ impl Host {
             monitor: Mutex::new(None),
             policy,
             windows: Arc::default(),
+            tls_window_turn: tokio::sync::Mutex::new(()),
+            pin_sessions: Arc::default(),
         }
     }
 
@@ -142,7 +149,8 @@ impl Host {
             })
     }
 
-    /// `tls-sign` from the browser's PKCS#11 module (the local channel): CAC Bridge's window
+    /// `tls-sign` from the browser's PKCS#11 module (the local channel): on a card still
+    /// verified by an earlier TLS login the card signs at once; otherwise CAC Bridge's window
     /// collects the PIN, then the card signs. A wrong PIN lets the person try again.
     pub async fn tls_sign(
         &self,
@@ -153,6 +161,34 @@ impl Host {
         let certificate = self
             .on_lane(move |token| tls::tls_certificate(token, &request))
             .await?;
+        let _turn = self.tls_window_turn.lock().await;
+        if self.pin_sessions.active(&certificate.reader) {
+            let (on_card, signed_input) = (certificate.clone(), input.clone());
+            let signed = self
+                .on_lane(move |token| Ok(token.sign_in_session(&on_card, &signed_input, None)))
+                .await?;
+            match signed {
+                Ok(signature) => {
+                    tracing::info!("TLS signature in the card's login session");
+                    return Ok(tls::signature_result(&signature));
+                }
+                // Removed, reset or logged out since: the card says the PIN is needed again.
+                Err(CardError::PinRequired) => {
+                    self.pin_sessions.end(&certificate.reader);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.sign_after_window(certificate, input).await
+    }
+
+    /// Ask CAC Bridge's window for the PIN and sign with it; a wrong PIN lets the person try
+    /// again, until they cancel or the window times out.
+    async fn sign_after_window(
+        &self,
+        certificate: CardCertificate,
+        input: SignatureInput,
+    ) -> Result<serde_json::Value, WireError> {
         let sink = self
             .events
             .lock()
@@ -171,6 +207,7 @@ impl Host {
         }
         drop(sink);
         tracing::info!(request = %id, "TLS signature waiting for the window");
+        let session = self.policy.tls_pin_session();
         let deadline = tokio::time::Instant::now() + tls::WINDOW_TIMEOUT;
         let outcome = loop {
             let attempt = match tokio::time::timeout_at(deadline, attempts.recv()).await {
@@ -188,18 +225,24 @@ impl Host {
                 }
                 Ok(Some(attempt)) => attempt,
             };
-            let (certificate, input) = (certificate.clone(), input.clone());
+            let (on_card, signed_input) = (certificate.clone(), input.clone());
             let tls::PinAttempt { pin, outcome } = attempt;
             let signed = self
                 .on_lane(move |token| {
-                    token
-                        .sign_input(&certificate, &input, Some(&pin))
-                        .map_err(WireError::from)
+                    let signed = if session.is_zero() {
+                        token.sign_input(&on_card, &signed_input, Some(&pin))
+                    } else {
+                        token.sign_in_session(&on_card, &signed_input, Some(&pin))
+                    };
+                    signed.map_err(WireError::from)
                 })
                 .await;
             match signed {
                 Ok(signature) => {
                     let _ = outcome.send(Ok(()));
+                    if !session.is_zero() {
+                        self.start_pin_session(&certificate.reader, session);
+                    }
                     break Ok(tls::signature_result(&signature));
                 }
                 Err(err) if err.code == ErrorCode::PinIncorrect => {
@@ -213,6 +256,30 @@ impl Host {
         };
         self.windows.close(&id);
         outcome
+    }
+
+    /// Remember the card in `reader` as verified for `length`, and log it out then.
+    fn start_pin_session(&self, reader: &str, length: std::time::Duration) {
+        let until = self.pin_sessions.start(reader, length);
+        let (sessions, token, reader) = (
+            Arc::clone(&self.pin_sessions),
+            self.token.clone(),
+            reader.to_owned(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until).await;
+            if sessions.end_if(&reader, until) {
+                log_out_on_lane(token, vec![reader]).await;
+            }
+        });
+    }
+
+    /// Log out every card a TLS login left verified (the host is ending).
+    pub async fn end_pin_sessions(&self) {
+        let readers = self.pin_sessions.end_all();
+        if !readers.is_empty() {
+            log_out_on_lane(self.token.clone(), readers).await;
+        }
     }
 
     /// Queue `work` on the card lane; its reply is written when it is done.
@@ -257,6 +324,20 @@ impl Host {
             Err(err) => Route::Reply(Outbound::error(Some(id), err)),
         }
     }
+}
+
+/// Log the cards in `readers` out, on the card lane.
+async fn log_out_on_lane(token: SharedToken, readers: Vec<String>) {
+    let mut lane = token.lock_owned().await;
+    let _ = tokio::task::spawn_blocking(move || {
+        for reader in readers {
+            match lane.log_out(&reader) {
+                Ok(()) => tracing::info!(%reader, "TLS login ended: card logged out"),
+                Err(err) => tracing::info!(%reader, %err, "TLS login ended; no card to log out"),
+            }
+        }
+    })
+    .await;
 }
 
 impl Handler for Host {

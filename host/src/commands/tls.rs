@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use cacbridge_card::{KeyAlgorithm, Pin, Purpose, SignatureInput};
 
@@ -57,6 +58,57 @@ impl PendingWindows {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<PinAttempt>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Cards left verified after a TLS login, by reader, with when that ends. The card holds the
+/// login (its PIN security status), never this process: an entry only says a signature may be
+/// tried without asking, and the card has the last word ([`cacbridge_card::CardError::PinRequired`]
+/// after a removal, a reset or another program's logout).
+#[derive(Default)]
+pub struct PinSessions {
+    until: Mutex<HashMap<String, Instant>>,
+}
+
+impl PinSessions {
+    /// A session on the card in `reader` from now, for `length`; returns when it ends.
+    pub fn start(&self, reader: &str, length: Duration) -> Instant {
+        let until = Instant::now() + length;
+        self.lock().insert(reader.to_owned(), until);
+        until
+    }
+
+    /// Whether the card in `reader` should still be verified.
+    pub fn active(&self, reader: &str) -> bool {
+        self.lock()
+            .get(reader)
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    /// Forget the session in `reader`; whether there was one.
+    pub fn end(&self, reader: &str) -> bool {
+        self.lock().remove(reader).is_some()
+    }
+
+    /// End the session in `reader` if it is the one that ends at `until` (a PIN typed again
+    /// since started a new one, with its own end).
+    pub fn end_if(&self, reader: &str, until: Instant) -> bool {
+        let mut sessions = self.lock();
+        if sessions.get(reader) == Some(&until) {
+            sessions.remove(reader);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// End every session; the readers they were in.
+    pub fn end_all(&self) -> Vec<String> {
+        self.lock().drain().map(|(reader, _)| reader).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.until.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -171,4 +223,33 @@ fn no_such_request() -> WireError {
 /// The reply to the module once a signature is made.
 pub fn signature_result(signature: &[u8]) -> Value {
     json!({ "signature": BASE64.encode(signature) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pin_session_ends_on_time_and_an_old_timer_spares_a_newer_one() {
+        let sessions = PinSessions::default();
+        let first = sessions.start("reader", Duration::from_secs(60));
+        assert!(sessions.active("reader"));
+        assert!(!sessions.active("other reader"));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!sessions.active("reader"), "past its end");
+
+        // The PIN typed again: a new session, which the first one's timer leaves alone.
+        let second = sessions.start("reader", Duration::from_secs(60));
+        assert!(!sessions.end_if("reader", first));
+        assert!(sessions.active("reader"));
+        assert!(sessions.end_if("reader", second));
+        assert!(!sessions.active("reader"));
+
+        sessions.start("a", Duration::from_secs(60));
+        sessions.start("b", Duration::from_secs(60));
+        let mut ended = sessions.end_all();
+        ended.sort();
+        assert_eq!(ended, ["a", "b"]);
+        assert!(!sessions.end("a"));
+    }
 }
