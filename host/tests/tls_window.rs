@@ -121,6 +121,11 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         let request = next_event(&mut host, "pin-request");
         assert_eq!(request["reader"], card.reader);
         let request_id = request["requestId"].as_str().unwrap().to_owned();
+        // While the person types, the browser's other PKCS#11 calls (its other connections,
+        // its slot polling) are answered: the module does not hold its lock over the window.
+        let started = std::time::Instant::now();
+        assert!(!pkcs11.get_token_info(slot).unwrap().label().is_empty());
+        assert!(started.elapsed() < Duration::from_secs(2));
         // A wrong PIN: the window hears how many tries are left, and the request stays open.
         let wrong = host.call(
             "w",

@@ -5,14 +5,14 @@
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cryptoki_sys::*;
 
 use cacbridge_card::{PcscBackend, TimedToken};
 
 use crate::mechanisms;
-use crate::module::{Module, Rv};
+use crate::module::{Finished, Module, Rv};
 use crate::window::HostWindow;
 
 static MODULE: Mutex<Option<Module>> = Mutex::new(None);
@@ -60,6 +60,21 @@ fn with_module(f: impl FnOnce(&mut Module) -> Result<(), Rv>) -> CK_RV {
         }
     }))
     .unwrap_or(CKR_GENERAL_ERROR)
+}
+
+/// Finish a signature the module prepared under its lock: the card's signature as it is, or
+/// the window's, asked for after the lock is released (the person may take a minute).
+unsafe fn finish_signature(
+    finished: Finished,
+    signature: *mut CK_BYTE,
+    signature_length: *mut CK_ULONG,
+) -> CK_RV {
+    let made =
+        catch_unwind(AssertUnwindSafe(|| finished.complete())).unwrap_or(Err(CKR_GENERAL_ERROR));
+    match made.and_then(|made| write_signature(&made, signature, signature_length)) {
+        Ok(()) => CKR_OK,
+        Err(rv) => rv,
+    }
 }
 
 /// A blank-padded fixed-width PKCS#11 string.
@@ -164,7 +179,7 @@ unsafe extern "C" fn C_Initialize(args: *mut std::os::raw::c_void) -> CK_RV {
             .then(HostWindow::for_this_browser)
             .flatten()
         {
-            Some(window) => Module::for_browser(Box::new(card), Box::new(window)),
+            Some(window) => Module::for_browser(Box::new(card), Arc::new(window)),
             None => Module::new(Box::new(card)),
         };
         *guard = Some(module);
@@ -377,7 +392,8 @@ unsafe extern "C" fn C_Sign(
     if signature_length.is_null() || (data.is_null() && data_length > 0) {
         return CKR_ARGUMENTS_BAD;
     }
-    with_module(|module| {
+    let mut finished = None;
+    let rv = with_module(|module| {
         if signature.is_null() {
             *signature_length = module.signature_len(session)? as CK_ULONG;
             return Ok(());
@@ -392,9 +408,13 @@ unsafe extern "C" fn C_Sign(
                 std::slice::from_raw_parts(data, data_length as usize),
             )?;
         }
-        let made = module.sign_final(session)?;
-        write_signature(&made, signature, signature_length)
-    })
+        finished = Some(module.sign_final(session)?);
+        Ok(())
+    });
+    match finished {
+        Some(finished) if rv == CKR_OK => finish_signature(finished, signature, signature_length),
+        _ => rv,
+    }
 }
 
 unsafe extern "C" fn C_SignUpdate(
@@ -424,7 +444,8 @@ unsafe extern "C" fn C_SignFinal(
     if signature_length.is_null() {
         return CKR_ARGUMENTS_BAD;
     }
-    with_module(|module| {
+    let mut finished = None;
+    let rv = with_module(|module| {
         let needed = module.signature_len(session)?;
         if signature.is_null() {
             *signature_length = needed as CK_ULONG;
@@ -434,9 +455,13 @@ unsafe extern "C" fn C_SignFinal(
             *signature_length = needed as CK_ULONG;
             return Err(CKR_BUFFER_TOO_SMALL);
         }
-        let made = module.sign_final(session)?;
-        write_signature(&made, signature, signature_length)
-    })
+        finished = Some(module.sign_final(session)?);
+        Ok(())
+    });
+    match finished {
+        Some(finished) if rv == CKR_OK => finish_signature(finished, signature, signature_length),
+        _ => rv,
+    }
 }
 
 unsafe extern "C" fn C_OpenSession(

@@ -36,6 +36,49 @@ pub fn rv_of(err: &CardError) -> Rv {
     }
 }
 
+/// How a signature operation ends.
+pub enum Finished {
+    /// The card signed (the PKCS#11 form of the signature).
+    Signed(Vec<u8>),
+    /// CAC Bridge's window collects the PIN first: [`WindowSignature::complete`] runs without
+    /// the module's lock, so the browser's other PKCS#11 calls (its other connections, its
+    /// slot polling) do not wait for the person to type.
+    InWindow(WindowSignature),
+}
+
+impl Finished {
+    /// The signature, asking the window first where it must.
+    pub fn complete(self) -> Result<Vec<u8>, Rv> {
+        match self {
+            Finished::Signed(signature) => Ok(signature),
+            Finished::InWindow(pending) => pending.complete(),
+        }
+    }
+}
+
+/// A signature waiting for the PIN typed in CAC Bridge's window.
+pub struct WindowSignature {
+    window: Arc<dyn WindowSigner>,
+    certificate: CardCertificate,
+    input: cacbridge_card::SignatureInput,
+}
+
+impl WindowSignature {
+    /// Ask the window (through the host) and return the signature in PKCS#11's form.
+    pub fn complete(self) -> Result<Vec<u8>, Rv> {
+        let signature = self.window.sign(&self.certificate, &self.input)?;
+        pkcs11_signature(self.certificate.info.key_algorithm, signature)
+    }
+}
+
+/// A card's signature as PKCS#11 gives it: RSA as is, ECDSA as r || s.
+fn pkcs11_signature(key: KeyAlgorithm, signature: Vec<u8>) -> Result<Vec<u8>, Rv> {
+    match key {
+        KeyAlgorithm::Rsa { .. } => Ok(signature),
+        ec => ecdsa_der_to_fixed(&signature, ec.size_bytes()).map_err(|_| CKR_DEVICE_ERROR),
+    }
+}
+
 /// Handles of one slot's objects: slot in the high bits, so a handle names its token.
 const HANDLES_PER_SLOT: CK_OBJECT_HANDLE = 1 << 16;
 
@@ -128,7 +171,7 @@ pub struct Module {
     objects: HashMap<CK_SLOT_ID, (Vec<String>, Vec<Object>)>,
     /// In a browser: CAC Bridge's window collects the PIN for each signature that needs one,
     /// so the browser never logs in (and never shows its own prompt).
-    window: Option<Box<dyn WindowSigner>>,
+    window: Option<Arc<dyn WindowSigner>>,
 }
 
 impl Module {
@@ -147,7 +190,7 @@ impl Module {
     }
 
     /// The module as a browser loads it: no login, the PIN typed in CAC Bridge's window.
-    pub fn for_browser(token: Box<dyn Token>, window: Box<dyn WindowSigner>) -> Self {
+    pub fn for_browser(token: Box<dyn Token>, window: Arc<dyn WindowSigner>) -> Self {
         Self {
             window: Some(window),
             ..Self::new(token)
@@ -162,7 +205,7 @@ impl Module {
 
     /// In a browser, whether CAC Bridge's window can ask for a PIN now.
     fn window_reachable(&mut self) -> bool {
-        self.window.as_mut().is_some_and(|w| w.reachable())
+        self.window.as_ref().is_some_and(|w| w.reachable())
     }
 
     /// The readers now connected, each given a slot id on first sight.
@@ -465,8 +508,9 @@ impl Module {
         ))
     }
 
-    /// Finish the operation: the card signs; the operation ends whatever the outcome.
-    pub fn sign_final(&mut self, session: CK_SESSION_HANDLE) -> Result<Vec<u8>, Rv> {
+    /// Finish the operation: the card signs, or (in a browser, for a key that needs the PIN)
+    /// the window's signature is prepared; the operation ends whatever the outcome.
+    pub fn sign_final(&mut self, session: CK_SESSION_HANDLE) -> Result<Finished, Rv> {
         let slot = self.session_slot(session)?;
         let signing = self
             .sessions
@@ -489,14 +533,17 @@ impl Module {
         }
         let needs_pin =
             signing.certificate.slot.pin_required() && !self.logged_in.contains_key(&slot);
-        let signature = match (needs_pin, self.window.as_mut()) {
-            (true, Some(window)) => window.sign(&signing.certificate, &input)?,
-            (true, None) => return Err(CKR_USER_NOT_LOGGED_IN),
-            (false, _) => self.sign_on_card(slot, &signing.certificate, &input)?,
-        };
-        match key {
-            KeyAlgorithm::Rsa { .. } => Ok(signature),
-            ec => ecdsa_der_to_fixed(&signature, ec.size_bytes()).map_err(|_| CKR_DEVICE_ERROR),
+        match (needs_pin, &self.window) {
+            (true, Some(window)) => Ok(Finished::InWindow(WindowSignature {
+                window: Arc::clone(window),
+                certificate: signing.certificate,
+                input,
+            })),
+            (true, None) => Err(CKR_USER_NOT_LOGGED_IN),
+            (false, _) => {
+                let signature = self.sign_on_card(slot, &signing.certificate, &input)?;
+                pkcs11_signature(key, signature).map(Finished::Signed)
+            }
         }
     }
 

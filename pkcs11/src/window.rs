@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cacbridge_card::{CardCertificate, SignatureInput};
@@ -21,18 +22,15 @@ use cryptoki_sys::*;
 use crate::module::Rv;
 
 /// Where a browser's module sends a signature that needs the PIN.
-pub trait WindowSigner: Send {
+pub trait WindowSigner: Send + Sync {
     /// The card's raw signature (RSA as is, ECDSA in DER) over `input`, made with the PIN the
-    /// person typed in CAC Bridge's window.
-    fn sign(
-        &mut self,
-        certificate: &CardCertificate,
-        input: &SignatureInput,
-    ) -> Result<Vec<u8>, Rv>;
+    /// person typed in CAC Bridge's window. Called without the module's lock held: the person
+    /// may take a minute.
+    fn sign(&self, certificate: &CardCertificate, input: &SignatureInput) -> Result<Vec<u8>, Rv>;
 
     /// Whether CAC Bridge's host answers in this browser now. Without it the module falls back
     /// to the classic path: `C_Login` and the browser's own PIN prompt.
-    fn reachable(&mut self) -> bool;
+    fn reachable(&self) -> bool;
 }
 
 /// The directory of the host's local sockets for this user: `$XDG_RUNTIME_DIR/cacbridge`, or
@@ -77,7 +75,7 @@ fn this_process_and_ancestors() -> Vec<u32> {
 pub struct HostWindow {
     /// The last probe and when it was made: NSS asks for token and session information
     /// often, and one connection a second answers them all.
-    probed: Option<(Instant, bool)>,
+    probed: Mutex<Option<(Instant, bool)>>,
 }
 
 /// How long a probe of the host's socket holds.
@@ -85,7 +83,9 @@ const PROBE_HOLDS: Duration = Duration::from_secs(1);
 
 impl HostWindow {
     pub fn for_this_browser() -> Option<Self> {
-        socket_dir().map(|_| Self { probed: None })
+        socket_dir().map(|_| Self {
+            probed: Mutex::new(None),
+        })
     }
 
     /// Connect to the socket of the nearest process that started a host, trusting only a
@@ -116,23 +116,20 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(150);
 const MAX_REPLY: usize = 64 * 1024;
 
 impl WindowSigner for HostWindow {
-    fn reachable(&mut self) -> bool {
-        match self.probed {
+    fn reachable(&self) -> bool {
+        let mut probed = self.probed.lock().unwrap_or_else(|p| p.into_inner());
+        match *probed {
             Some((at, reachable)) if at.elapsed() < PROBE_HOLDS => reachable,
             _ => {
                 // A connection closed at once is no request: the host just hangs up.
                 let reachable = self.connect().is_ok();
-                self.probed = Some((Instant::now(), reachable));
+                *probed = Some((Instant::now(), reachable));
                 reachable
             }
         }
     }
 
-    fn sign(
-        &mut self,
-        certificate: &CardCertificate,
-        input: &SignatureInput,
-    ) -> Result<Vec<u8>, Rv> {
+    fn sign(&self, certificate: &CardCertificate, input: &SignatureInput) -> Result<Vec<u8>, Rv> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
         let (kind, bytes) = match input {

@@ -130,15 +130,15 @@ fn a_signature_needs_the_login_fits_the_key_and_comes_back_as_r_and_s() {
     );
     assert_eq!(module.signature_len(session).unwrap(), 64);
     module.sign_update(session, b"handshake").unwrap();
-    let signature = module.sign_final(session).unwrap();
+    let signature = module.sign_final(session).unwrap().complete().unwrap();
     assert_eq!(
         signature,
         [vec![0x11; 32], vec![0x22; 32]].concat(),
         "DER turned into r || s"
     );
     assert_eq!(
-        module.sign_final(session),
-        Err(CKR_OPERATION_NOT_INITIALIZED),
+        module.sign_final(session).err(),
+        Some(CKR_OPERATION_NOT_INITIALIZED),
         "the operation ended"
     );
 
