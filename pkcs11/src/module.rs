@@ -43,7 +43,7 @@ pub enum Finished {
     /// CAC Bridge's window collects the PIN first: [`WindowSignature::complete`] runs without
     /// the module's lock, so the browser's other PKCS#11 calls (its other connections, its
     /// slot polling) do not wait for the person to type.
-    InWindow(WindowSignature),
+    InWindow(Box<WindowSignature>),
 }
 
 impl Finished {
@@ -534,11 +534,11 @@ impl Module {
         let needs_pin =
             signing.certificate.slot.pin_required() && !self.logged_in.contains_key(&slot);
         match (needs_pin, &self.window) {
-            (true, Some(window)) => Ok(Finished::InWindow(WindowSignature {
+            (true, Some(window)) => Ok(Finished::InWindow(Box::new(WindowSignature {
                 window: Arc::clone(window),
                 certificate: signing.certificate,
                 input,
-            })),
+            }))),
             (true, None) => Err(CKR_USER_NOT_LOGGED_IN),
             (false, _) => {
                 let signature = self.sign_on_card(slot, &signing.certificate, &input)?;
