@@ -57,6 +57,10 @@ enum Cmd {
         /// For every user of this computer (system directories; needs root).
         #[arg(long)]
         system: bool,
+        /// Mutual-TLS logins ask for the PIN in the browser's own prompt instead of CAC
+        /// Bridge's window (for browsers without the CAC Bridge extension).
+        #[arg(long)]
+        browser_prompt: bool,
     },
     /// Remove the native-messaging host manifests.
     Uninstall {
@@ -86,7 +90,17 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Cmd::List { json }) => list(json),
-        Some(Cmd::Install { system }) => install(system),
+        Some(Cmd::Install {
+            system,
+            browser_prompt,
+        }) => install(
+            system,
+            if browser_prompt {
+                module_install::PinEntry::BrowserPrompt
+            } else {
+                module_install::PinEntry::Window
+            },
+        ),
         Some(Cmd::Uninstall { system }) => uninstall(system),
         Some(Cmd::Doctor) => doctor(),
     }
@@ -96,7 +110,7 @@ fn home() -> PathBuf {
     dirs::home_dir().unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn install(system: bool) -> ExitCode {
+fn install(system: bool, pin_entry: module_install::PinEntry) -> ExitCode {
     let host = match std::env::current_exe().and_then(|p| p.canonicalize()) {
         Ok(path) => path,
         Err(err) => {
@@ -111,7 +125,8 @@ fn install(system: bool) -> ExitCode {
             }
             // The PKCS#11 module, for portals that ask for a TLS client certificate.
             match module_install::find_module(&host) {
-                Some(module) => match module_install::register(&home(), system, &module) {
+                Some(module) => match module_install::register(&home(), system, &module, pin_entry)
+                {
                     Ok(lines) => lines
                         .iter()
                         .for_each(|line| say(&format!("module: {line}"))),

@@ -258,15 +258,33 @@ pub fn browser_library(home: &Path, module: &Path) -> Result<PathBuf, String> {
     Ok(link)
 }
 
-/// Register `module` with every browser, under its browsers' name ([`BROWSER_LIBRARY`]); one
-/// line per place, saying what was done. The NSS database is per user: with `system`, the
-/// Firefox manifest and policy are system-wide and each user's NSS database is left to that
-/// user's own `install`.
-pub fn register(home: &Path, system: bool, module: &Path) -> Result<Vec<String>, String> {
+/// Who asks for the PIN when a browser's TLS login needs the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinEntry {
+    /// CAC Bridge's window (the module under the browsers' name, [`BROWSER_LIBRARY`]).
+    Window,
+    /// The browser's own prompt (the module under its own name: `CKF_LOGIN_REQUIRED`), for
+    /// browsers without the CAC Bridge extension.
+    BrowserPrompt,
+}
+
+/// Register `module` with every browser (under the browsers' name, [`BROWSER_LIBRARY`], for
+/// [`PinEntry::Window`]); one line per place, saying what was done. The NSS database is per
+/// user: with `system`, the Firefox manifest and policy are system-wide and each user's NSS
+/// database is left to that user's own `install`.
+pub fn register(
+    home: &Path,
+    system: bool,
+    module: &Path,
+    pin_entry: PinEntry,
+) -> Result<Vec<String>, String> {
     if !module.is_absolute() || !module.is_file() {
         return Err(format!("no PKCS#11 module at {}", module.display()));
     }
-    let module = &browser_library(home, module)?;
+    let module = &match pin_entry {
+        PinEntry::Window => browser_library(home, module)?,
+        PinEntry::BrowserPrompt => module.to_path_buf(),
+    };
     let mut done = Vec::new();
     if !system {
         done.push(register_nssdb(home, module)?);

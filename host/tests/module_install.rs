@@ -16,7 +16,7 @@ const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
 fn host(home: &Path, command: &str) -> String {
     let out = Command::new(HOST)
-        .arg(command)
+        .args(command.split(' '))
         .env("HOME", home)
         .output()
         .unwrap();
@@ -77,6 +77,29 @@ fn install_registers_the_module_for_chrome_and_firefox_and_uninstall_removes_onl
 
     // Installing again changes nothing.
     assert!(host(home.path(), "install").contains("already registered"));
+    let library = |home: &Path| {
+        let modules = std::fs::read_to_string(home.join(".pki/nssdb/pkcs11.txt")).unwrap();
+        let block = modules
+            .split("\n\n")
+            .find(|b| b.contains("name=CAC Bridge"))
+            .unwrap()
+            .to_owned();
+        block
+            .lines()
+            .find_map(|l| l.strip_prefix("library="))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        library(home.path()).ends_with("/libcacbridge_pkcs11_browser.so"),
+        "CAC Bridge's window by default"
+    );
+    // For a browser without the extension: the module under its own name, the browser's
+    // own PIN prompt.
+    host(home.path(), "install --browser-prompt");
+    assert!(library(home.path()).ends_with("/libcacbridge_pkcs11.so"));
+    let listed = nss("certutil", &["-L", "-h", "all", "-d", &database]);
+    assert!(listed.contains("DOE.JOHN.A.1234567890:"), "{listed}");
 
     let said = host(home.path(), "uninstall");
     assert!(said.contains("module removed"), "{said}");

@@ -41,16 +41,10 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
     let runtime = tempfile::tempdir().unwrap();
     // The host and this "browser" agree on the runtime directory, as a desktop session does.
     std::env::set_var("XDG_RUNTIME_DIR", runtime.path());
+    // The browser loads the module at its start, before the extension starts the host.
     let pkcs11 = Pkcs11::new(browser_module(runtime.path())).unwrap();
     pkcs11.initialize(CInitializeArgs::OsThreads).unwrap();
     let slot = pkcs11.get_slots_with_token().unwrap()[0];
-    // No CAC Bridge in this browser yet: the classic path, the browser logs in itself.
-    assert!(pkcs11.get_token_info(slot).unwrap().login_required());
-    let early = pkcs11.open_ro_session(slot).unwrap();
-    assert_eq!(
-        early.get_session_info().unwrap().session_state(),
-        cryptoki::session::SessionState::RoPublic
-    );
 
     let mut host = HostProcess::spawn_with_env(
         &[CHROME_ORIGIN],
@@ -74,17 +68,8 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         0o700
     );
 
-    // CAC Bridge runs in this browser: the window asks for PINs, so the browser never logs in.
-    // No CKF_LOGIN_REQUIRED, and the keys are visible without a login. NSS read the flag
-    // before the host ran; the session it opened then now says "logged in", so NSS does not
-    // prompt either way.
-    std::thread::sleep(Duration::from_millis(1100));
+    // The browser never logs in: no CKF_LOGIN_REQUIRED, and the keys are visible without it.
     assert!(!pkcs11.get_token_info(slot).unwrap().login_required());
-    assert_eq!(
-        early.get_session_info().unwrap().session_state(),
-        cryptoki::session::SessionState::RoUser
-    );
-    drop(early);
     let session = pkcs11.open_ro_session(slot).unwrap();
     let keys = |id: u8| {
         session

@@ -198,14 +198,10 @@ impl Module {
     }
 
     /// Whether callers must `C_Login` before using private keys (`CKF_LOGIN_REQUIRED`): yes,
-    /// unless CAC Bridge's window will ask for the PIN (a browser whose host is running).
-    pub fn login_required(&mut self) -> bool {
-        !self.window_reachable()
-    }
-
-    /// In a browser, whether CAC Bridge's window can ask for a PIN now.
-    fn window_reachable(&mut self) -> bool {
-        self.window.as_ref().is_some_and(|w| w.reachable())
+    /// unless CAC Bridge's window asks for the PIN (loaded under the browsers' name). Fixed for
+    /// the module's life: NSS reads it once per token insertion, usually at browser start.
+    pub fn login_required(&self) -> bool {
+        self.window.is_none()
     }
 
     /// The readers now connected, each given a slot id on first sight.
@@ -372,12 +368,8 @@ impl Module {
         Ok(())
     }
 
-    /// Logged in with `C_Login`, or in a browser whose window asks for the PIN when a key
-    /// needs it. NSS reads a token's `CKF_LOGIN_REQUIRED` once per insertion (perhaps before
-    /// the host was started), then asks the session state: a user session here keeps it from
-    /// prompting on its own.
-    pub fn is_logged_in(&mut self, slot: CK_SLOT_ID) -> bool {
-        self.logged_in.contains_key(&slot) || self.window_reachable()
+    pub fn is_logged_in(&self, slot: CK_SLOT_ID) -> bool {
+        self.logged_in.contains_key(&slot)
     }
 
     /// `C_Login`: the PIN is checked on the card, once; a wrong one is never retried here.
@@ -464,7 +456,7 @@ impl Module {
             return Err(CKR_KEY_TYPE_INCONSISTENT);
         }
         let slot = self.session_slot(session)?;
-        if certificate.slot.pin_required() && !self.is_logged_in(slot) {
+        if certificate.slot.pin_required() && !self.is_logged_in(slot) && self.window.is_none() {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         if let Some(s) = self.sessions.get_mut(&session) {
@@ -629,7 +621,7 @@ impl Module {
         }
         // Private objects (the keys that need the PIN) appear only after C_Login, as the
         // standard says: callers such as OpenSSL's pkcs11 engine log in when they miss them.
-        let logged_in = self.is_logged_in(slot);
+        let logged_in = self.is_logged_in(slot) || self.window.is_some();
         let private = vec![CK_TRUE];
         let found = self
             .objects(slot)?

@@ -13,8 +13,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cacbridge_card::{CardCertificate, SignatureInput};
 use cryptoki_sys::*;
@@ -27,10 +26,6 @@ pub trait WindowSigner: Send + Sync {
     /// person typed in CAC Bridge's window. Called without the module's lock held: the person
     /// may take a minute.
     fn sign(&self, certificate: &CardCertificate, input: &SignatureInput) -> Result<Vec<u8>, Rv>;
-
-    /// Whether CAC Bridge's host answers in this browser now. Without it the module falls back
-    /// to the classic path: `C_Login` and the browser's own PIN prompt.
-    fn reachable(&self) -> bool;
 }
 
 /// The directory of the host's local sockets for this user: `$XDG_RUNTIME_DIR/cacbridge`, or
@@ -72,20 +67,11 @@ fn this_process_and_ancestors() -> Vec<u32> {
 }
 
 /// The host of the browser this module is loaded in, reached over its local socket.
-pub struct HostWindow {
-    /// The last probe and when it was made: NSS asks for token and session information
-    /// often, and one connection a second answers them all.
-    probed: Mutex<Option<(Instant, bool)>>,
-}
-
-/// How long a probe of the host's socket holds.
-const PROBE_HOLDS: Duration = Duration::from_secs(1);
+pub struct HostWindow;
 
 impl HostWindow {
     pub fn for_this_browser() -> Option<Self> {
-        socket_dir().map(|_| Self {
-            probed: Mutex::new(None),
-        })
+        socket_dir().map(|_| Self)
     }
 
     /// Connect to the socket of the nearest process that started a host, trusting only a
@@ -116,19 +102,6 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(150);
 const MAX_REPLY: usize = 64 * 1024;
 
 impl WindowSigner for HostWindow {
-    fn reachable(&self) -> bool {
-        let mut probed = self.probed.lock().unwrap_or_else(|p| p.into_inner());
-        match *probed {
-            Some((at, reachable)) if at.elapsed() < PROBE_HOLDS => reachable,
-            _ => {
-                // A connection closed at once is no request: the host just hangs up.
-                let reachable = self.connect().is_ok();
-                *probed = Some((Instant::now(), reachable));
-                reachable
-            }
-        }
-    }
-
     fn sign(&self, certificate: &CardCertificate, input: &SignatureInput) -> Result<Vec<u8>, Rv> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;

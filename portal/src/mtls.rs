@@ -28,9 +28,24 @@ use tokio_rustls::server::TlsStream;
 
 use cacbridge_verify::TrustStore;
 
-/// The end-entity certificate the client proved in this connection's handshake, if any.
+/// The end-entity certificate the client proved in this connection's handshake, if any, and
+/// the TLS version of that handshake.
 #[derive(Debug, Clone)]
-pub struct PeerCertificate(pub Option<Vec<u8>>);
+pub struct PeerCertificate {
+    pub der: Option<Vec<u8>>,
+    pub protocol: Option<rustls::ProtocolVersion>,
+}
+
+impl PeerCertificate {
+    /// The handshake's TLS version as people write it ("TLS 1.3").
+    pub fn protocol_name(&self) -> &'static str {
+        match self.protocol {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2",
+            _ => "TLS",
+        }
+    }
+}
 
 /// Asks for a client certificate, checks the handshake signature, and leaves the certificate's
 /// validity to the application (see the module documentation).
@@ -78,6 +93,8 @@ impl ClientCertVerifier for CardholderVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // What a card signed a TLS 1.3 login with (RSA keys: RSA-PSS, as RFC 8446 requires).
+        tracing::info!(scheme = ?dss.scheme, "client certificate's handshake signature");
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
@@ -150,13 +167,15 @@ where
         let tls = self.0.clone();
         Box::pin(async move {
             let (stream, service) = tls.accept(stream, service).await?;
-            let leaf = stream
-                .get_ref()
-                .1
+            let connection = stream.get_ref().1;
+            let der = connection
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .map(|der| der.as_ref().to_vec());
-            let layer = axum::Extension(PeerCertificate(leaf));
+            let layer = axum::Extension(PeerCertificate {
+                der,
+                protocol: connection.protocol_version(),
+            });
             Ok((stream, tower_layer::Layer::layer(&layer, service)))
         })
     }

@@ -238,6 +238,7 @@ pub fn cac_registration_mtls(
     csrf: &str,
     rows: &[Registration],
     presented: &str,
+    protocol: &str,
     message: Option<(&str, bool)>,
 ) -> String {
     let message = notice(message);
@@ -246,7 +247,8 @@ pub fn cac_registration_mtls(
 <h3>Registered certificates</h3>
 {table}
 <h3>Register your CAC</h3>
-<p>Your browser presented the certificate of <strong id="mtls-presented">{presented}</strong>.
+<p>Your browser presented the certificate of <strong id="mtls-presented">{presented}</strong>
+(in a <span id="mtls-protocol">{protocol}</span> handshake).
 Confirm with your account password and click <strong>Register</strong>.</p>
 <form method="post" action="/account/cac/register" id="mtls-register">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -257,6 +259,7 @@ Confirm with your account password and click <strong>Register</strong>.</p>
         table = registrations_table(rows),
         csrf = esc(csrf),
         presented = esc(presented),
+        protocol = esc(protocol),
     )
 }
 

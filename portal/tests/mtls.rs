@@ -169,6 +169,8 @@ fn register_then_log_in_with_the_card_signing_each_handshake() {
         page.contains(r#"id="mtls-presented">DOE.JOHN.A.1234567890"#),
         "{page}"
     );
+    // TLS 1.3: the RSA card's handshake signature is RSA-PSS (RFC 8446 allows nothing else).
+    assert!(page.contains(r#"id="mtls-protocol">TLS 1.3"#), "{page}");
     assert!(
         card.apdu_headers()[signatures_before..]
             .iter()

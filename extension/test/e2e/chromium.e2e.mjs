@@ -9,3 +9,4 @@ describe("chromium, installed while a portal tab is open", () => lateInstallSuit
 describe("chromium, linking an unregistered card", () => linkSuite("chromium"));
 describe("chromium, a card as slow as a real CAC", () => fastChooserSuite("chromium"));
 describe("chromium, a mutual-TLS portal", () => mtlsSuite("chromium"));
+describe("chromium, a mutual-TLS portal with an ECC card", () => mtlsSuite("chromium", { cardName: "smith", full: false }));

@@ -654,12 +654,18 @@ const MTLS_ORIGIN = "https://localhost:8444";
  * certificate in the TLS handshake through CAC Bridge's PKCS#11 module (registered by
  * `cacbridge-host install`), and the PIN is typed in CAC Bridge's window.
  */
-export function mtlsSuite(which) {
+/**
+ * The portal guide on the reference portal's mutual-TLS CAC host: the browser presents the
+ * card's certificate through CAC Bridge's PKCS#11 module, and the card signs the handshake
+ * after the PIN is typed in CAC Bridge's window. `cardName` "doe" is an RSA card (TLS 1.3:
+ * RSA-PSS), "smith" an ECC P-384 card; `full` walks the wrong PIN, CAC login and a pulled card.
+ */
+export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
   let portal;
   let card;
   let stack;
   before(async () => {
-    card = await insertCard("doe");
+    card = await insertCard(cardName);
     portal = await startPortal({ mtls: true });
     stack = await launch(which, { clientCertificateFor: { origin: MTLS_ORIGIN, cn: card.info.cn, issuer: "CACBRIDGE TEST ID CA-1" } });
   });
@@ -669,7 +675,7 @@ export function mtlsSuite(which) {
     await card?.remove();
   });
 
-  test(`${which}: register on a mutual-TLS portal: the card signs the handshake after the PIN in CAC Bridge's window`, async () => {
+  test(`${which}, ${cardName}: register on a mutual-TLS portal: the card signs the handshake after the PIN in CAC Bridge's window`, async () => {
     const page = await stack.browser.newPage();
     // Signed in on the portal, whose allow-listed page starts CAC Bridge in this browser.
     await login(page);
@@ -679,24 +685,66 @@ export function mtlsSuite(which) {
     navigation.catch(() => {});
     const win = await dialog(stack.browser).catch(async (error) => {
       // What the host saw, to tell a module that never asked from a window that never opened.
-      console.log(stack.hostLog().split("\n").slice(-15).join("\n"));
+      console.log(stack.hostLog().split("\n").filter((l) => /local|tls|TLS|window/.test(l)).slice(-30).join("\n"));
       for (const p of await stack.browser.pages()) {
         console.log("PAGE", p.url(), await p.evaluate(() => document.body?.innerText?.slice(0, 400)).catch((e) => String(e)));
       }
       throw error;
     });
     assert.match(await win.$eval("#purpose", (el) => el.textContent), /asks for your CAC certificate to sign you in/);
-    await screenshot(win, which, "mtls-pin");
-    await choose(win, card.info.pin);
+    await screenshot(win, which, cardName === "doe" ? "mtls-pin" : `mtls-pin-${cardName}`);
+    if (full) {
+      // A wrong PIN: the window says how many tries are left, and the handshake still waits.
+      await choose(win, WRONG_PIN);
+      await win.waitForFunction(() => /2 tries left/.test(document.getElementById("pin-error")?.textContent ?? ""), { timeout: 20000 });
+      await screenshot(win, which, "mtls-pin-wrong");
+      await win.$eval("#pin-input", (el) => (el.value = ""));
+      await win.type("#pin-input", card.info.pin);
+      await win.click("#ok");
+    } else {
+      await choose(win, card.info.pin);
+    }
     await navigation;
     await page.waitForSelector("#mtls-presented", { timeout: 20000 });
     assert.equal(await page.$eval("#mtls-presented", (el) => el.textContent), card.info.cn);
-    assert.ok(card.apdus() > before, "the handshake was signed on the card");
+    assert.equal(await page.$eval("#mtls-protocol", (el) => el.textContent), "TLS 1.3");
+    // The handshake was signed on the card: GENERAL AUTHENTICATE in the card's APDU log.
+    assert.ok(card.apduHeaders().slice(before).some((h) => h.startsWith("0087")), "the card signed the handshake");
     await page.type("#password", "demo-password");
     await Promise.all([page.waitForNavigation({ timeout: 30000 }), page.click("#mtls-register-button")]);
     await page.waitForSelector("#confirmation-holder", { timeout: 20000 });
     assert.equal(await page.$eval("#confirmation-holder", (el) => el.textContent), card.info.cn);
-    await screenshot(page, which, "mtls-confirmation");
+    await screenshot(page, which, cardName === "doe" ? "mtls-confirmation" : `mtls-confirmation-${cardName}`);
     await page.close();
+  });
+
+  if (!full) return;
+
+  test(`${which}: log in with the CAC on the mutual-TLS host, within the card's TLS login (no second PIN)`, async () => {
+    const page = await stack.browser.newPage();
+    await page.goto(`${PORTAL_ORIGIN}/account`);
+    // Log out of the portal, then CAC login on its CAC host.
+    await Promise.all([page.waitForNavigation(), page.click("header form button")]);
+    assert.ok(page.url().endsWith("/login"), page.url());
+    const windowsBefore = (await stack.browser.pages()).length;
+    await page.goto(`${MTLS_ORIGIN}/login/cac`, { timeout: 60000 });
+    assert.ok(page.url().startsWith(`${PORTAL_ORIGIN}/account`), page.url());
+    assert.match(await page.content(), /Signed in as <strong>demo<\/strong>/);
+    assert.equal((await stack.browser.pages()).length, windowsBefore, "no PIN window: the card is still verified");
+    await page.close();
+  });
+
+  test(`${which}: a pulled card: the next handshake brings no certificate, and the guide's 403 page says what to do`, async () => {
+    await card.remove();
+    // A fresh browsing context: no connection or TLS session that the card already proved.
+    const context = await stack.browser.createBrowserContext();
+    const page = await context.newPage();
+    await page.goto(`${MTLS_ORIGIN}/login/cac`, { timeout: 60000 });
+    await page.waitForSelector("#forbidden", { timeout: 20000 });
+    assert.equal(await page.$eval("#forbidden", (el) => el.textContent), "403: Access Forbidden");
+    assert.match(await page.$eval("#forbidden-reason", (el) => el.textContent), /presented no certificate/);
+    assert.match(await page.content(), /Close all open browser windows/);
+    await screenshot(page, which, "mtls-403");
+    await context.close();
   });
 }

@@ -46,6 +46,10 @@ export async function insertCard(name = "doe", { delayMs = 0 } = {}) {
     apdus() {
       return existsSync(apduLog) ? readFileSync(apduLog, "utf8").split("\n").filter(Boolean).length : 0;
     },
+    /** The CLA INS P1 P2 (hex) of every APDU the card has answered, in order. */
+    apduHeaders() {
+      return existsSync(apduLog) ? readFileSync(apduLog, "utf8").split("\n").filter(Boolean).map((line) => line.split(" ")[0]) : [];
+    },
     /** The APDU count once it stops moving (a background read is done). */
     async settledApdus() {
       let last = this.apdus();

@@ -27,7 +27,7 @@ use crate::{db, pages};
 
 /// The card's identity from this connection's handshake, checked like a token's certificate.
 fn presented(state: &AppState, peer: &PeerCertificate) -> Result<Identity> {
-    let der = peer.0.as_deref().ok_or_else(|| {
+    let der = peer.der.as_deref().ok_or_else(|| {
         PortalError::Forbidden(
             "the browser presented no certificate: check that your CAC is inserted, then close \
              every browser window and try again, choosing your PIV Authentication certificate"
@@ -73,7 +73,7 @@ pub(crate) async fn cac_page(
     let identity = presented(&state, &peer)?;
     Ok((
         jar,
-        registration_page(&state, &visitor, &user, &identity, None)?,
+        registration_page(&state, &visitor, &user, &identity, &peer, None)?,
     )
         .into_response())
 }
@@ -83,10 +83,17 @@ fn registration_page(
     visitor: &Visitor,
     user: &db::User,
     identity: &Identity,
+    peer: &PeerCertificate,
     message: Option<(&str, bool)>,
 ) -> Result<axum::response::Html<String>> {
     let rows = state.db.registrations_of(user.id)?;
-    let body = pages::cac_registration_mtls(&visitor.csrf(state), &rows, holder(identity), message);
+    let body = pages::cac_registration_mtls(
+        &visitor.csrf(state),
+        &rows,
+        holder(identity),
+        peer.protocol_name(),
+        message,
+    );
     Ok(render(
         state,
         visitor,
@@ -125,16 +132,28 @@ pub(crate) async fn cac_register(
         }
         Attempt::Wrong => {
             let message = "The password is incorrect. The card was not registered.";
-            let page =
-                registration_page(&state, &visitor, &user, &identity, Some((message, true)))?;
+            let page = registration_page(
+                &state,
+                &visitor,
+                &user,
+                &identity,
+                &peer,
+                Some((message, true)),
+            )?;
             return Ok((StatusCode::UNAUTHORIZED, jar, page).into_response());
         }
     };
     match register_card(&state, user.id, &identity, "registration")? {
         Registered::Already(_) => {
             let message = "This certificate is already registered to your account.";
-            let page =
-                registration_page(&state, &visitor, &user, &identity, Some((message, false)))?;
+            let page = registration_page(
+                &state,
+                &visitor,
+                &user,
+                &identity,
+                &peer,
+                Some((message, false)),
+            )?;
             Ok((jar, page).into_response())
         }
         Registered::New(id) => {
