@@ -101,6 +101,8 @@ async function load() {
   }
   renderChooser();
   show("choose");
+  // The preselected certificate is one Enter away for a keyboard user.
+  if (selected) /** @type {HTMLButtonElement} */ ($("continue")).focus();
 }
 
 function cancel() {

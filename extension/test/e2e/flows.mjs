@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { IDS, PORTAL_ORIGIN, ROOT, insertCard, launch, sleep, startPortal } from "./stack.mjs";
+import { IDS, PORTAL_ORIGIN, ROOT, insertCard, launch, sleep, startDisplay, startPortal } from "./stack.mjs";
 
 const WRONG_PIN = "97531864";
 
@@ -664,16 +664,62 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
   let portal;
   let card;
   let stack;
+  // Firefox signs the handshake on its socket thread, which also carries the WebDriver BiDi
+  // connection: while the handshake waits for the PIN, the test cannot drive the browser. So
+  // Firefox runs with windows on a virtual display, and the PIN is typed into CAC Bridge's
+  // window with key presses from outside the browser, as a person types.
+  let display;
   before(async () => {
     card = await insertCard(cardName);
     portal = await startPortal({ mtls: true });
-    stack = await launch(which, { clientCertificateFor: { origin: MTLS_ORIGIN, cn: card.info.cn, issuer: "CACBRIDGE TEST ID CA-1" } });
+    if (which === "firefox") display = await startDisplay();
+    const clientCertificateFor = { origin: MTLS_ORIGIN, cn: card.info.cn, issuer: "CACBRIDGE TEST ID CA-1" };
+    stack = await launch(which, { clientCertificateFor, display: display?.display });
   });
   after(async () => {
     await stack?.close();
+    display?.stop();
     await portal?.stop();
     await card?.remove();
   });
+
+  /** Firefox: CAC Bridge's window on the display (the portal's own windows are not it). */
+  async function keyboardWindow() {
+    const deadline = Date.now() + 30000;
+    while (Date.now() < deadline) {
+      const found = display.windows().find((w) => /CAC Bridge/.test(w.name) && !/Portal/.test(w.name));
+      if (found) return found;
+      await sleep(200);
+    }
+    throw new Error(`CAC Bridge's window did not open: ${JSON.stringify(display.windows())}`);
+  }
+
+  if (which === "firefox") {
+    test(`firefox, ${cardName}: register on a mutual-TLS portal: the card signs the handshake after the PIN typed in CAC Bridge's window`, async () => {
+      const page = await stack.browser.newPage();
+      await login(page);
+      const before = card.apdus();
+      const navigation = page.goto(`${MTLS_ORIGIN}/account/cac`, { timeout: 90000 });
+      navigation.catch(() => {});
+      const win = await keyboardWindow();
+      await sleep(1000); // its list shown and Continue focused
+      display.enter(win.id); // Continue, with the PIV Authentication certificate preselected
+      await sleep(500);
+      display.typeInto(win.id, card.info.pin); // the PIN, then Enter: OK
+      await navigation;
+      await page.waitForSelector("#mtls-presented", { timeout: 20000 });
+      assert.equal(await page.$eval("#mtls-presented", (el) => el.textContent), card.info.cn);
+      assert.equal(await page.$eval("#mtls-protocol", (el) => el.textContent), "TLS 1.3");
+      assert.ok(card.apduHeaders().slice(before).some((h) => h.startsWith("0087")), "the card signed the handshake");
+      await page.type("#password", "demo-password");
+      await Promise.all([page.waitForNavigation({ timeout: 30000 }), page.click("#mtls-register-button")]);
+      await page.waitForSelector("#confirmation-holder", { timeout: 20000 });
+      assert.equal(await page.$eval("#confirmation-holder", (el) => el.textContent), card.info.cn);
+      await screenshot(page, which, "mtls-confirmation");
+      await page.close();
+    });
+    return;
+  }
 
   test(`${which}, ${cardName}: register on a mutual-TLS portal: the card signs the handshake after the PIN in CAC Bridge's window`, async () => {
     const page = await stack.browser.newPage();

@@ -69,6 +69,42 @@ export async function insertCard(name = "doe", { delayMs = 0 } = {}) {
 }
 
 /**
+ * A virtual X display (Xvfb) for a browser that must run with windows: where the test types
+ * into CAC Bridge's window as a person would, with key presses from outside the browser
+ * (xdotool), because the browser's automation channel is blocked meanwhile.
+ */
+export async function startDisplay(number = 97) {
+  const display = `:${number}`;
+  const server = spawn("Xvfb", [display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"], { stdio: "ignore" });
+  const socket = `/tmp/.X11-unix/X${number}`;
+  for (let i = 0; i < 100 && !existsSync(socket); i++) await sleep(100);
+  if (!existsSync(socket)) throw new Error("Xvfb did not start");
+  const xdotool = (...args) => spawnSync("xdotool", args, { env: { ...process.env, DISPLAY: display }, encoding: "utf8" });
+  return {
+    display,
+    /** Names of the display's visible windows, by id. */
+    windows() {
+      const ids = xdotool("search", "--onlyvisible", "--name", ".").stdout.split("\n").filter(Boolean);
+      return ids.map((id) => ({ id, name: xdotool("getwindowname", id).stdout.trim() }));
+    },
+    /** Focus window `id` and type `text` into it, then Enter: key presses, as from a keyboard. */
+    typeInto(id, text) {
+      xdotool("windowfocus", "--sync", id);
+      if (text) xdotool("type", "--delay", "60", text);
+      xdotool("key", "Return");
+    },
+    /** Press Enter in window `id`. */
+    enter(id) {
+      xdotool("windowfocus", "--sync", id);
+      xdotool("key", "Return");
+    },
+    stop() {
+      server.kill();
+    },
+  };
+}
+
+/**
  * The reference portal with the demo account, trusting the test PKI (or, for a real CAC, the
  * DoD PKI shipped with cacbridge-verify).
  */
@@ -114,12 +150,14 @@ function hostManifest(browser, dir, withHost) {
 /**
  * A headless browser with the built extension installed.
  * @param {"chromium" | "firefox"} which
- * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean, clientCertificateFor?: {origin: string, cn: string, issuer: string}}} options
+ * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean, clientCertificateFor?: {origin: string, cn: string, issuer: string}, display?: string}} options
  *   installNow: false leaves the extension to `install()`, to test what it does on arrival;
  *   clientCertificateFor (Chromium): `cacbridge-host install` registers the PKCS#11 module in
  *   a home of the browser's own, and an auto-select rule presents that certificate there
+ *   (Firefox: it presents the matching certificate without asking);
+ *   display (Firefox): run with windows on this X display instead of headless
  */
-export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor } = {}) {
+export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor, display } = {}) {
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
   mkdirSync(logs);
@@ -182,11 +220,13 @@ export async function launch(which, { withHost = true, visible = false, installN
       browser: "firefox",
       dumpio: Boolean(process.env.CACBRIDGE_E2E_DEBUG),
       executablePath: "/usr/bin/firefox-esr",
-      headless: true,
+      headless: !display,
       userDataDir: join(profile, "firefox"),
       acceptInsecureCerts: true,
-      env: { ...env, HOME: home },
+      env: { ...env, HOME: home, ...(display ? { DISPLAY: display } : {}) },
       extraPrefsFirefox: {
+        // Firefox's form of an auto-select rule: present the one matching certificate.
+        ...(clientCertificateFor ? { "security.default_personal_cert": "Select Automatically" } : {}),
         "extensions.webextensions.uuids": JSON.stringify({ [IDS.firefoxId]: FIREFOX_UUID }),
         // What a person confirms in the install prompt: the manifest's host permissions.
         "extensions.originControls.grantByDefault": true,
