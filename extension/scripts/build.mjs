@@ -2,7 +2,7 @@
 //   dist/chromium/  dist/cacbridge-chromium.zip   (Chrome, Chromium, Edge, Brave)
 //   dist/firefox/   dist/cacbridge-firefox.zip    (Firefox)
 // and the development builds the demo and the end-to-end tests load, which also trust the
-// test portal (--dev-origin, default https://localhost:8443; repeatable):
+// test portal (--dev-origin, default https://localhost:8443 and its CAC host :8444; repeatable):
 //   dist/dev-chromium/  dist/dev-firefox/
 // The store builds trust no portal of their own. Zips are reproducible: sorted entries, fixed
 // timestamps.
@@ -17,7 +17,9 @@ const ids = JSON.parse(readFileSync(join(root, "ids.json"), "utf8"));
 const base = JSON.parse(readFileSync(join(src, "manifest.json"), "utf8"));
 const args = process.argv.slice(2);
 const devOrigins = args.flatMap((arg, i) => (arg === "--dev-origin" ? [args[i + 1]] : []));
-if (!devOrigins.length) devOrigins.push("https://localhost:8443");
+// The reference portal, and its mutual-TLS CAC host (whose loading tab names the site in the
+// TLS PIN window: the browser shows an extension the URL of an allowed site only).
+if (!devOrigins.length) devOrigins.push("https://localhost:8443", "https://localhost:8444");
 
 const manifests = {
   chromium: {
@@ -136,7 +138,9 @@ for (const [browser, manifest] of Object.entries(manifests)) {
     if (dev) {
       writeFileSync(
         join(out, "lib/build-config.js"),
-        `// Development build: trusts the test portal. Written by scripts/build.mjs.\nexport const BUILT_IN_ORIGINS = ${JSON.stringify(devOrigins)};\n`,
+        `// Development build: trusts the test portal. Written by scripts/build.mjs.\nexport const BUILT_IN_ORIGINS = ${JSON.stringify(devOrigins)};\n` +
+          // The reference portal's way to its mutual-TLS CAC host.
+          `export const BUILT_IN_MTLS_PROFILES = ${JSON.stringify([{ page: `${devOrigins[0]}/account/cac`, link: "#mtls-register-link" }])};\n`,
       );
       console.log(`built ${relative(root, out)} (trusts ${devOrigins.join(", ")})`);
     } else {

@@ -12,6 +12,7 @@ import { clearSiteData, readiness } from "./background/readiness.js";
 import { pageRequest } from "./background/page-requests.js";
 import { ensureModuleLoaded } from "./background/pkcs11-module.js";
 import { openTlsWindow } from "./background/tls-window.js";
+import { BUILT_IN_MTLS_PROFILES } from "./lib/build-config.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const DIALOG = api.runtime.getURL("ui/dialog.html");
@@ -42,6 +43,17 @@ const flows = new Flows({
 
 const currentAllowList = () => allowList(api);
 
+/** Mutual-TLS portal profiles: an administrator's `mtlsPortals`, else the build's. */
+async function mtlsProfiles() {
+  try {
+    const managed = (await api.storage.managed.get("mtlsPortals"))?.mtlsPortals;
+    if (Array.isArray(managed)) return managed;
+  } catch {
+    // no policy, or a browser without managed storage
+  }
+  return BUILT_IN_MTLS_PROFILES;
+}
+
 api.runtime.onInstalled.addListener(() =>
   syncContentScripts(api, PATTERNS_WITH_PORTS)
     .then(() => injectIntoOpenTabs(api, PATTERNS_WITH_PORTS))
@@ -58,7 +70,7 @@ api.runtime.onMessage.addListener((message, sender, sendResponse) => {
   const fromExtensionPage = sender.id === api.runtime.id && (sender.url ?? "").startsWith(EXTENSION_BASE);
   const handle = fromExtensionPage
     ? extensionPageMessage(message)
-    : pageRequest({ host, flows, allowList: currentAllowList, loadModule: () => void ensureModuleLoaded(api) }, message, sender);
+    : pageRequest({ host, flows, allowList: currentAllowList, loadModule: () => ensureModuleLoaded(api), mtlsProfiles }, message, sender);
   handle.then(
     (result) => sendResponse({ ok: true, result }),
     (error) => sendResponse({ ok: false, error: normalizeError(error) }),

@@ -101,12 +101,72 @@
       document.documentElement.dataset.cacbridge = "ready";
       window.dispatchEvent(new CustomEvent("cacbridge:ready"));
       for (const { data, userActivation } of waiting) handle(data, userActivation);
-      if (document.readyState === "loading") {
-        document.addEventListener("DOMContentLoaded", () => enhanceForms(), { once: true });
-      } else {
+      const enhance = () => {
         enhanceForms();
+        if (answer.result.mtlsLink) checkBeforeCacHost(answer.result.mtlsLink);
+      };
+      if (document.readyState === "loading") {
+        document.addEventListener("DOMContentLoaded", enhance, { once: true });
+      } else {
+        enhance();
       }
     });
+
+  // ---- a portal page that leads to a mutual-TLS CAC host (lib/mtls-profiles.js) -------------
+  /** What each readiness item says when it is missing, and what to do. */
+  const MISSING = {
+    card: "Insert your CAC into the reader.",
+    certificates: "Your CAC has no valid PIV Authentication certificate: take it out and insert it again; if it has expired, an ID card office (RAPIDS) updates it.",
+    module: "CAC Bridge's security device is not loaded in this browser: run `cacbridge-host install`, then restart the browser.",
+    roots: "This browser does not trust the DoD root certificates yet: install them (DISA's InstallRoot), or the CAC host will not load.",
+  };
+
+  /**
+   * Say, next to the link to the CAC host, whether everything it needs is there. Only what is
+   * missing is named: the page learns no holder and no dates.
+   * @param {string} selector the profile's link or button
+   */
+  function checkBeforeCacHost(selector) {
+    let link;
+    try {
+      link = document.querySelector(selector);
+    } catch {
+      return; // a malformed selector in a policy
+    }
+    if (!link) return;
+    const banner = document.createElement("div");
+    banner.id = "cacbridge-mtls-readiness";
+    banner.setAttribute("role", "status");
+    banner.style.cssText = "border:1px solid #1f3a5f;padding:0.5em 0.75em;margin:0.5em 0;font-weight:600";
+    link.before(banner);
+    const check = async () => {
+      const answer = await api.runtime.sendMessage({ type: "mtls-readiness", documentOrigin: self.origin }).catch(() => null);
+      const result = answer?.ok ? answer.result : null;
+      const missing = result ? result.items.filter((/** @type {any} */ i) => !i.ok) : [];
+      banner.replaceChildren();
+      if (!result?.host) {
+        banner.textContent = "CAC Bridge is not running: install the CAC Bridge app, then reload this page.";
+      } else if (!missing.length) {
+        banner.textContent = "CAC Bridge: your CAC and this browser are ready for the CAC host.";
+      } else {
+        banner.append("Before you continue, CAC Bridge found something missing:");
+        const list = document.createElement("ul");
+        for (const item of missing) {
+          const li = document.createElement("li");
+          li.dataset.missing = item.id;
+          li.textContent = MISSING[/** @type {keyof typeof MISSING} */ (item.id)] ?? item.id;
+          list.append(li);
+        }
+        banner.append(list);
+      }
+      banner.style.color = result?.host && !missing.length ? "#1f3a5f" : "#a00";
+      document.documentElement.dataset.cacbridgeMtls = result?.host && !missing.length ? "ready" : "missing";
+    };
+    check();
+    // Checked again when the person comes back to the page (a card inserted meanwhile).
+    window.addEventListener("focus", () => void check());
+    document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && void check());
+  }
 
   // ---- the portal's CAC forms (docs/portal-integration.md) ---------------------------------
   function enhanceForms() {

@@ -18,7 +18,11 @@ test("the store builds trust no portal of their own; the development builds trus
     assert.ok(!config.includes("localhost"), `${browser}: the store build names localhost`);
 
     const dev = JSON.parse(readFileSync(join(dist, `dev-${browser}`, "manifest.json"), "utf8"));
-    assert.deepEqual(dev.host_permissions, [browser === "firefox" ? "https://localhost/*" : "https://localhost:8443/*"]);
-    assert.match(readFileSync(join(dist, `dev-${browser}`, "lib/build-config.js"), "utf8"), /\["https:\/\/localhost:8443"\]/);
+    // The reference portal and its mutual-TLS CAC host (Firefox's patterns carry no port).
+    assert.deepEqual(dev.host_permissions, browser === "firefox" ? ["https://localhost/*"] : ["https://localhost:8443/*", "https://localhost:8444/*"]);
+    const devConfig = readFileSync(join(dist, `dev-${browser}`, "lib/build-config.js"), "utf8");
+    assert.match(devConfig, /BUILT_IN_ORIGINS = \["https:\/\/localhost:8443","https:\/\/localhost:8444"\]/);
+    assert.match(devConfig, /BUILT_IN_MTLS_PROFILES = \[\{"page":"https:\/\/localhost:8443\/account\/cac","link":"#mtls-register-link"\}\]/);
+    assert.match(config, /BUILT_IN_MTLS_PROFILES = \[\];/);
   }
 });

@@ -331,6 +331,57 @@ pub fn unregister(home: &Path, system: bool) -> Result<Vec<String>, String> {
     Ok(done)
 }
 
+/// What a mutual-TLS login needs from the browser itself, as far as this host can tell from
+/// files (`None`: it cannot tell for that browser).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrowserSetup {
+    /// CAC Bridge's PKCS#11 module registered where the browser loads it.
+    pub tls_module: Option<bool>,
+    /// DoD root CAs trusted for web sites, so that a DoD portal's CAC host loads.
+    pub dod_roots: Option<bool>,
+}
+
+/// [`BrowserSetup`] for the Chrome family (their NSS database); Firefox keeps both in its
+/// profile, which its extension API answers for the module and nothing answers for roots.
+pub fn browser_setup(home: &Path, chromium: bool) -> BrowserSetup {
+    if !chromium {
+        return BrowserSetup {
+            tls_module: None,
+            dod_roots: None,
+        };
+    }
+    let dir = nssdb(home);
+    let tls_module = Some(matches!(
+        registered_library(&dir),
+        Ok(Some(path)) if Path::new(&path).is_file()
+    ));
+    let dod_roots = if !dir.join("cert9.db").exists() {
+        Some(false)
+    } else {
+        let database = format!("sql:{}", dir.display());
+        nss_tool("certutil", &["-L", "-d", &database])
+            .ok()
+            .map(|listing| trusts_dod_roots(&listing))
+    };
+    BrowserSetup {
+        tls_module,
+        dod_roots,
+    }
+}
+
+/// Whether `certutil -L` lists a DoD root CA trusted to issue web server certificates (a `C`
+/// in the SSL trust column), as DISA's InstallRoot leaves them.
+fn trusts_dod_roots(listing: &str) -> bool {
+    listing.lines().any(|line| {
+        let Some((name, trust)) = line.trim_end().rsplit_once(char::is_whitespace) else {
+            return false;
+        };
+        name.to_ascii_lowercase().contains("dod root ca")
+            && trust.split(',').next().is_some_and(|ssl| ssl.contains('C'))
+    })
+}
+
 /// What `doctor` says about the module: where it is registered, other smart-card modules that
 /// would show the same card twice, and sandboxed browsers.
 pub fn report(home: &Path) -> Vec<String> {
@@ -431,8 +482,17 @@ fn sandboxed_browsers(home: &Path) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn dod_roots_count_only_when_trusted_for_web_sites() {
+        let listing = "\nCertificate Nickname                                         Trust Attributes\n                                                             SSL,S/MIME,JAR/XPI\n\nDoD Root CA 3                                                CT,C,C\n";
+        assert!(super::trusts_dod_roots(listing));
+        assert!(!super::trusts_dod_roots(&listing.replace("CT,C,C", ",,")));
+        assert!(!super::trusts_dod_roots("Some Other Root   CT,C,C\n"));
+    }
 
     #[test]
     fn the_firefox_policy_keeps_other_policies_and_refuses_a_damaged_file() {

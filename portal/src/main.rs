@@ -189,11 +189,9 @@ fn main() -> ExitCode {
                 }
             };
             let policy = VerifyPolicy::from_lists(policy_oids, issuer_families);
-            let state = Arc::new(AppState::new(
-                conn,
-                Verifier::new(trust, policy),
-                origin.clone(),
-            ));
+            let mut state = AppState::new(conn, Verifier::new(trust, policy), origin.clone());
+            state.cac_host = mtls_listen.map(|address| cac_host_origin(&origin, address.port()));
+            let state = Arc::new(state);
             // Argon2 is the only blocking work, one a core (passwords.rs): a pool of the same
             // size keeps idle threads, and their malloc arenas, from piling up.
             let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -262,6 +260,15 @@ fn main() -> ExitCode {
 
 /// The mutual-TLS CAC host's listener and TLS configuration (the portal's certificate; client
 /// certificates from `trust`'s CAs asked for).
+/// The CAC host's origin: the portal's host name on the mutual-TLS port.
+fn cac_host_origin(origin: &str, port: u16) -> String {
+    let without_port = match origin.rsplit_once(':') {
+        Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit()) => head,
+        _ => origin,
+    };
+    format!("{without_port}:{port}")
+}
+
 fn bind_mtls(
     address: SocketAddr,
     cert: &std::path::Path,

@@ -207,13 +207,25 @@ pub fn cac_registration(
     csrf: &str,
     challenge: &str,
     rows: &[Registration],
+    cac_host: Option<&str>,
     message: Option<(&str, bool)>,
 ) -> String {
     let message = notice(message);
+    // A portal with a mutual-TLS CAC host offers it too, as most CAC portals do.
+    let cac_host = cac_host
+        .map(|origin| {
+            format!(
+                r#"<h3>Or register on the CAC host</h3>
+<p>Your browser presents your CAC's certificate itself: <a id="mtls-register-link" href="{}/account/cac">CAC/Certificate Registration on the CAC host</a>.</p>"#,
+                esc(origin)
+            )
+        })
+        .unwrap_or_default();
     format!(
         r#"<h2>CAC/Certificate Registration</h2>{message}
 <h3>Registered certificates</h3>
 {table}
+{cac_host}
 <h3>Register your CAC</h3>
 <p>Insert your CAC, click <strong>Register</strong>, choose your PIV Authentication
 certificate and enter your PIN in the CAC Bridge window, then confirm with your account

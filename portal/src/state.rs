@@ -21,6 +21,8 @@ pub struct AppState {
     pub nonces: NonceStore,
     /// This portal's origin as browsers see it: tokens must be bound to it.
     pub origin: String,
+    /// The mutual-TLS CAC host's origin, when it runs (`--mtls-listen`): pages link to it.
+    pub cac_host: Option<String>,
     pub addresses: throttle::AddressThrottle,
     rng: SystemRandom,
     /// Derives anonymous visitors' CSRF tokens.
@@ -40,6 +42,7 @@ impl AppState {
             verifier,
             nonces: NonceStore::new(),
             origin,
+            cac_host: None,
             addresses: throttle::AddressThrottle::default(),
             rng,
             csrf_key,

@@ -7,6 +7,8 @@ import { hostError } from "../lib/port.js";
 import { messageFor } from "../lib/errors.js";
 import { invalidPageRequest } from "../lib/page-request.js";
 import { CARD_TIMEOUT } from "./dialog-flow.js";
+import { mtlsProfileFor } from "../lib/mtls-profiles.js";
+import { mtlsReadiness } from "./readiness.js";
 
 /**
  * The origin of the page that sent a message, from the browser's own record. An opaque origin
@@ -29,11 +31,11 @@ export function senderOrigin(sender, message) {
 }
 
 /**
- * @param {{host: any, flows: import("./flows.js").Flows, allowList: () => Promise<{origins: string[]}>, loadModule?: () => void}} deps
+ * @param {{host: any, flows: import("./flows.js").Flows, allowList: () => Promise<{origins: string[]}>, loadModule?: () => Promise<any>, mtlsProfiles?: () => Promise<unknown>}} deps
  * @param {any} message
  * @param {{tab?: {id?: number}, origin?: string, url?: string}} sender
  */
-export async function pageRequest({ host, flows, allowList, loadModule }, message, sender) {
+export async function pageRequest({ host, flows, allowList, loadModule, mtlsProfiles }, message, sender) {
   const tabId = sender.tab?.id;
   if (tabId === undefined) throw hostError("invalid-request", "not a page request");
   const origin = senderOrigin(sender, message);
@@ -45,9 +47,16 @@ export async function pageRequest({ host, flows, allowList, loadModule }, messag
     if (allowed) {
       host.subscribe().catch(() => {});
       // Firefox: the module for mutual-TLS portals, loaded before any handshake needs it.
-      loadModule?.();
+      loadModule?.()?.catch(() => {});
     }
-    return { allowed };
+    // A page that leads to a mutual-TLS CAC host: the element the content script checks
+    // readiness at (lib/mtls-profiles.js).
+    const profile = allowed && origin !== "null" ? mtlsProfileFor(sender.url ?? "", await mtlsProfiles?.()) : null;
+    return { allowed, mtlsLink: profile?.link ?? null };
+  }
+  if (message?.type === "mtls-readiness") {
+    if (!allowed) throw hostError("origin-not-allowed", messageFor("origin-not-allowed"));
+    return mtlsReadiness(host, await loadModule?.());
   }
   if (message?.type !== "page-request") throw hostError("invalid-request", "not a page request");
   if (!allowed) throw hostError("origin-not-allowed", messageFor("origin-not-allowed"));

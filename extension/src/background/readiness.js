@@ -20,32 +20,8 @@ export async function readiness(host, list, origin, module) {
     const e = normalizeError(error);
     items.push({ id: "host", ok: false, detail: e.message, code: e.code });
   }
-  if (version) {
-    const status = await host.request("status", {}, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }));
-    const readers = status.readers ?? [];
-    const withCard = readers.filter((/** @type {any} */ r) => r.cardPresent);
-    items.push({ id: "reader", ok: readers.length > 0, detail: readers.map((/** @type {any} */ r) => r.name).join(", ") });
-    items.push({ id: "card", ok: withCard.length > 0, detail: withCard.map((/** @type {any} */ r) => `${r.cardType} card, ${r.pinBlocked ? "PIN blocked" : `${r.pinRetriesLeft ?? "?"} PIN tries left`}`).join("; ") });
-    // What a login needs: a PIV Authentication (or CAC ID) certificate, not expired.
-    const listed = withCard.length
-      ? await host.request("list-certificates", { purpose: "authentication" }, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }))
-      : { certificates: [] };
-    const now = Date.now();
-    const valid = (listed.certificates ?? []).filter((/** @type {any} */ c) => Date.parse(c.notAfter) > now);
-    const expired = (listed.certificates ?? []).length - valid.length;
-    items.push({
-      id: "certificates",
-      ok: valid.length > 0,
-      detail: listed.error
-        ? normalizeError(listed.error).message
-        : valid.length
-          ? `PIV Authentication certificate valid until ${valid[0].notAfter.slice(0, 10)}`
-          : expired
-            ? "the PIV Authentication certificate has expired: a DoD ID card office (RAPIDS) issues new ones"
-            : "no PIV Authentication certificate on the card",
-    });
-  }
-  if (module?.supported) items.push({ id: "module", ok: module.loaded, detail: module.detail });
+  if (version) items.push(...(await cardItems(host)));
+  items.push(...(await browserItems(version ? host : null, module)));
   items.push({
     id: "portal",
     ok: origin !== null && originAllowed(origin, list.origins),
@@ -53,6 +29,82 @@ export async function readiness(host, list, origin, module) {
     managed: list.managed,
   });
   return { items, origin };
+}
+
+/**
+ * The reader, the card and its PIV Authentication certificate.
+ * @param {any} host
+ */
+async function cardItems(host) {
+  const items = [];
+  const status = await host.request("status", {}, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }));
+  const readers = status.readers ?? [];
+  const withCard = readers.filter((/** @type {any} */ r) => r.cardPresent);
+  items.push({ id: "reader", ok: readers.length > 0, detail: readers.map((/** @type {any} */ r) => r.name).join(", ") });
+  items.push({ id: "card", ok: withCard.length > 0, detail: withCard.map((/** @type {any} */ r) => `${r.cardType} card, ${r.pinBlocked ? "PIN blocked" : `${r.pinRetriesLeft ?? "?"} PIN tries left`}`).join("; ") });
+  // What a login needs: a PIV Authentication (or CAC ID) certificate, not expired.
+  const listed = withCard.length
+    ? await host.request("list-certificates", { purpose: "authentication" }, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }))
+    : { certificates: [] };
+  const now = Date.now();
+  const valid = (listed.certificates ?? []).filter((/** @type {any} */ c) => Date.parse(c.notAfter) > now);
+  const expired = (listed.certificates ?? []).length - valid.length;
+  items.push({
+    id: "certificates",
+    ok: valid.length > 0,
+    detail: listed.error
+      ? normalizeError(listed.error).message
+      : valid.length
+        ? `PIV Authentication certificate valid until ${valid[0].notAfter.slice(0, 10)}`
+        : expired
+          ? "the PIV Authentication certificate has expired: a DoD ID card office (RAPIDS) issues new ones"
+          : "no PIV Authentication certificate on the card",
+  });
+  return items;
+}
+
+/**
+ * What a mutual-TLS portal needs of the browser: CAC Bridge's security device (PKCS#11
+ * module) and the DoD roots. Firefox answers for the module itself; for the Chrome family the
+ * host reads the browser's NSS database (`browser-setup`). Items nobody can check are left out.
+ * @param {any} host null when the host is not running
+ * @param {{supported: boolean, loaded: boolean, detail: string}} [module]
+ */
+async function browserItems(host, module) {
+  const items = [];
+  const setup = host ? await host.request("browser-setup", {}, CARD_TIMEOUT).catch(() => null) : null;
+  if (module?.supported) items.push({ id: "module", ok: module.loaded, detail: module.detail });
+  else if (typeof setup?.tlsModule === "boolean") {
+    items.push({
+      id: "module",
+      ok: setup.tlsModule,
+      detail: setup.tlsModule ? "registered in this browser's certificate database" : "not registered in this browser's certificate database",
+    });
+  }
+  if (typeof setup?.dodRoots === "boolean") {
+    items.push({
+      id: "roots",
+      ok: setup.dodRoots,
+      detail: setup.dodRoots ? "DoD root certificates trusted" : "no DoD root certificate trusted in this browser",
+    });
+  }
+  return items;
+}
+
+/**
+ * Before the click that leads to a mutual-TLS CAC host: what is missing. Said on the portal's
+ * page, so it names no one: no holder, no dates, only what to fix.
+ * @param {any} host
+ * @param {{supported: boolean, loaded: boolean, detail: string}} [module]
+ */
+export async function mtlsReadiness(host, module) {
+  let connected = true;
+  await host.ensureConnected().catch(() => (connected = false));
+  const items = connected ? [...(await cardItems(host)), ...(await browserItems(host, module))] : [];
+  return {
+    items: items.filter((item) => item.id !== "reader").map(({ id, ok }) => ({ id, ok })),
+    host: connected,
+  };
 }
 
 /**

@@ -4,3 +4,10 @@
 
 /** Origins this build trusts before anyone configures it. */
 export const BUILT_IN_ORIGINS = [];
+
+/**
+ * Mutual-TLS portal profiles this build knows (lib/mtls-profiles.js); an administrator's
+ * `mtlsPortals` policy replaces them.
+ * @type {import("./mtls-profiles.js").MtlsProfile[]}
+ */
+export const BUILT_IN_MTLS_PROFILES = [];

@@ -11,6 +11,7 @@ const LABELS = {
   card: "CAC inserted",
   certificates: "PIV Authentication certificate valid",
   module: "Security device loaded (portals that ask for a certificate)",
+  roots: "DoD root certificates trusted",
   portal: "This portal is allowed",
 };
 const WHAT_TO_DO = {
@@ -19,6 +20,7 @@ const WHAT_TO_DO = {
   card: "Insert your CAC into the reader, chip first and face up.",
   certificates: "Take the card out and insert it again. If it still fails, or the certificate has expired, the card needs updating at an ID card office (RAPIDS).",
   module: "Run `cacbridge-host install` (or reinstall CAC Bridge), then restart the browser.",
+  roots: "Install the DoD root certificates in this browser (DISA's InstallRoot); without them a DoD portal's CAC host does not load.",
   portal: "CAC Bridge only works on portals on its list. Add this portal under Allowed portals, or ask your administrator.",
 };
 

@@ -721,13 +721,46 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
     return;
   }
 
+  if (full) {
+    test(`${which}: before the click to the CAC host, the portal page says what is missing`, async () => {
+      const page = await stack.browser.newPage();
+      await login(page);
+      // CAC/Certificate Registration on the main host links to the CAC host: the profile.
+      await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+      await page.waitForFunction(() => document.documentElement.dataset.cacbridgeMtls, { timeout: 20000 });
+      // The test PKI's portal: card, certificate and module are there, DoD roots are not.
+      assert.equal(await page.evaluate(() => document.documentElement.dataset.cacbridgeMtls), "missing");
+      const missing = await page.$$eval("#cacbridge-mtls-readiness li", (items) => items.map((li) => li.dataset.missing));
+      assert.deepEqual(missing, ["roots"]);
+      await screenshot(page, which, "mtls-readiness-missing");
+      // The DoD roots, trusted as DISA's InstallRoot leaves them: ready.
+      const database = `sql:${join(stack.home, ".pki/nssdb")}`;
+      const bundle = readFileSync(join(ROOT, "verify/data/dod-ca-bundle-v5.14.pem"), "utf8");
+      const root = bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g).find((pem) => {
+        const subject = spawnSync("openssl", ["x509", "-noout", "-subject"], { input: pem, encoding: "utf8" }).stdout;
+        return /CN ?= ?DoD Root CA 3/.test(subject);
+      });
+      const added = spawnSync("certutil", ["-A", "-d", database, "-n", "DoD Root CA 3", "-t", "CT,C,C"], { input: root, encoding: "utf8" });
+      assert.equal(added.status, 0, added.stderr);
+      await page.reload();
+      await page.waitForFunction(() => document.documentElement.dataset.cacbridgeMtls, { timeout: 20000 });
+      assert.equal(await page.evaluate(() => document.documentElement.dataset.cacbridgeMtls), "ready");
+      assert.match(await page.$eval("#cacbridge-mtls-readiness", (el) => el.textContent), /ready for the CAC host/);
+      await screenshot(page, which, "mtls-readiness");
+      await page.close();
+    });
+  }
+
   test(`${which}, ${cardName}: register on a mutual-TLS portal: the card signs the handshake after the PIN in CAC Bridge's window`, async () => {
     const page = await stack.browser.newPage();
     // Signed in on the portal, whose allow-listed page starts CAC Bridge in this browser.
     await login(page);
     const before = card.apdus();
-    // My Account -> CAC/Certificate Registration, on the portal's CAC host.
-    const navigation = page.goto(`${MTLS_ORIGIN}/account/cac`, { timeout: 60000 });
+    // My Account -> CAC/Certificate Registration, then on to the portal's CAC host.
+    await page.goto(`${PORTAL_ORIGIN}/account/cac`);
+    // CAC Bridge's readiness note appears above the link first (and moves it down).
+    await page.waitForFunction(() => document.documentElement.dataset.cacbridgeMtls, { timeout: 20000 });
+    const navigation = Promise.all([page.waitForNavigation({ timeout: 60000 }), page.click("#mtls-register-link")]);
     navigation.catch(() => {});
     const win = await dialog(stack.browser).catch(async (error) => {
       // What the host saw, to tell a module that never asked from a window that never opened.
@@ -737,7 +770,8 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
       }
       throw error;
     });
-    assert.match(await win.$eval("#purpose", (el) => el.textContent), /asks for your CAC certificate to sign you in/);
+    // The site is known: the tab loading the CAC host, an allowed origin.
+    assert.equal(await win.$eval("#purpose", (el) => el.textContent), `${MTLS_ORIGIN} asks for your CAC certificate to sign you in.`);
     await screenshot(win, which, cardName === "doe" ? "mtls-pin" : `mtls-pin-${cardName}`);
     if (full) {
       // A wrong PIN: the window says how many tries are left, and the handshake still waits.

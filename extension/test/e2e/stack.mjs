@@ -173,11 +173,14 @@ export async function launch(which, { withHost = true, visible = false, installN
     env.HOME = home;
     const installed = spawnSync(join(BIN, "cacbridge-host"), ["install"], { env, encoding: "utf8" });
     if (installed.status !== 0 || !/registered for Chrome/.test(installed.stdout)) throw new Error(`cacbridge-host install: ${installed.stdout}${installed.stderr}`);
-    // Chromium's AutoSelectCertificateForUrls, as a profile content setting (no root needed).
-    mkdirSync(join(profile, "Default"));
+    // Chromium's AutoSelectCertificateForUrls, as a profile content setting (no root needed);
+    // without a name, Chromium's own chooser asks.
     const { origin, cn, issuer } = clientCertificateFor;
-    const rule = { [`${origin},*`]: { setting: { filters: [{ SUBJECT: { CN: cn }, ISSUER: { CN: issuer } }] } } };
-    writeFileSync(join(profile, "Default", "Preferences"), JSON.stringify({ profile: { content_settings: { exceptions: { auto_select_certificate: rule } } } }));
+    if (cn) {
+      mkdirSync(join(profile, "Default"));
+      const rule = { [`${origin},*`]: { setting: { filters: [{ SUBJECT: { CN: cn }, ISSUER: { CN: issuer } }] } } };
+      writeFileSync(join(profile, "Default", "Preferences"), JSON.stringify({ profile: { content_settings: { exceptions: { auto_select_certificate: rule } } } }));
+    }
   }
   let browser;
   if (which === "chromium") {
@@ -245,6 +248,8 @@ export async function launch(which, { withHost = true, visible = false, installN
     /** Where the extension's own pages live. */
     base: which === "chromium" ? `chrome-extension://${id}` : `moz-extension://${FIREFOX_UUID}`,
     profile,
+    /** The home the browser runs with (its NSS database in .pki/nssdb, for Chromium). */
+    home: env.HOME,
     logs,
     /** The runtime directory the host's local channel lives in. */
     runtime,

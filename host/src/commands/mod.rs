@@ -40,6 +40,7 @@ pub enum Command {
     Sign,
     TlsPin,
     TlsCancel,
+    BrowserSetup,
 }
 
 impl Command {
@@ -54,6 +55,7 @@ impl Command {
             "sign" => Command::Sign,
             "tls-pin" => Command::TlsPin,
             "tls-cancel" => Command::TlsCancel,
+            "browser-setup" => Command::BrowserSetup,
             _ => return None,
         })
     }
@@ -420,6 +422,29 @@ impl Handler for Host {
                     }))
                 }
             },
+            Command::BrowserSetup => {
+                let chromium = matches!(self.caller, Caller::Chromium { .. });
+                Route::Deferred(Box::pin(async move {
+                    let home = dirs::home_dir().unwrap_or_default();
+                    let setup = tokio::task::spawn_blocking(move || {
+                        crate::module_install::browser_setup(&home, chromium)
+                    })
+                    .await;
+                    match setup {
+                        Ok(setup) => Outbound::Result {
+                            id,
+                            result: json!(setup),
+                        },
+                        Err(_) => Outbound::error(
+                            Some(id),
+                            WireError::new(
+                                ErrorCode::Internal,
+                                "could not read the browser's setup",
+                            ),
+                        ),
+                    }
+                }))
+            }
             Command::TlsCancel => {
                 if let Ok(request) = crate::arguments::required_string(&arguments, "requestId") {
                     self.windows.close(request);

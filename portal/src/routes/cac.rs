@@ -40,7 +40,13 @@ fn registration_page(
 ) -> Result<Html<String>> {
     let challenge = visitor.challenge(state);
     let rows = state.db.registrations_of(user.id)?;
-    let body = pages::cac_registration(&visitor.csrf(state), &challenge, &rows, message);
+    let body = pages::cac_registration(
+        &visitor.csrf(state),
+        &challenge,
+        &rows,
+        state.cac_host.as_deref(),
+        message,
+    );
     Ok(render(
         state,
         visitor,
