@@ -225,7 +225,6 @@ pub fn cac_registration(
         r#"<h2>CAC/Certificate Registration</h2>{message}
 <h3>Registered certificates</h3>
 {table}
-{cac_host}
 <h3>Register your CAC</h3>
 <p>Insert your CAC, click <strong>Register</strong>, choose your PIV Authentication
 certificate and enter your PIN in the CAC Bridge window, then confirm with your account
@@ -237,7 +236,8 @@ password.</p>
 <label for="password">Your account password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <p><button type="submit" id="cacbridge-register-button">Register</button></p>
-</form>"#,
+</form>
+{cac_host}"#,
         table = registrations_table(rows),
         csrf = esc(csrf),
         challenge = challenge_field(challenge)
