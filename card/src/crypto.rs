@@ -116,6 +116,25 @@ pub fn ecdsa_hash_input(bytes: &[u8], field_len: usize) -> Vec<u8> {
     }
 }
 
+/// A fixed-width `r || s` ECDSA signature (as PKCS#11's `CKM_ECDSA` returns it) in DER, the
+/// form PIV cards return and the layers above expect from every backend. `width` is the
+/// curve's field size: 32 (P-256) or 48 (P-384).
+pub fn ecdsa_fixed_to_der(fixed: &[u8], width: usize) -> Result<Vec<u8>, CardError> {
+    let bad = || CardError::Malformed(format!("ECDSA signature of {} bytes", fixed.len()));
+    if fixed.len() != 2 * width {
+        return Err(bad());
+    }
+    match width {
+        32 => p256::ecdsa::Signature::from_slice(fixed)
+            .map(|s| s.to_der().as_bytes().to_vec())
+            .map_err(|_| bad()),
+        48 => p384::ecdsa::Signature::from_slice(fixed)
+            .map(|s| s.to_der().as_bytes().to_vec())
+            .map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
 /// A DER ECDSA signature (`SEQUENCE { INTEGER r, INTEGER s }`, as PIV cards return it) in the
 /// fixed-width `r || s` form of JWS, each half `width` bytes.
 pub fn ecdsa_der_to_fixed(der: &[u8], width: usize) -> Result<Vec<u8>, CardError> {

@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod pcsc_backend;
 pub mod pin;
 pub mod piv;
+pub mod pkcs11_backend;
 pub mod session;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -36,6 +37,7 @@ pub use model::{
 };
 pub use pcsc_backend::PcscBackend;
 pub use pin::Pin;
+pub use pkcs11_backend::Pkcs11Backend;
 pub use session::{PinUse, SignatureInput};
 pub use timed::TimedToken;
 
