@@ -8,6 +8,7 @@
 
 pub mod apdu;
 pub mod cac;
+pub mod chain;
 /// The certificate view (crate `cacbridge-cert`).
 pub use cacbridge_cert as certificate;
 pub mod crypto;
@@ -30,6 +31,7 @@ pub mod tlv;
 pub mod transport;
 
 pub use certificate::{CertificateInfo, KeyAlgorithm};
+pub use chain::Chain;
 pub use crypto::{Digest, HashFunction};
 pub use error::CardError;
 pub use model::{

@@ -146,6 +146,8 @@ pub struct CardStatus {
     pub pin: Option<PinStatus>,
     /// Set when the card is present but could not be read.
     pub error: Option<CardError>,
+    /// The backend that serves this card ([`crate::Token::name`]: "pcsc", "pkcs11").
+    pub backend: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

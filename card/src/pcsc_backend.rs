@@ -408,6 +408,7 @@ impl PcscBackend {
             dual_cac: false,
             pin: None,
             error: None,
+            backend: "pcsc",
         };
         let detail = (|| -> Result<(), CardError> {
             let insertion = self.known(reader)?;

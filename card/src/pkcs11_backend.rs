@@ -121,6 +121,7 @@ impl Pkcs11Backend {
                         blocked: token.user_pin_locked(),
                     }),
                     error: None,
+                    backend: "pkcs11",
                 }
             }
             Err(err) => CardStatus {
@@ -129,6 +130,7 @@ impl Pkcs11Backend {
                 dual_cac: false,
                 pin: None,
                 error: Some(card_error(&err)),
+                backend: "pkcs11",
             },
         }
     }

@@ -5,9 +5,11 @@
 //!   cards);
 //! - [`commands`]: the host's handler, one file a command; [`views`] names card values on the
 //!   wire;
-//! - the card layer (crate `cacbridge-card`): PC/SC, PIV and CAC, knowing nothing of browsers.
+//! - the card layer (crate `cacbridge-card`): PC/SC, PIV and CAC, PKCS#11 modules, knowing
+//!   nothing of browsers; [`backends`] picks them as the policy says.
 
 pub mod arguments;
+pub mod backends;
 pub mod caller;
 pub mod commands;
 pub mod contract;

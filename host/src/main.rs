@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cacbridge_card::{CardError, PcscBackend, TimedToken, Token};
+use cacbridge_card::{CardError, TimedToken};
 use clap::{Parser, Subcommand};
 
 use cacbridge_host::caller::{self, Caller};
@@ -207,16 +207,33 @@ fn doctor() -> ExitCode {
     for line in module_install::report(&home()) {
         say(&line);
     }
-    let mut backend = PcscBackend::new();
+    say("Backends (policy):");
+    let names = Policy::load().backends();
+    for loaded in cacbridge_host::backends::load(&names) {
+        match loaded.token {
+            Ok(mut token) => match token.presence() {
+                Ok(readers) => say(&format!(
+                    "  ok    {}: loads, {} reader(s)",
+                    loaded.name,
+                    readers.len()
+                )),
+                Err(err) => say(&format!("  WARN  {}: loads, but {err}", loaded.name)),
+            },
+            Err(err) => say(&format!("  FAIL  {}: {err}", loaded.name)),
+        }
+    }
+    say("Readers and cards:");
+    let mut backend = cacbridge_host::backends::token(&names);
     match backend.readers() {
         Ok(readers) if readers.is_empty() => say("  FAIL  no smart card reader: connect one"),
         Ok(readers) => {
             for reader in readers {
                 match reader.card {
                     Some(card) => say(&format!(
-                        "  ok    {}: {} card",
+                        "  ok    {}: {} card ({})",
                         reader.name,
-                        views::card_type_name(card.card_type)
+                        views::card_type_name(card.card_type),
+                        card.backend
                     )),
                     None => say(&format!("  --    {}: no card", reader.name)),
                 }
@@ -229,7 +246,7 @@ fn doctor() -> ExitCode {
 
 /// `cacbridge-host list`: what `status` and `list-certificates` return, for a person.
 fn list(json: bool) -> ExitCode {
-    let mut backend = PcscBackend::with_disk_cache();
+    let mut backend = cacbridge_host::backends::token(&Policy::load().backends());
     let readers = match backend.readers() {
         Ok(readers) => readers,
         Err(err) => {
@@ -283,7 +300,7 @@ fn serve(caller: Caller) -> ExitCode {
     // Every card operation has a deadline: a hung reader answers `card-timeout` instead of
     // holding the card lane (and every later request) forever.
     let card = TimedToken::new(
-        Box::new(PcscBackend::with_disk_cache()),
+        cacbridge_host::backends::token(&policy.backends()),
         cacbridge_card::timed::timeout_from_env(),
     );
     // Only a host the CAC Bridge extension's browser started opens the local channel: its PKCS#11

@@ -118,6 +118,8 @@ pub struct CardView {
     pub dual_cac: bool,
     pub pin_retries_left: Option<u8>,
     pub pin_blocked: bool,
+    /// The backend serving the card: "pcsc", or "pkcs11" for a module (docs/policy.md).
+    pub backend: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<WireError>,
 }
@@ -133,6 +135,7 @@ impl From<&ReaderStatus> for ReaderView {
                 dual_cac: card.dual_cac,
                 pin_retries_left: card.pin.and_then(|p| p.retries_left),
                 pin_blocked: card.pin.is_some_and(|p| p.blocked),
+                backend: card.backend,
                 error: card.error.as_ref().map(WireError::from),
             }),
         }

@@ -512,3 +512,74 @@ fn a_card_that_stops_answering_gets_card_timeout_and_the_host_recovers() {
         "{reply}"
     );
 }
+
+/// A host whose policy names these backends.
+fn host_with_backends(dir: &std::path::Path, backends: &[&str]) -> HostProcess {
+    let policy = dir.join("policy.json");
+    std::fs::write(&policy, json!({ "backends": backends }).to_string()).unwrap();
+    HostProcess::spawn_with_env(
+        &[CHROME_ORIGIN],
+        "debug",
+        &[("CACBRIDGE_SYSTEM_POLICY", policy.to_str().unwrap())],
+    )
+}
+
+const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn over_opensc_s_module_the_commands_answer_as_over_pcsc() {
+    let _guard = lock();
+    let doe = VirtualCard::insert("doe", 0);
+    let smith = VirtualCard::insert("smith", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pcsc = HostProcess::spawn(&[CHROME_ORIGIN]);
+    let over_pcsc = pcsc.call("l", "list-certificates", json!({}))["result"].clone();
+    drop(pcsc);
+
+    let mut host = host_with_backends(dir.path(), &[OPENSC]);
+    // The same certificates, ids, slots and roles, in the same order.
+    let over_module = host.call("l", "list-certificates", json!({}))["result"].clone();
+    assert_eq!(over_module, over_pcsc);
+    let status = host.call("s", "status", json!({}));
+    let backends: Vec<_> = status["result"]["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["cardPresent"] == true)
+        .map(|r| r["backend"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(backends, ["pkcs11", "pkcs11"], "{status}");
+    // Tokens verify: RS256 from the RSA card, ES384 from the P-384 one.
+    let id = certificate_id(&mut host, "9A");
+    let reply = authenticate(&mut host, &id, &doe.info.pin);
+    assert_eq!(reply["result"]["algorithm"], "RS256", "{reply}");
+    verify_token(&reply["result"], ORIGIN, NONCE);
+    let p384 = over_module["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["reader"] == smith.reader && c["slot"] == "9A")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = authenticate(&mut host, &p384, &smith.info.pin);
+    assert_eq!(reply["result"]["algorithm"], "ES384", "{reply}");
+    verify_token(&reply["result"], ORIGIN, NONCE);
+    // A wrong PIN is pin-incorrect, as over PC/SC.
+    let reply = authenticate(&mut host, &id, "97531864");
+    assert_eq!(reply["error"]["code"], "pin-incorrect", "{reply}");
+    drop(host);
+
+    // Both backends, PC/SC first: each card once, served by PC/SC.
+    let mut host = host_with_backends(dir.path(), &["pcsc", OPENSC]);
+    let both = host.call("l", "list-certificates", json!({}))["result"].clone();
+    assert_eq!(both, over_pcsc);
+    let status = host.call("s", "status", json!({}));
+    for reader in status["result"]["readers"].as_array().unwrap() {
+        if reader["cardPresent"] == true {
+            assert_eq!(reader["backend"], "pcsc", "{status}");
+        }
+    }
+}

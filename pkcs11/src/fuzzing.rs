@@ -59,6 +59,7 @@ fn token() -> FakeToken {
                 blocked: false,
             }),
             error: None,
+            backend: "pcsc",
         }),
     }];
     token

@@ -42,6 +42,7 @@ fn token(certificates: Vec<CardCertificate>, retries_left: u8) -> FakeToken {
                 blocked: false,
             }),
             error: None,
+            backend: "pcsc",
         }),
     }];
     token.signature = Ok(der_ecdsa());
