@@ -80,11 +80,13 @@ impl Pkcs11Backend {
                 .context
                 .get_slot_info(slot)
                 .map_err(|e| card_error(&e))?;
-            named.push((
-                slot,
-                info.slot_description().trim().to_owned(),
-                info.token_present(),
-            ));
+            // A token not initialized (SoftHSM's free slot, a blank card) holds nothing.
+            let present = info.token_present()
+                && self
+                    .context
+                    .get_token_info(slot)
+                    .is_ok_and(|token| token.token_initialized());
+            named.push((slot, info.slot_description().trim().to_owned(), present));
         }
         Ok(named)
     }
@@ -308,17 +310,28 @@ impl Token for Pkcs11Backend {
         }
         let mut certificates = Vec::new();
         let mut cards_seen = 0;
+        let mut first_error = None;
         for (slot, name, present) in slots {
             if reader.is_some_and(|r| r != name) || !present {
                 continue;
             }
-            cards_seen += 1;
-            certificates.extend(self.read_certificates(slot, &name)?);
+            // One token that fails to read must not hide the others.
+            match self.read_certificates(slot, &name) {
+                Ok(list) => {
+                    cards_seen += 1;
+                    certificates.extend(list);
+                }
+                Err(err) => {
+                    tracing::info!(reader = %name, %err, "cannot read the token");
+                    first_error.get_or_insert(err);
+                }
+            }
         }
-        if cards_seen == 0 {
-            return Err(CardError::NoCard);
+        match (cards_seen, first_error) {
+            (0, Some(err)) => Err(err),
+            (0, None) => Err(CardError::NoCard),
+            _ => Ok(certificates),
         }
-        Ok(certificates)
     }
 
     fn sign_input(

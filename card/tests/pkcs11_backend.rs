@@ -144,3 +144,75 @@ fn a_card_removed_is_card_removed_or_no_card() {
         CardError::NoCard
     );
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_softhsm_token_personalized_like_a_cac_lists_and_signs() {
+    let _guard = lock();
+    let token = cacbridge_testbed::SoftHsmToken::personalize("hsm");
+    let mut module = Pkcs11Backend::load(Path::new(cacbridge_testbed::SOFTHSM)).unwrap();
+    let listed = module.certificates(None).unwrap();
+    let roles: Vec<_> = listed.iter().map(|c| (c.slot, c.der.clone())).collect();
+    assert_eq!(
+        roles,
+        [
+            (Slot::PivAuthentication, token.info.certificate("01")),
+            (Slot::DigitalSignature, token.info.certificate("02")),
+        ]
+    );
+    assert_eq!(
+        listed[0].info.common_name.as_deref(),
+        Some(token.info.cn.as_str())
+    );
+    let pin = Pin::new(&token.info.pin).unwrap();
+    let message = b"CAC Bridge over SoftHSM";
+    let digest = Digest::of(HashFunction::Sha256, message);
+    for certificate in &listed {
+        let signature = module.sign(certificate, &digest, &pin).unwrap();
+        assert!(
+            openssl_verifies(&certificate.der, message, &signature),
+            "{:?}",
+            certificate.slot
+        );
+    }
+    let wrong = Pin::new("97531864").unwrap();
+    assert!(matches!(
+        module.sign(&listed[0], &digest, &wrong),
+        Err(CardError::PinIncorrect { .. })
+    ));
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn loopback_cac_bridge_s_own_module_through_the_pkcs11_backend() {
+    let _guard = lock();
+    let card = VirtualCard::insert("smith", 0);
+    let mut pcsc = PcscBackend::new();
+    let mut module = Pkcs11Backend::load(&cacbridge_testbed::host::pkcs11_module()).unwrap();
+    let over_pcsc = pcsc.certificates(Some(card.reader)).unwrap();
+    let over_module = module.certificates(Some(card.reader)).unwrap();
+    let view = |list: &[cacbridge_card::CardCertificate]| {
+        list.iter()
+            .map(|c| (c.slot, c.der.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(view(&over_module), view(&over_pcsc));
+    let pin = Pin::new(&card.info.pin).unwrap();
+    let message = b"loopback";
+    for certificate in &over_module {
+        let digest = match certificate.info.key_algorithm {
+            KeyAlgorithm::EcP384 => Digest::of(HashFunction::Sha384, message),
+            _ => Digest::of(HashFunction::Sha256, message),
+        };
+        let hash = match certificate.info.key_algorithm {
+            KeyAlgorithm::EcP384 => "sha384",
+            _ => "sha256",
+        };
+        let signature = module.sign(certificate, &digest, &pin).unwrap();
+        assert!(
+            openssl_verifies_with(&certificate.der, hash, message, &signature),
+            "{:?}",
+            certificate.slot
+        );
+    }
+}

@@ -476,3 +476,83 @@ pub fn spki(der: &[u8]) -> Vec<u8> {
     let (_, cert) = X509Certificate::from_der(der).expect("a certificate");
     cert.public_key().raw.to_vec()
 }
+
+/// SoftHSM2's PKCS#11 module (Debian's softhsm2).
+pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A fresh SoftHSM2 token personalized like a CAC from golden identity `name` (keys and
+/// certificates made by tests/harness/personalize-cards), in a token directory of its own.
+/// Loading SoftHSM in this process afterwards finds it: `SOFTHSM2_CONF` is set here.
+pub struct SoftHsmToken {
+    pub info: CardInfo,
+    /// Give this to another process (a host) as its `SOFTHSM2_CONF`.
+    pub conf: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SoftHsmToken {
+    pub fn personalize(name: &str) -> SoftHsmToken {
+        let info = CardInfo::load(name);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).expect("token dir");
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .expect("softhsm2.conf");
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        let init = Command::new("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                &info.cn,
+                "--pin",
+                &info.pin,
+            ])
+            .args(["--so-pin", "12345678"])
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .expect("softhsm2-util (apt-get install softhsm2)");
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let golden = golden_dir().join("cards").join(name);
+        let labels = [
+            ("01", "Certificate for PIV Authentication"),
+            ("02", "Certificate for Digital Signature"),
+        ];
+        for (id, label) in labels {
+            for (kind, file) in [
+                ("privkey", format!("{id}.key.der")),
+                ("cert", format!("{id}.der")),
+            ] {
+                let out = Command::new("pkcs11-tool")
+                    .args(["--module", SOFTHSM, "--token-label", &info.cn, "--login"])
+                    .args(["--pin", &info.pin, "--write-object"])
+                    .arg(golden.join(&file))
+                    .args(["--type", kind, "--id", id, "--label", label])
+                    .env("SOFTHSM2_CONF", &conf)
+                    .output()
+                    .expect("pkcs11-tool (apt-get install opensc)");
+                assert!(
+                    out.status.success(),
+                    "pkcs11-tool --write-object {file}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        SoftHsmToken {
+            info,
+            conf,
+            _dir: dir,
+        }
+    }
+}
