@@ -66,6 +66,31 @@ impl Pkcs11Backend {
         })
     }
 
+    /// Load a private copy of the module at `path`: a module instance of its own (its own
+    /// globals and locks), for when the one loaded before is stuck in a call that never
+    /// returns (the same path would give the same, stuck, instance). The copy lives in a
+    /// directory only this user can enter and is unlinked once loaded.
+    pub fn load_copy(path: &Path, generation: u32) -> Result<Self, CardError> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let dir = std::env::temp_dir().join(format!(
+            "cacbridge-module-{}-{generation}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| CardError::Module(format!("{}: {e}", dir.display())))?;
+        let copy = dir.join(path.file_name().unwrap_or_default());
+        std::fs::copy(path, &copy)
+            .map_err(|e| CardError::Module(format!("{}: {e}", path.display())))?;
+        let loaded = Self::load(&copy);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut loaded = loaded?;
+        loaded.path = path.to_owned();
+        Ok(loaded)
+    }
+
     /// The module's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -6,6 +6,10 @@
 //! awaited for at most the timeout; after that the caller gets [`CardError::Timeout`] and the
 //! operation finishes (or not) on the worker. Until it does, every further operation fails at
 //! once with the same error instead of queueing behind it for another full timeout.
+//!
+//! A token that can be built again ([`TimedToken::reloading`]: a PKCS#11 module, which may
+//! deadlock inside its own locks and never return) is instead abandoned at the timeout: its
+//! worker is left to its fate and a fresh token on a fresh worker serves the next operation.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +24,10 @@ use crate::pin::Pin;
 use crate::{SignatureInput, Token};
 
 type Job = Box<dyn FnOnce(&mut dyn Token) + Send>;
+
+/// Builds the token again after a timeout; the argument counts the builds (1 for the first
+/// rebuild), so a PKCS#11 module can be loaded from a private copy.
+pub type Rebuild = Box<dyn FnMut(u32) -> Result<Box<dyn Token>, CardError> + Send>;
 
 /// How long one card operation may take: `CACBRIDGE_CARD_TIMEOUT_MS` (100 ms to 10 min), else
 /// 30 s. A slow real CAC reads its certificates in several seconds; a hung reader must not
@@ -48,53 +56,96 @@ pub struct TimedToken {
     progress: Arc<Mutex<Progress>>,
     apdus: Arc<AtomicU64>,
     worker: Option<JoinHandle<()>>,
+    rebuild: Option<(Rebuild, u32)>,
+}
+
+/// A worker thread serving `token`: its queue, its progress, its handle.
+struct Worker {
+    jobs: Option<mpsc::Sender<Job>>,
+    progress: Arc<Mutex<Progress>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+fn start_worker(mut token: Box<dyn Token>, apdus: Arc<AtomicU64>) -> Worker {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let worker = {
+        let progress = Arc::clone(&progress);
+        std::thread::Builder::new()
+            .name("cacbridge-card".into())
+            .spawn(move || {
+                for job in queue {
+                    // A panicking operation answers nobody (its reply channel drops); the
+                    // worker carries on with the next one.
+                    let _ = catch_unwind(AssertUnwindSafe(|| job(token.as_mut())));
+                    apdus.store(token.apdu_count(), Ordering::Relaxed);
+                    let mut progress = lock(&progress);
+                    progress.finished += 1;
+                    progress.overdue = false;
+                }
+            })
+    };
+    match worker {
+        Ok(handle) => Worker {
+            jobs: Some(jobs),
+            progress,
+            handle: Some(handle),
+        },
+        // No thread to be had: every operation fails cleanly rather than the caller crash.
+        Err(err) => {
+            tracing::error!(%err, "no thread for card operations");
+            Worker {
+                jobs: None,
+                progress,
+                handle: None,
+            }
+        }
+    }
 }
 
 impl TimedToken {
     /// Move `token` onto a worker thread; each operation gets `timeout`.
-    pub fn new(mut token: Box<dyn Token>, timeout: Duration) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let progress = Arc::new(Mutex::new(Progress::default()));
-        let apdus = Arc::new(AtomicU64::new(0));
+    pub fn new(token: Box<dyn Token>, timeout: Duration) -> Self {
         let name = token.name();
-        let worker = {
-            let progress = Arc::clone(&progress);
-            let apdus = Arc::clone(&apdus);
-            std::thread::Builder::new()
-                .name("cacbridge-card".into())
-                .spawn(move || {
-                    for job in queue {
-                        // A panicking operation answers nobody (its reply channel drops); the
-                        // worker carries on with the next one.
-                        let _ = catch_unwind(AssertUnwindSafe(|| job(token.as_mut())));
-                        apdus.store(token.apdu_count(), Ordering::Relaxed);
-                        let mut progress = lock(&progress);
-                        progress.finished += 1;
-                        progress.overdue = false;
-                    }
-                })
+        let apdus = Arc::new(AtomicU64::new(0));
+        let worker = start_worker(token, Arc::clone(&apdus));
+        Self {
+            name,
+            timeout,
+            jobs: worker.jobs,
+            progress: worker.progress,
+            apdus,
+            worker: worker.handle,
+            rebuild: None,
+        }
+    }
+
+    /// As [`TimedToken::new`] with `token`, and on a timeout the token is abandoned and
+    /// `rebuild` makes the one that serves from then on.
+    pub fn reloading(token: Box<dyn Token>, rebuild: Rebuild, timeout: Duration) -> Self {
+        let mut timed = Self::new(token, timeout);
+        timed.rebuild = Some((rebuild, 0));
+        timed
+    }
+
+    /// Leave the stuck worker behind and serve from a fresh token on a fresh worker.
+    fn reload(&mut self) {
+        let Some((rebuild, builds)) = self.rebuild.as_mut() else {
+            return;
         };
-        match worker {
-            Ok(worker) => Self {
-                name,
-                timeout,
-                jobs: Some(jobs),
-                progress,
-                apdus,
-                worker: Some(worker),
-            },
-            // No thread to be had: every operation fails cleanly rather than the caller crash.
-            Err(err) => {
-                tracing::error!(%err, "no thread for card operations");
-                Self {
-                    name,
-                    timeout,
-                    jobs: None,
-                    progress,
-                    apdus,
-                    worker: None,
-                }
+        *builds += 1;
+        match rebuild(*builds) {
+            Ok(token) => {
+                // The old worker ends whenever its operation returns, if ever: not joined.
+                self.jobs = None;
+                drop(self.worker.take());
+                let worker = start_worker(token, Arc::clone(&self.apdus));
+                self.jobs = worker.jobs;
+                self.progress = worker.progress;
+                self.worker = worker.handle;
+                tracing::warn!(builds = *builds, "the token was abandoned and built again");
             }
+            Err(err) => tracing::error!(%err, "the token could not be built again"),
         }
     }
 
@@ -125,11 +176,17 @@ impl TimedToken {
         match answer.recv_timeout(self.timeout) {
             Ok(result) => result,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                let mut progress = lock(&self.progress);
-                if progress.finished < number {
-                    progress.overdue = true;
-                }
+                let stuck = {
+                    let mut progress = lock(&self.progress);
+                    if progress.finished < number {
+                        progress.overdue = true;
+                    }
+                    progress.overdue
+                };
                 tracing::warn!(timeout = ?self.timeout, "the card did not answer in time");
+                if stuck {
+                    self.reload();
+                }
                 Err(CardError::Timeout)
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(CardError::Pcsc(
@@ -325,6 +382,39 @@ mod tests {
             Err(CardError::Pcsc(_))
         ));
         assert_eq!(token.certificates(None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_token_that_never_returns_is_abandoned_and_a_fresh_one_serves_at_once() {
+        // The first token hangs for good (a module deadlocked in C_Sign); its rebuild does not.
+        let card = certificate(
+            1,
+            Slot::PivAuthentication,
+            crate::KeyAlgorithm::EcP256,
+            &["digitalSignature"],
+            &["clientAuth"],
+        );
+        let hung = Stalling {
+            inner: FakeToken::new(vec![card.clone()]),
+            stall: Some(Duration::from_secs(3600)),
+        };
+        let builds = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&builds);
+        let rebuild: Rebuild = Box::new(move |n| {
+            counted.store(u64::from(n), Ordering::Relaxed);
+            Ok(Box::new(FakeToken::new(vec![card.clone()])) as Box<dyn Token>)
+        });
+        let mut token = TimedToken::reloading(Box::new(hung), rebuild, Duration::from_millis(200));
+        assert_eq!(token.certificates(None).unwrap_err(), CardError::Timeout);
+        assert_eq!(builds.load(Ordering::Relaxed), 1, "built again once");
+        // Not "still stuck": the fresh token answers, at once.
+        let started = Instant::now();
+        assert_eq!(token.certificates(None).unwrap().len(), 1);
+        assert!(started.elapsed() < Duration::from_millis(100));
+        // Dropping does not wait for the abandoned worker.
+        let started = Instant::now();
+        drop(token);
+        assert!(started.elapsed() < Duration::from_millis(100));
     }
 
     #[test]

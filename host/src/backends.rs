@@ -4,8 +4,9 @@
 //! reads it.
 
 use std::path::Path;
+use std::time::Duration;
 
-use cacbridge_card::{Chain, PcscBackend, Pkcs11Backend, Token};
+use cacbridge_card::{Chain, PcscBackend, Pkcs11Backend, TimedToken, Token};
 
 /// One backend of the policy, loaded, or why it is not.
 pub struct Loaded {
@@ -16,16 +17,22 @@ pub struct Loaded {
 /// Load each backend `names` lists. A name that is neither `pcsc` nor an absolute path to a
 /// file is refused here (a policy is read by people: say why).
 pub fn load(names: &[String]) -> Vec<Loaded> {
+    load_generation(names, 0)
+}
+
+/// As [`load`]; after the first `generation`, modules are loaded from private copies (an
+/// abandoned instance may still be stuck inside its own locks).
+fn load_generation(names: &[String], generation: u32) -> Vec<Loaded> {
     names
         .iter()
         .map(|name| Loaded {
             name: name.clone(),
-            token: load_one(name),
+            token: load_one(name, generation),
         })
         .collect()
 }
 
-fn load_one(name: &str) -> Result<Box<dyn Token>, String> {
+fn load_one(name: &str, generation: u32) -> Result<Box<dyn Token>, String> {
     if name == "pcsc" {
         return Ok(Box::new(PcscBackend::with_disk_cache()));
     }
@@ -36,7 +43,12 @@ fn load_one(name: &str) -> Result<Box<dyn Token>, String> {
     if !path.is_file() {
         return Err("no such file".into());
     }
-    Pkcs11Backend::load(path)
+    let loaded = if generation == 0 {
+        Pkcs11Backend::load(path)
+    } else {
+        Pkcs11Backend::load_copy(path, generation)
+    };
+    loaded
         .map(|module| Box::new(module) as Box<dyn Token>)
         .map_err(|err| err.to_string())
 }
@@ -44,8 +56,12 @@ fn load_one(name: &str) -> Result<Box<dyn Token>, String> {
 /// The token for the policy's backends: those that load, in order; the PC/SC backend when
 /// none does (a broken module line must not leave the person without their card).
 pub fn token(names: &[String]) -> Box<dyn Token> {
+    token_generation(names, 0)
+}
+
+fn token_generation(names: &[String], generation: u32) -> Box<dyn Token> {
     let mut tokens: Vec<Box<dyn Token>> = Vec::new();
-    for loaded in load(names) {
+    for loaded in load_generation(names, generation) {
         match loaded.token {
             Ok(token) => tokens.push(token),
             Err(err) => tracing::error!(backend = %loaded.name, %err, "backend not loaded"),
@@ -59,4 +75,21 @@ pub fn token(names: &[String]) -> Box<dyn Token> {
         1 => tokens.remove(0),
         _ => Box::new(Chain::new(tokens)),
     }
+}
+
+/// The policy's token with a deadline on every operation. With a PKCS#11 module among the
+/// backends, a timeout abandons the token and loads the backends again (modules from private
+/// copies): a module deadlocked in `C_Sign` (OpenSC, a card pulled mid-signature) must not
+/// take the host with it.
+pub fn timed_token(names: &[String], timeout: Duration) -> TimedToken {
+    let first = token(names);
+    if names.iter().all(|name| name == "pcsc") {
+        return TimedToken::new(first, timeout);
+    }
+    let names = names.to_vec();
+    TimedToken::reloading(
+        first,
+        Box::new(move |generation| Ok(token_generation(&names, generation))),
+        timeout,
+    )
 }

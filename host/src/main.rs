@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cacbridge_card::{CardError, TimedToken};
+use cacbridge_card::CardError;
 use clap::{Parser, Subcommand};
 
 use cacbridge_host::caller::{self, Caller};
@@ -299,8 +299,8 @@ fn serve(caller: Caller) -> ExitCode {
     let policy = Policy::load();
     // Every card operation has a deadline: a hung reader answers `card-timeout` instead of
     // holding the card lane (and every later request) forever.
-    let card = TimedToken::new(
-        cacbridge_host::backends::token(&policy.backends()),
+    let card = cacbridge_host::backends::timed_token(
+        &policy.backends(),
         cacbridge_card::timed::timeout_from_env(),
     );
     // Only a host the CAC Bridge extension's browser started opens the local channel: its PKCS#11

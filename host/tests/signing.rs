@@ -583,3 +583,70 @@ fn over_opensc_s_module_the_commands_answer_as_over_pcsc() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_card_pulled_during_a_signature_through_opensc_leaves_the_host_serving() {
+    let _guard = lock();
+    // A slow card, so that the signature is under way when the card goes.
+    let mut card = VirtualCard::insert_with(
+        "doe",
+        0,
+        cacbridge_testbed::CardOptions {
+            apdu_delay: Some(std::time::Duration::from_millis(60)),
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, json!({ "backends": [OPENSC] }).to_string()).unwrap();
+    let mut host = HostProcess::spawn_with_env(
+        &[CHROME_ORIGIN],
+        "debug",
+        &[
+            ("CACBRIDGE_SYSTEM_POLICY", policy.to_str().unwrap()),
+            ("CACBRIDGE_CARD_TIMEOUT_MS", "5000"),
+        ],
+    );
+    let id = certificate_id(&mut host, "9A");
+    host.send(
+        &json!({"id": "pulled", "command": "authenticate", "arguments": {
+        "certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}}),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    card.remove_without_waiting();
+    let started = std::time::Instant::now();
+    let mut events = Vec::new();
+    let reply = host.reply_to(&json!("pulled"), &mut events);
+    let code = reply["error"]["code"].as_str().unwrap_or("none").to_owned();
+    eprintln!("pulled mid-signature: {code}");
+    assert!(
+        [
+            "card-removed",
+            "card-timeout",
+            "no-card",
+            "certificate-not-found"
+        ]
+        .contains(&code.as_str()),
+        "{reply}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    // The host keeps serving: the card back, the next request answers.
+    card.reinsert();
+    let mut listed = Value::Null;
+    for _ in 0..20 {
+        listed = host.call("again", "list-certificates", json!({}));
+        if listed["result"]["certificates"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(
+        listed["result"]["certificates"].as_array().map(Vec::len),
+        Some(4),
+        "{listed}"
+    );
+}
