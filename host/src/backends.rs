@@ -63,7 +63,10 @@ fn token_generation(names: &[String], generation: u32) -> Box<dyn Token> {
     let mut tokens: Vec<Box<dyn Token>> = Vec::new();
     for loaded in load_generation(names, generation) {
         match loaded.token {
-            Ok(token) => tokens.push(token),
+            Ok(token) => {
+                tracing::info!(backend = %loaded.name, generation, "backend loaded");
+                tokens.push(token);
+            }
             Err(err) => tracing::error!(backend = %loaded.name, %err, "backend not loaded"),
         }
     }

@@ -655,6 +655,45 @@ const MTLS_ORIGIN = "https://localhost:8444";
  * `cacbridge-host install`), and the PIN is typed in CAC Bridge's window.
  */
 /**
+ * The guide on the page-API portal with the host reading the card through OpenSC's PKCS#11
+ * module instead of its own applet code (the policy's `backends`, docs/policy.md).
+ */
+export function moduleBackendSuite(which) {
+  let portal;
+  let card;
+  let stack;
+  before(async () => {
+    card = await insertCard("doe");
+    portal = await startPortal();
+    stack = await launch(which, { policy: { backends: ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"] } });
+  });
+  after(async () => {
+    await stack?.close();
+    await portal?.stop();
+    await card?.remove();
+  });
+
+  test(`${which}: register the CAC with the host over OpenSC's module`, async () => {
+    const page = await stack.browser.newPage();
+    await clickRegister(page);
+    const win = await dialog(stack.browser);
+    const chosen = await win.$eval("input[name=certificate]:checked", (el) => el.closest("li").textContent);
+    assert.match(chosen, /PIV Authentication/);
+    // A wrong PIN first: pin-incorrect through the module, the window says so.
+    await choose(win, WRONG_PIN);
+    await win.waitForSelector("#pin-error:not([hidden])");
+    assert.match(await win.$eval("#pin-error", (el) => el.textContent), /Wrong PIN/);
+    await win.type("#pin-input", card.info.pin);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), win.click("#ok")]);
+    await page.waitForSelector("#confirmation-edipi");
+    assert.equal(await page.$eval("#confirmation-edipi", (el) => el.textContent), "1234567890");
+    assert.match(stack.hostLog(), /backend loaded backend=\/usr\/lib\/x86_64-linux-gnu\/opensc-pkcs11\.so/, "the host served from the module");
+    assert.doesNotMatch(stack.hostLog(), /backend loaded backend=pcsc/);
+    await page.close();
+  });
+}
+
+/**
  * The portal guide on the reference portal's mutual-TLS CAC host: the browser presents the
  * card's certificate through CAC Bridge's PKCS#11 module, and the card signs the handshake
  * after the PIN is typed in CAC Bridge's window. `cardName` "doe" is an RSA card (TLS 1.3:

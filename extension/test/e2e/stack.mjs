@@ -155,9 +155,10 @@ function hostManifest(browser, dir, withHost) {
  *   clientCertificateFor (Chromium): `cacbridge-host install` registers the PKCS#11 module in
  *   a home of the browser's own, and an auto-select rule presents that certificate there
  *   (Firefox: it presents the matching certificate without asking);
- *   display (Firefox): run with windows on this X display instead of headless
+ *   display (Firefox): run with windows on this X display instead of headless;
+ *   policy: the host's policy file (docs/policy.md), e.g. its backends
  */
-export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor, display } = {}) {
+export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor, display, policy } = {}) {
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
   mkdirSync(logs);
@@ -166,6 +167,11 @@ export async function launch(which, { withHost = true, visible = false, installN
   const runtime = join(profile, "run");
   mkdirSync(runtime, { mode: 0o700 });
   const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace", XDG_CACHE_HOME: CACHE_HOME, XDG_RUNTIME_DIR: runtime };
+  if (policy) {
+    // A debug host reads the policy this variable names (release builds ignore it).
+    env.CACBRIDGE_SYSTEM_POLICY = join(profile, "policy.json");
+    writeFileSync(env.CACBRIDGE_SYSTEM_POLICY, JSON.stringify(policy));
+  }
   if (clientCertificateFor && which === "chromium") {
     // Chromium reads $HOME/.pki/nssdb: the person's install registers the module there.
     const home = join(profile, "home");
