@@ -8,6 +8,27 @@ use std::time::Duration;
 
 use cacbridge_card::{Chain, PcscBackend, Pkcs11Backend, TimedToken, Token};
 
+/// PKCS#11 modules commonly installed for smart cards, where Debian and Ubuntu put them: what
+/// `doctor` looks for, so that a person can name one in the policy.
+pub const KNOWN_MODULES: [(&str, &str); 5] = [
+    ("OpenSC", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"),
+    ("CACKey", "/usr/lib/x86_64-linux-gnu/libcackey.so"),
+    ("CACKey", "/usr/lib/libcackey.so"),
+    (
+        "p11-kit proxy",
+        "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so",
+    ),
+    ("SoftHSM2", "/usr/lib/softhsm/libsofthsm2.so"),
+];
+
+/// The [`KNOWN_MODULES`] installed here.
+pub fn installed_modules() -> Vec<(&'static str, &'static str)> {
+    KNOWN_MODULES
+        .into_iter()
+        .filter(|(_, path)| Path::new(path).is_file())
+        .collect()
+}
+
 /// One backend of the policy, loaded, or why it is not.
 pub struct Loaded {
     pub name: String,

@@ -222,6 +222,21 @@ fn doctor() -> ExitCode {
             Err(err) => say(&format!("  FAIL  {}: {err}", loaded.name)),
         }
     }
+    say("PKCS#11 modules installed (a policy's backends may name one):");
+    let installed = cacbridge_host::backends::installed_modules();
+    if installed.is_empty() {
+        say("  --    none found");
+    }
+    for (name, path) in installed {
+        let loaded = cacbridge_host::backends::load(&[path.to_owned()]).remove(0);
+        match loaded.token {
+            Ok(mut token) => say(&format!(
+                "  ok    {name}: {path} loads, {} slot(s)",
+                token.presence().map(|p| p.len()).unwrap_or(0)
+            )),
+            Err(err) => say(&format!("  FAIL  {name}: {path}: {err}")),
+        }
+    }
     say("Readers and cards:");
     let mut backend = cacbridge_host::backends::token(&names);
     match backend.readers() {

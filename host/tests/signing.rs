@@ -572,6 +572,23 @@ fn over_opensc_s_module_the_commands_answer_as_over_pcsc() {
     assert_eq!(reply["error"]["code"], "pin-incorrect", "{reply}");
     drop(host);
 
+    // doctor shows the policy's backend and the modules installed, and that they load.
+    let doctor = std::process::Command::new(common::HOST)
+        .arg("doctor")
+        .env("CACBRIDGE_SYSTEM_POLICY", dir.path().join("policy.json"))
+        .output()
+        .unwrap();
+    let doctor = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        doctor.contains(&format!("ok    {OPENSC}: loads")),
+        "{doctor}"
+    );
+    assert!(
+        doctor.contains(&format!("ok    OpenSC: {OPENSC} loads")),
+        "{doctor}"
+    );
+    assert!(doctor.contains("(pkcs11)"), "{doctor}");
+
     // Both backends, PC/SC first: each card once, served by PC/SC.
     let mut host = host_with_backends(dir.path(), &["pcsc", OPENSC]);
     let both = host.call("l", "list-certificates", json!({}))["result"].clone();
