@@ -370,6 +370,12 @@ impl Token for Pkcs11Backend {
             .context
             .open_ro_session(place.slot)
             .map_err(|e| card_error(&e))?;
+        // Every PIV card numbers its keys alike: a card swapped in since the listing must not
+        // sign in the listed one's place.
+        if !holds_certificate(&session, &place.id, &certificate.der)? {
+            self.keys.remove(&certificate.info.id);
+            return Err(CardError::CertificateNotFound);
+        }
         if let Some(pin) = pin {
             login(&session, UserType::User, pin).map_err(|err| match err {
                 CardError::PinIncorrect { .. } => self.pin_incorrect(place.slot),
@@ -412,6 +418,28 @@ fn login(session: &Session, user: UserType, pin: &Pin) -> Result<(), CardError> 
         Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
         Err(err) => Err(card_error(&err)),
     }
+}
+
+/// Whether the token still shows `der` as the certificate with `CKA_ID` `id`.
+fn holds_certificate(session: &Session, id: &[u8], der: &[u8]) -> Result<bool, CardError> {
+    let found = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Id(id.to_vec()),
+        ])
+        .map_err(|e| card_error(&e))?;
+    for object in found {
+        let value = session
+            .get_attributes(object, &[AttributeType::Value])
+            .map_err(|e| card_error(&e))?;
+        if value
+            .iter()
+            .any(|a| matches!(a, Attribute::Value(v) if v.as_slice() == der))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The private key with `CKA_ID` `id`.

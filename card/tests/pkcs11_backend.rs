@@ -216,3 +216,28 @@ fn loopback_cac_bridge_s_own_module_through_the_pkcs11_backend() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_card_swapped_since_the_listing_never_signs_in_its_place() {
+    let _guard = lock();
+    let mut card = VirtualCard::insert("doe", 0);
+    let mut module = opensc();
+    let listed = module.certificates(Some(card.reader)).unwrap();
+    let authentication = listed
+        .iter()
+        .find(|c| c.slot == Slot::PivAuthentication)
+        .unwrap()
+        .clone();
+    card.remove();
+    drop(card);
+    // Another card of the same person in the same reader: its key 01 is another key.
+    let other = VirtualCard::insert("doe2", 0);
+    let _ = module.certificates(Some(other.reader));
+    let pin = Pin::new(&other.info.pin).unwrap();
+    let digest = Digest::of(HashFunction::Sha256, b"swapped");
+    assert_eq!(
+        module.sign(&authentication, &digest, &pin),
+        Err(CardError::CertificateNotFound)
+    );
+}
