@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -68,6 +68,17 @@ enum Cmd {
         #[arg(long)]
         system: bool,
     },
+    /// Firefox's enterprise policy for every user: install the CAC Bridge add-on and load the
+    /// PKCS#11 module (what the cacbridge-browser-integration package does), or take exactly
+    /// that back.
+    SystemIntegration {
+        /// Take CAC Bridge's entries out again.
+        #[arg(long)]
+        remove: bool,
+        /// A directory standing for / (packaging tests).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
     /// Speak native messaging on stdin/stdout (what a browser does when it starts the host).
     Serve,
 }
@@ -90,6 +101,20 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Cmd::List { json }) => list(json),
+        Some(Cmd::SystemIntegration { remove, root }) => {
+            let module = Path::new("/usr/lib/cacbridge").join(module_install::BROWSER_LIBRARY);
+            match module_install::system_integration(&root, !remove, &module) {
+                Ok(Some(line)) => {
+                    say(&line);
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("cacbridge-host: {err}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Some(Cmd::Install {
             system,
             browser_prompt,

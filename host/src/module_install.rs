@@ -164,73 +164,155 @@ fn firefox_manifest(module: &Path) -> String {
 
 /// Add the module to Firefox's `SecurityDevices` policy, keeping every other policy. A file
 /// that does not parse is reported and left alone.
-fn add_firefox_policy(file: &Path, module: &Path) -> Result<String, String> {
+/// The add-on's page on addons.mozilla.org, from which Firefox's `ExtensionSettings` policy
+/// installs it (the listing's slug).
+pub const FIREFOX_ADDON_URL: &str =
+    "https://addons.mozilla.org/firefox/downloads/latest/cac-bridge/latest.xpi";
+
+/// What CAC Bridge puts in Firefox's enterprise policy file: each entry's place (a JSON
+/// pointer to the object holding it), its key, and its value.
+fn firefox_policy_entries(
+    module: &Path,
+    addon: bool,
+) -> Vec<(&'static str, String, serde_json::Value)> {
+    let mut entries = vec![(
+        "/policies/SecurityDevices/Add",
+        MODULE_NAME.to_owned(),
+        serde_json::json!(module.to_string_lossy()),
+    )];
+    if addon {
+        entries.push((
+            "/policies/ExtensionSettings",
+            FIREFOX_EXTENSION_ID.to_owned(),
+            serde_json::json!({
+                "installation_mode": "normal_installed",
+                "install_url": FIREFOX_ADDON_URL,
+            }),
+        ));
+    }
+    entries
+}
+
+/// Merge CAC Bridge's entries into the policy file (loading `module`; with `addon`, installing
+/// the add-on too); every other policy is kept, and a file that is not a JSON object is left
+/// alone with an error.
+fn add_firefox_policy(file: &Path, module: &Path, addon: bool) -> Result<String, String> {
     let mut policies: serde_json::Value = match std::fs::read_to_string(file) {
         Ok(text) => serde_json::from_str(&text)
             .map_err(|e| format!("{}: not valid JSON ({e}); not changed", file.display()))?,
         Err(_) => serde_json::json!({}),
     };
-    let root = policies
-        .as_object_mut()
-        .ok_or_else(|| format!("{}: not a JSON object; not changed", file.display()))?;
-    let devices = root
-        .entry("policies")
-        .or_insert_with(|| serde_json::json!({}))
-        .as_object_mut()
-        .and_then(|p| {
-            p.entry("SecurityDevices")
-                .or_insert_with(|| serde_json::json!({}))
+    if !policies.is_object() {
+        return Err(format!(
+            "{}: not a JSON object; not changed",
+            file.display()
+        ));
+    }
+    for (place, key, value) in firefox_policy_entries(module, addon) {
+        let mut holder = &mut policies;
+        for part in place.split('/').skip(1) {
+            holder = holder
                 .as_object_mut()
-        })
-        .ok_or_else(|| {
-            format!(
-                "{}: unexpected policies layout; not changed",
-                file.display()
-            )
-        })?;
-    devices
-        .entry("Add")
-        .or_insert_with(|| serde_json::json!({}))
-        .as_object_mut()
-        .ok_or_else(|| {
-            format!(
-                "{}: unexpected SecurityDevices layout; not changed",
-                file.display()
-            )
-        })?
-        .insert(
-            MODULE_NAME.into(),
-            serde_json::json!(module.to_string_lossy()),
-        );
+                .ok_or_else(|| {
+                    format!(
+                        "{}: unexpected layout at {place}; not changed",
+                        file.display()
+                    )
+                })?
+                .entry(part)
+                .or_insert_with(|| serde_json::json!({}));
+        }
+        holder
+            .as_object_mut()
+            .ok_or_else(|| {
+                format!(
+                    "{}: unexpected layout at {place}; not changed",
+                    file.display()
+                )
+            })?
+            .insert(key, value);
+    }
     write(
         file,
         &(serde_json::to_string_pretty(&policies).unwrap_or_default() + "\n"),
     )?;
     Ok(format!(
-        "{}: Firefox loads the module for every user",
-        file.display()
+        "{}: Firefox loads the module{} for every user",
+        file.display(),
+        if addon {
+            " and installs the add-on"
+        } else {
+            ""
+        }
     ))
 }
 
+/// Take CAC Bridge's entries out of the policy file again, and the objects they leave empty;
+/// a file left with nothing is removed. No "blocked" entry is left behind: the add-on's entry
+/// goes, it is not turned into a block.
 fn remove_firefox_policy(file: &Path) -> Result<Option<String>, String> {
     let Ok(text) = std::fs::read_to_string(file) else {
         return Ok(None);
     };
     let mut policies: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not valid JSON ({e}); not changed", file.display()))?;
-    let removed = policies
-        .pointer_mut("/policies/SecurityDevices/Add")
-        .and_then(|add| add.as_object_mut())
-        .and_then(|add| add.remove(MODULE_NAME))
-        .is_some();
+    let mut removed = false;
+    for (place, key, _) in firefox_policy_entries(Path::new(""), true) {
+        removed |= policies
+            .pointer_mut(place)
+            .and_then(|holder| holder.as_object_mut())
+            .and_then(|holder| holder.remove(&key))
+            .is_some();
+        // Prune what became empty, innermost first.
+        let mut parts: Vec<&str> = place.split('/').skip(1).collect();
+        while let Some(last) = parts.pop() {
+            let parent = format!("/{}", parts.join("/"));
+            let parent = if parts.is_empty() {
+                ""
+            } else {
+                parent.as_str()
+            };
+            let empty = policies
+                .pointer(&format!("{parent}/{last}"))
+                .is_some_and(|v| v.as_object().is_some_and(|o| o.is_empty()));
+            if !empty {
+                break;
+            }
+            if let Some(holder) = policies.pointer_mut(parent).and_then(|h| h.as_object_mut()) {
+                holder.remove(last);
+            }
+        }
+    }
     if !removed {
         return Ok(None);
+    }
+    if policies.as_object().is_some_and(|o| o.is_empty()) {
+        std::fs::remove_file(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        return Ok(Some(format!(
+            "{}: removed (nothing else in it)",
+            file.display()
+        )));
     }
     write(
         file,
         &(serde_json::to_string_pretty(&policies).unwrap_or_default() + "\n"),
     )?;
-    Ok(Some(format!("{}: policy entry removed", file.display())))
+    Ok(Some(format!(
+        "{}: CAC Bridge's entries removed",
+        file.display()
+    )))
+}
+
+/// `cacbridge-browser-integration`'s Firefox part (its maintainer scripts call
+/// `cacbridge-host system-integration`): the add-on installed and the module loaded for every
+/// user, through the policy file at `root` + /etc/firefox/policies/policies.json.
+pub fn system_integration(root: &Path, add: bool, module: &Path) -> Result<Option<String>, String> {
+    let file = root.join(FIREFOX_POLICIES.trim_start_matches('/'));
+    if add {
+        add_firefox_policy(&file, module, true).map(Some)
+    } else {
+        remove_firefox_policy(&file)
+    }
 }
 
 fn write(file: &Path, text: &str) -> Result<(), String> {
@@ -296,7 +378,11 @@ pub fn register(
         manifest.display()
     ));
     if system {
-        done.push(add_firefox_policy(Path::new(FIREFOX_POLICIES), module)?);
+        done.push(add_firefox_policy(
+            Path::new(FIREFOX_POLICIES),
+            module,
+            false,
+        )?);
     }
     Ok(done)
 }
@@ -500,7 +586,7 @@ mod tests {
         let file = dir.path().join("policies.json");
         std::fs::write(&file, r#"{"policies": {"DisableTelemetry": true}}"#).unwrap();
         let module = Path::new("/usr/lib/cacbridge/libcacbridge_pkcs11.so");
-        add_firefox_policy(&file, module).unwrap();
+        add_firefox_policy(&file, module, false).unwrap();
         let value: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(value["policies"]["DisableTelemetry"], true);
@@ -517,10 +603,47 @@ mod tests {
             .is_none());
 
         std::fs::write(&file, "{ damaged").unwrap();
-        assert!(add_firefox_policy(&file, module)
+        assert!(add_firefox_policy(&file, module, false)
             .unwrap_err()
             .contains("not changed"));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "{ damaged");
+    }
+
+    #[test]
+    fn system_integration_adds_the_addon_and_module_and_takes_exactly_them_back() {
+        let root = tempfile::tempdir().unwrap();
+        let module = Path::new("/usr/lib/cacbridge/libcacbridge_pkcs11_browser.so");
+        let file = root.path().join("etc/firefox/policies/policies.json");
+        // Nothing before: the file is made, and removed again with nothing left.
+        system_integration(root.path(), true, module).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(
+            value["policies"]["ExtensionSettings"][FIREFOX_EXTENSION_ID]["installation_mode"],
+            "normal_installed"
+        );
+        assert_eq!(
+            value["policies"]["SecurityDevices"]["Add"][MODULE_NAME],
+            module.to_str().unwrap()
+        );
+        system_integration(root.path(), false, module).unwrap();
+        assert!(!file.exists(), "a file of ours alone is removed");
+
+        // An administrator's file: their entries stay, exactly, and no block is left.
+        let theirs = serde_json::json!({"policies": {
+            "DisableTelemetry": true,
+            "ExtensionSettings": {"other@example": {"installation_mode": "blocked"}},
+            "SecurityDevices": {"Add": {"OpenSC": "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"}}}});
+        std::fs::write(&file, theirs.to_string()).unwrap();
+        system_integration(root.path(), true, module).unwrap();
+        system_integration(root.path(), false, module).unwrap();
+        let after: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(after, theirs);
+        assert_eq!(
+            system_integration(root.path(), false, module).unwrap(),
+            None
+        );
     }
 
     #[test]
