@@ -308,10 +308,41 @@ fn remove_firefox_policy(file: &Path) -> Result<Option<String>, String> {
 /// user, through the policy file at `root` + /etc/firefox/policies/policies.json.
 pub fn system_integration(root: &Path, add: bool, module: &Path) -> Result<Option<String>, String> {
     let file = root.join(FIREFOX_POLICIES.trim_start_matches('/'));
+    // The directories made for the file are noted, so that removal takes back those (and only
+    // those) once empty: a package leaves nothing behind, nor takes an administrator's.
+    let made = root.join("var/lib/cacbridge/firefox-policy-dirs");
     if add {
-        add_firefox_policy(&file, module, true).map(Some)
+        let mut created = Vec::new();
+        let mut dir = file.parent().map(Path::to_path_buf);
+        while let Some(d) = dir {
+            if d.exists() || d == root {
+                break;
+            }
+            created.push(d.clone());
+            dir = d.parent().map(Path::to_path_buf);
+        }
+        let done = add_firefox_policy(&file, module, true)?;
+        if !created.is_empty() {
+            let list: String = created
+                .iter()
+                .map(|d| format!("{}\n", d.display()))
+                .collect();
+            write(&made, &list)?;
+        }
+        Ok(Some(done))
     } else {
-        remove_firefox_policy(&file)
+        let done = remove_firefox_policy(&file)?;
+        if let Ok(list) = std::fs::read_to_string(&made) {
+            // Deepest first, as they were noted; a directory someone else filled stays.
+            for dir in list.lines() {
+                let _ = std::fs::remove_dir(dir);
+            }
+            let _ = std::fs::remove_file(&made);
+            if let Some(state) = made.parent() {
+                let _ = std::fs::remove_dir(state);
+            }
+        }
+        Ok(done)
     }
 }
 
@@ -628,6 +659,12 @@ mod tests {
         );
         system_integration(root.path(), false, module).unwrap();
         assert!(!file.exists(), "a file of ours alone is removed");
+        assert!(
+            !root.path().join("etc/firefox").exists(),
+            "and the directories made for it"
+        );
+        assert!(!root.path().join("var/lib/cacbridge").exists());
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
 
         // An administrator's file: their entries stay, exactly, and no block is left.
         let theirs = serde_json::json!({"policies": {

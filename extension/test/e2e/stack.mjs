@@ -138,9 +138,13 @@ export async function startPortal({ trustDod = false, mtls = false } = {}) {
   };
 }
 
-/** Write the host manifest where a browser profile finds it. */
+/**
+ * Write the host manifest where a browser profile finds it. With CACBRIDGE_E2E_INSTALLED_HOST
+ * none is written: the browser finds the host the Debian package installed, through the
+ * package's system manifest (scripts/test's packaging step).
+ */
 function hostManifest(browser, dir, withHost) {
-  if (!withHost) return;
+  if (!withHost || process.env.CACBRIDGE_E2E_INSTALLED_HOST) return;
   const manifest = JSON.parse(readFileSync(join(ROOT, "manifests", browser, `${IDS.host}.json`), "utf8"));
   manifest.path = join(BIN, "cacbridge-host");
   mkdirSync(dir, { recursive: true });
