@@ -102,3 +102,25 @@ test("a page request without a click never reaches the host", async () => {
   await assert.rejects(pageRequest(deps, { type: "page-request", request, userActivation: true }, { ...sender, origin: "https://b.mil" }), { code: "origin-not-allowed" });
   assert.equal(opened.length, 0);
 });
+
+test("the checklist warns a month before the PIV Authentication certificate expires", async () => {
+  const { readiness } = await import("../src/background/readiness.js");
+  const day = 86_400_000;
+  const hostWith = (notAfter) => ({
+    ensureConnected: async () => ({ version: "0.1.0" }),
+    request: async (command) => {
+      if (command === "status") return { readers: [{ name: "R", cardPresent: true, cardType: "PIV", pinRetriesLeft: 3, pinBlocked: false }] };
+      if (command === "list-certificates") return { certificates: [{ notAfter: new Date(Date.now() + notAfter).toISOString() }] };
+      return { tlsModule: true, dodRoots: true };
+    },
+  });
+  const list = { origins: ["https://portal.example.mil"], managed: false };
+  const soon = await readiness(hostWith(12 * day + 3600_000), list, "https://portal.example.mil");
+  const expiry = soon.items.find((i) => i.id === "expiry");
+  assert.equal(expiry.ok, false);
+  assert.equal(expiry.warning, true);
+  assert.match(expiry.detail, /in 12 days/);
+  assert.equal(soon.items.find((i) => i.id === "certificates").ok, true, "still valid");
+  const later = await readiness(hostWith(45 * day), list, "https://portal.example.mil");
+  assert.equal(later.items.find((i) => i.id === "expiry"), undefined);
+});

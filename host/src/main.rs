@@ -281,6 +281,27 @@ fn doctor() -> ExitCode {
         }
         Err(err) => say(&format!("  FAIL  smart card service: {err}")),
     }
+    if let Ok(certificates) =
+        backend.certificates_for(None, cacbridge_card::Purpose::Authentication)
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for certificate in certificates {
+            let name = certificate
+                .info
+                .common_name
+                .as_deref()
+                .unwrap_or("the card");
+            match cacbridge_host::usage::expiry_warning(&certificate.info, now) {
+                Some(warning) => say(&format!("  WARN  {name}: {warning}")),
+                None => say(&format!(
+                    "  ok    {name}: PIV Authentication certificate valid until {}",
+                    &certificate.info.not_after[..10.min(certificate.info.not_after.len())]
+                )),
+            }
+        }
+    }
     ExitCode::SUCCESS
 }
 

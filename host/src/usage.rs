@@ -18,8 +18,61 @@ pub fn usable_for(cert: &CardCertificate) -> Vec<&'static str> {
     commands
 }
 
+/// How long before the authentication certificate expires `doctor` (and the extension's
+/// popup) start saying so: renewal takes an appointment.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// What to say of an authentication certificate that has expired or expires within
+/// [`EXPIRY_WARNING_DAYS`] of `now` (Unix seconds); nothing otherwise.
+pub fn expiry_warning(info: &cacbridge_card::CertificateInfo, now: i64) -> Option<String> {
+    let left = info.not_after_unix - now;
+    let date = &info.not_after[..10.min(info.not_after.len())];
+    const RENEW: &str = "renew at ID Card Office Online (certificate updates, \
+                         idco.dmdc.osd.mil) or, for a new card, at a RAPIDS ID card office";
+    if left <= 0 {
+        Some(format!(
+            "the PIV Authentication certificate expired on {date}: {RENEW}"
+        ))
+    } else if left < EXPIRY_WARNING_DAYS * 86_400 {
+        let days = left / 86_400;
+        Some(format!(
+            "the PIV Authentication certificate expires on {date}, in {days} day{}: {RENEW}",
+            if days == 1 { "" } else { "s" }
+        ))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+    #[test]
+    fn an_expiry_a_month_away_is_said_with_where_to_renew() {
+        let mut info = cacbridge_card::testing::certificate(
+            1,
+            cacbridge_card::Slot::PivAuthentication,
+            cacbridge_card::KeyAlgorithm::EcP256,
+            &["digitalSignature"],
+            &["clientAuth"],
+        )
+        .info;
+        let now = 1_800_000_000;
+        info.not_after = "2027-01-15T00:00:00Z".into();
+        info.not_after_unix = now + 12 * 86_400 + 60;
+        let said = super::expiry_warning(&info, now).unwrap();
+        assert!(
+            said.contains("in 12 days") && said.contains("RAPIDS"),
+            "{said}"
+        );
+        info.not_after_unix = now - 1;
+        assert!(super::expiry_warning(&info, now)
+            .unwrap()
+            .contains("expired on 2027-01-15"));
+        info.not_after_unix = now + 31 * 86_400;
+        assert_eq!(super::expiry_warning(&info, now), None);
+    }
+
     use super::*;
     use cacbridge_card::testing::certificate as fake;
     use cacbridge_card::{KeyAlgorithm, Slot};

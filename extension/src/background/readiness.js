@@ -11,6 +11,16 @@ import { CARD_TIMEOUT } from "./dialog-flow.js";
  * @param {{supported: boolean, loaded: boolean, detail: string}} [module] the PKCS#11 module in this browser
  */
 export async function readiness(host, list, origin, module) {
+  return { items: await readinessItems(host, list, origin, module), origin };
+}
+
+/**
+ * @param {any} host
+ * @param {{origins: string[], managed: boolean}} list
+ * @param {string | null} origin
+ * @param {{supported: boolean, loaded: boolean, detail: string}} [module]
+ */
+async function readinessItems(host, list, origin, module) {
   const items = [];
   let version = null;
   try {
@@ -28,7 +38,7 @@ export async function readiness(host, list, origin, module) {
     detail: origin ?? "not a web page",
     managed: list.managed,
   });
-  return { items, origin };
+  return items;
 }
 
 /**
@@ -60,8 +70,17 @@ async function cardItems(host) {
           ? "the PIV Authentication certificate has expired: a DoD ID card office (RAPIDS) issues new ones"
           : "no PIV Authentication certificate on the card",
   });
+  // Renewal takes an appointment: say so a month ahead.
+  const soon = valid.find((/** @type {any} */ c) => Date.parse(c.notAfter) - now < EXPIRY_WARNING_MS);
+  if (soon) {
+    const days = Math.max(0, Math.floor((Date.parse(soon.notAfter) - now) / 86_400_000));
+    items.push({ id: "expiry", ok: false, warning: true, detail: `expires ${soon.notAfter.slice(0, 10)}, in ${days} day${days === 1 ? "" : "s"}` });
+  }
   return items;
 }
+
+/** How long before the PIV Authentication certificate expires CAC Bridge starts saying so. */
+export const EXPIRY_WARNING_MS = 30 * 86_400_000;
 
 /**
  * What a mutual-TLS portal needs of the browser: CAC Bridge's security device (PKCS#11

@@ -12,6 +12,7 @@ const LABELS = {
   certificates: "PIV Authentication certificate valid",
   module: "Security device loaded (portals that ask for a certificate)",
   roots: "DoD root certificates trusted",
+  expiry: "PIV Authentication certificate expires soon",
   portal: "This portal is allowed",
 };
 const WHAT_TO_DO = {
@@ -21,6 +22,7 @@ const WHAT_TO_DO = {
   certificates: "Take the card out and insert it again. If it still fails, or the certificate has expired, the card needs updating at an ID card office (RAPIDS).",
   module: "Run `cacbridge-host install` (or reinstall CAC Bridge), then restart the browser.",
   roots: "Install the DoD root certificates in this browser (DISA's InstallRoot); without them a DoD portal's CAC host does not load.",
+  expiry: "Renew before it expires: certificate updates at ID Card Office Online (idco.dmdc.osd.mil), or a new card at a RAPIDS ID card office (appointments at idco.dmdc.osd.mil).",
   portal: "CAC Bridge only works on portals on its list. Add this portal under Allowed portals, or ask your administrator.",
 };
 
@@ -48,8 +50,9 @@ async function render() {
     li.dataset.check = item.id;
     li.dataset.ok = String(item.ok);
     const head = document.createElement("div");
-    head.textContent = `${item.ok ? "\u2714" : "\u2718"} ${LABELS[/** @type {keyof LABELS} */ (item.id)]}${item.detail ? `: ${item.detail}` : ""}`;
-    head.className = item.ok ? "ok" : "error";
+    const mark = item.ok ? "\u2714" : item.warning ? "\u26A0" : "\u2718";
+    head.textContent = `${mark} ${LABELS[/** @type {keyof LABELS} */ (item.id)]}${item.detail ? `: ${item.detail}` : ""}`;
+    head.className = item.ok ? "ok" : item.warning ? "warning" : "error";
     li.append(head);
     if (!item.ok) {
       const what = document.createElement("div");
