@@ -19,6 +19,7 @@ pub mod logging;
 pub mod messaging;
 pub mod module_install;
 pub mod policy;
+pub mod support;
 pub mod table;
 pub mod usage;
 pub mod views;

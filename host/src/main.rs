@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -50,7 +51,13 @@ enum Cmd {
         json: bool,
     },
     /// Check the installation: host manifests, PC/SC service, readers, card.
-    Doctor,
+    Doctor {
+        /// Also write a redacted support bundle to this file (versions, browsers, manifests,
+        /// readers, card type, certificate expiry, the log's last lines; no PIN, certificate,
+        /// DoD ID number, name or e-mail address).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
     /// Install the native-messaging host manifests for Chrome, Chromium, Edge, Brave, Vivaldi
     /// and Firefox, pointing at this program.
     Install {
@@ -127,7 +134,7 @@ fn main() -> ExitCode {
             },
         ),
         Some(Cmd::Uninstall { system }) => uninstall(system),
-        Some(Cmd::Doctor) => doctor(),
+        Some(Cmd::Doctor { report }) => doctor(report.as_deref()),
     }
 }
 
@@ -198,9 +205,55 @@ fn uninstall(system: bool) -> ExitCode {
     }
 }
 
-/// `cacbridge-host doctor`: the readiness checklist, from this side.
-fn doctor() -> ExitCode {
-    say(&format!(
+/// `cacbridge-host doctor [--report FILE]`.
+fn doctor(report: Option<&Path>) -> ExitCode {
+    let lines = doctor_lines();
+    for line in &lines {
+        say(line);
+    }
+    let Some(file) = report else {
+        return ExitCode::SUCCESS;
+    };
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_owned());
+    let log = cacbridge_host::logging::log_dir()
+        .map(|dir| {
+            cacbridge_host::support::log_tail(
+                &dir.join(cacbridge_host::logging::LOG_FILE),
+                cacbridge_host::support::LOG_LINES,
+            )
+        })
+        .unwrap_or_default();
+    let bundle = cacbridge_host::support::bundle(&os, &lines, &log);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bundle.as_bytes()));
+    match written {
+        Ok(()) => {
+            say(&format!("support report written to {}", file.display()));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cacbridge-host: {}: {err}", file.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What `cacbridge-host doctor` says: the readiness checklist, from this side.
+fn doctor_lines() -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    out.push(format!(
         "cacbridge-host {HOST_VERSION} (protocol {PROTOCOL_VERSION})"
     ));
     let mut found = false;
@@ -208,7 +261,7 @@ fn doctor() -> ExitCode {
         match verdict {
             Ok(path) => {
                 found = true;
-                say(&format!(
+                out.push(format!(
                     "  ok    {}: {} -> {}",
                     location.browser,
                     location.dir.display(),
@@ -216,7 +269,7 @@ fn doctor() -> ExitCode {
                 ));
             }
             Err(reason) if reason != "no manifest" => {
-                say(&format!(
+                out.push(format!(
                     "  FAIL  {}: {} ({reason})",
                     location.browser,
                     location.dir.display()
@@ -226,60 +279,62 @@ fn doctor() -> ExitCode {
         }
     }
     if !found {
-        say("  FAIL  no browser can start the host: run `cacbridge-host install`");
+        out.push("  FAIL  no browser can start the host: run `cacbridge-host install`".into());
     }
-    say("PKCS#11 module (mutual-TLS portals):");
+    out.push("PKCS#11 module (mutual-TLS portals):".into());
     for line in module_install::report(&home()) {
-        say(&line);
+        out.push(line.clone());
     }
-    say("Backends (policy):");
+    out.push("Backends (policy):".into());
     let names = Policy::load().backends();
     for loaded in cacbridge_host::backends::load(&names) {
         match loaded.token {
             Ok(mut token) => match token.presence() {
-                Ok(readers) => say(&format!(
+                Ok(readers) => out.push(format!(
                     "  ok    {}: loads, {} reader(s)",
                     loaded.name,
                     readers.len()
                 )),
-                Err(err) => say(&format!("  WARN  {}: loads, but {err}", loaded.name)),
+                Err(err) => out.push(format!("  WARN  {}: loads, but {err}", loaded.name)),
             },
-            Err(err) => say(&format!("  FAIL  {}: {err}", loaded.name)),
+            Err(err) => out.push(format!("  FAIL  {}: {err}", loaded.name)),
         }
     }
-    say("PKCS#11 modules installed (a policy's backends may name one):");
+    out.push("PKCS#11 modules installed (a policy's backends may name one):".into());
     let installed = cacbridge_host::backends::installed_modules();
     if installed.is_empty() {
-        say("  --    none found");
+        out.push("  --    none found".into());
     }
     for (name, path) in installed {
         let loaded = cacbridge_host::backends::load(&[path.to_owned()]).remove(0);
         match loaded.token {
-            Ok(mut token) => say(&format!(
+            Ok(mut token) => out.push(format!(
                 "  ok    {name}: {path} loads, {} slot(s)",
                 token.presence().map(|p| p.len()).unwrap_or(0)
             )),
-            Err(err) => say(&format!("  FAIL  {name}: {path}: {err}")),
+            Err(err) => out.push(format!("  FAIL  {name}: {path}: {err}")),
         }
     }
-    say("Readers and cards:");
+    out.push("Readers and cards:".into());
     let mut backend = cacbridge_host::backends::token(&names);
     match backend.readers() {
-        Ok(readers) if readers.is_empty() => say("  FAIL  no smart card reader: connect one"),
+        Ok(readers) if readers.is_empty() => {
+            out.push("  FAIL  no smart card reader: connect one".into())
+        }
         Ok(readers) => {
             for reader in readers {
                 match reader.card {
-                    Some(card) => say(&format!(
+                    Some(card) => out.push(format!(
                         "  ok    {}: {} card ({})",
                         reader.name,
                         views::card_type_name(card.card_type),
                         card.backend
                     )),
-                    None => say(&format!("  --    {}: no card", reader.name)),
+                    None => out.push(format!("  --    {}: no card", reader.name)),
                 }
             }
         }
-        Err(err) => say(&format!("  FAIL  smart card service: {err}")),
+        Err(err) => out.push(format!("  FAIL  smart card service: {err}")),
     }
     if let Ok(certificates) =
         backend.certificates_for(None, cacbridge_card::Purpose::Authentication)
@@ -294,15 +349,15 @@ fn doctor() -> ExitCode {
                 .as_deref()
                 .unwrap_or("the card");
             match cacbridge_host::usage::expiry_warning(&certificate.info, now) {
-                Some(warning) => say(&format!("  WARN  {name}: {warning}")),
-                None => say(&format!(
+                Some(warning) => out.push(format!("  WARN  {name}: {warning}")),
+                None => out.push(format!(
                     "  ok    {name}: PIV Authentication certificate valid until {}",
                     &certificate.info.not_after[..10.min(certificate.info.not_after.len())]
                 )),
             }
         }
     }
-    ExitCode::SUCCESS
+    out
 }
 
 /// `cacbridge-host list`: what `status` and `list-certificates` return, for a person.

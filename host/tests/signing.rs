@@ -667,3 +667,85 @@ fn a_card_pulled_during_a_signature_through_opensc_leaves_the_host_serving() {
         "{listed}"
     );
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn the_support_report_has_what_a_helper_needs_and_nothing_of_the_person() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let logs = tempfile::tempdir().unwrap();
+    let logs_dir = logs.path().to_str().unwrap();
+    // A session worth reporting: a listing, a wrong PIN, a token (logged at trace).
+    let mut host = HostProcess::spawn_with_log_level(&[CHROME_ORIGIN], "trace");
+    let id = certificate_id(&mut host, "9A");
+    let wrong = authenticate(&mut host, &id, "97531864");
+    assert_eq!(wrong["error"]["code"], "pin-incorrect");
+    let token = authenticate(&mut host, &id, &card.info.pin);
+    assert_eq!(token["result"]["format"], "cacbridge:1");
+    // The session's log, where doctor looks for it.
+    std::fs::write(logs.path().join("host.log"), host.log_text()).unwrap();
+    drop(host);
+
+    // Installed for this person, so that the bundle has manifests to show.
+    let home = tempfile::tempdir().unwrap();
+    let installed = std::process::Command::new(common::HOST)
+        .arg("install")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(installed.status.success());
+    let report = logs.path().join("report.txt");
+    let out = std::process::Command::new(common::HOST)
+        .args(["doctor", "--report"])
+        .arg(&report)
+        .env("CACBRIDGE_LOG_DIR", logs_dir)
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle = std::fs::read_to_string(&report).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&report).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // What a helper needs.
+    for needed in [
+        "cacbridge-host 0.",
+        "(protocol 1)",
+        "Operating system:",
+        "Browsers:",
+        "NativeMessagingHosts",
+        "Virtual PCD 00 00: PIV card",
+        "PIV Authentication certificate valid until 20",
+        "Last 200 lines of the host's log:",
+        "host started",
+    ] {
+        assert!(
+            bundle.contains(needed),
+            "{needed:?} missing from:\n{bundle}"
+        );
+    }
+    // Nothing of the person: no PIN, certificate, EDIPI, name or address.
+    let certificate_b64 = B64.encode(card.info.certificate("9A"));
+    for secret in [
+        "97531864",
+        card.info.edipi.as_str(),
+        card.info.cn.as_str(),
+        "DOE.JOHN",
+        card.info.email.as_str(),
+        card.info.upn.as_str(),
+        &certificate_b64[..48],
+        &certificate_b64[certificate_b64.len() / 2..certificate_b64.len() / 2 + 48],
+        id.as_str(),
+    ] {
+        assert!(
+            !bundle.contains(secret),
+            "{secret:?} in the bundle:\n{bundle}"
+        );
+    }
+}
