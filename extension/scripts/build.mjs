@@ -14,7 +14,11 @@ const root = new URL("..", import.meta.url).pathname;
 const src = join(root, "src");
 const dist = join(root, "dist");
 const ids = JSON.parse(readFileSync(join(root, "ids.json"), "utf8"));
-const base = JSON.parse(readFileSync(join(src, "manifest.json"), "utf8"));
+// The version is stamped from one place, the workspace's Cargo.toml (the host, the module
+// and the packages carry the same one).
+const workspaceVersion = readFileSync(join(root, "..", "Cargo.toml"), "utf8").match(/^version = "([^"]+)"/m)?.[1];
+if (!workspaceVersion) throw new Error("no version in ../Cargo.toml");
+const base = { ...JSON.parse(readFileSync(join(src, "manifest.json"), "utf8")), version: workspaceVersion };
 const args = process.argv.slice(2);
 const devOrigins = args.flatMap((arg, i) => (arg === "--dev-origin" ? [args[i + 1]] : []));
 // The reference portal, and its mutual-TLS CAC host (whose loading tab names the site in the
