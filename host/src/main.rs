@@ -57,6 +57,9 @@ enum Cmd {
         /// DoD ID number, name or e-mail address).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// A directory standing for / when looking for Snap and Flatpak browsers (tests).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
     },
     /// Install the native-messaging host manifests for Chrome, Chromium, Edge, Brave, Vivaldi
     /// and Firefox, pointing at this program.
@@ -134,7 +137,7 @@ fn main() -> ExitCode {
             },
         ),
         Some(Cmd::Uninstall { system }) => uninstall(system),
-        Some(Cmd::Doctor { report }) => doctor(report.as_deref()),
+        Some(Cmd::Doctor { report, root }) => doctor(report.as_deref(), &root),
     }
 }
 
@@ -206,8 +209,8 @@ fn uninstall(system: bool) -> ExitCode {
 }
 
 /// `cacbridge-host doctor [--report FILE]`.
-fn doctor(report: Option<&Path>) -> ExitCode {
-    let lines = doctor_lines();
+fn doctor(report: Option<&Path>, root: &Path) -> ExitCode {
+    let lines = doctor_lines(root);
     for line in &lines {
         say(line);
     }
@@ -251,7 +254,7 @@ fn doctor(report: Option<&Path>) -> ExitCode {
 }
 
 /// What `cacbridge-host doctor` says: the readiness checklist, from this side.
-fn doctor_lines() -> Vec<String> {
+fn doctor_lines(root: &Path) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     out.push(format!(
         "cacbridge-host {HOST_VERSION} (protocol {PROTOCOL_VERSION})"
@@ -282,7 +285,7 @@ fn doctor_lines() -> Vec<String> {
         out.push("  FAIL  no browser can start the host: run `cacbridge-host install`".into());
     }
     out.push("PKCS#11 module (mutual-TLS portals):".into());
-    for line in module_install::report(&home()) {
+    for line in module_install::report(root, &home()) {
         out.push(line.clone());
     }
     out.push("Backends (policy):".into());

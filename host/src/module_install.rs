@@ -501,7 +501,7 @@ fn trusts_dod_roots(listing: &str) -> bool {
 
 /// What `doctor` says about the module: where it is registered, other smart-card modules that
 /// would show the same card twice, and sandboxed browsers.
-pub fn report(home: &Path) -> Vec<String> {
+pub fn report(root: &Path, home: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     let dir = nssdb(home);
     lines.push(match registered_library(&dir) {
@@ -528,7 +528,7 @@ pub fn report(home: &Path) -> Vec<String> {
     for line in competing_modules(home) {
         lines.push(format!("  WARN  {line}"));
     }
-    for line in sandboxed_browsers(home) {
+    for line in sandboxed_browsers(root, home) {
         lines.push(format!("  NOTE  {line}"));
     }
     lines
@@ -573,25 +573,42 @@ fn competing_modules(home: &Path) -> Vec<String> {
     found
 }
 
-fn sandboxed_browsers(home: &Path) -> Vec<String> {
+/// Snap and Flatpak browsers, found under `root` (`/`, or a test's fake layout), and what
+/// works in each with the fix for what does not.
+pub fn sandboxed_browsers(root: &Path, home: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    for (path, what) in [
-        ("/snap/bin/firefox", "Firefox is a Snap: it cannot load a module from /usr/lib; install Firefox from Mozilla's APT repository or the .deb"),
-        ("/snap/bin/chromium", "Chromium is a Snap: it reads ~/snap/chromium/current/.pki/nssdb, not ~/.pki/nssdb"),
-    ] {
-        if Path::new(path).exists() {
-            found.push(what.to_owned());
-        }
+    let at = |path: &str| root.join(path.trim_start_matches('/'));
+    if at("/snap/bin/firefox").exists() || at("/snap/firefox").exists() {
+        found.push(
+            "Firefox is a Snap: the CAC Bridge extension reaches the host through the \
+             WebExtensions desktop portal after a one-time prompt (Ubuntu 22.04 or later), so \
+             page-API portals work; it cannot load CAC Bridge's PKCS#11 module from /usr/lib, \
+             so portals that ask for a client certificate do not. Fix: Firefox from Mozilla's \
+             APT repository, or firefox-esr, as a .deb"
+                .to_owned(),
+        );
     }
-    for app in [
-        "org.mozilla.firefox",
-        "org.chromium.Chromium",
-        "com.google.Chrome",
+    if at("/snap/bin/chromium").exists() || at("/snap/chromium").exists() {
+        found.push(
+            "Chromium is a Snap: it has no native messaging, so CAC Bridge cannot work in it \
+             (its certificate database is ~/snap/chromium/current/.pki/nssdb besides). Fix: \
+             Google Chrome or Chromium as a .deb, or Firefox"
+                .to_owned(),
+        );
+    }
+    for (app, name) in [
+        ("org.mozilla.firefox", "Firefox"),
+        ("org.chromium.Chromium", "Chromium"),
+        ("com.google.Chrome", "Google Chrome"),
     ] {
-        let system = PathBuf::from("/var/lib/flatpak/app").join(app);
+        let system = at("/var/lib/flatpak/app").join(app);
         let user = home.join(".local/share/flatpak/app").join(app);
         if system.exists() || user.exists() {
-            found.push(format!("{app} is a Flatpak: it sees no host PKCS#11 module unless p11-kit's server is exposed to it"));
+            found.push(format!(
+                "{name} is a Flatpak ({app}): its sandbox reaches neither native-messaging \
+                 hosts nor the card (PC/SC), so CAC Bridge cannot work in it. Fix: the \
+                 distribution's {name} package (.deb)"
+            ));
         }
     }
     found
@@ -602,6 +619,46 @@ mod tests {
 
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn snap_and_flatpak_browsers_are_found_with_what_works_and_the_fix() {
+        let root = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        assert!(sandboxed_browsers(root.path(), home.path()).is_empty());
+        for path in ["snap/bin/firefox", "snap/bin/chromium"] {
+            let file = root.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, "").unwrap();
+        }
+        std::fs::create_dir_all(
+            root.path()
+                .join("var/lib/flatpak/app/org.chromium.Chromium"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(
+            home.path()
+                .join(".local/share/flatpak/app/org.mozilla.firefox"),
+        )
+        .unwrap();
+        let said = sandboxed_browsers(root.path(), home.path()).join("\n");
+        assert!(
+            said.contains("Firefox is a Snap") && said.contains("desktop portal"),
+            "{said}"
+        );
+        assert!(
+            said.contains("Chromium is a Snap: it has no native messaging"),
+            "{said}"
+        );
+        assert!(
+            said.contains("Chromium is a Flatpak (org.chromium.Chromium)"),
+            "{said}"
+        );
+        assert!(
+            said.contains("Firefox is a Flatpak (org.mozilla.firefox)"),
+            "{said}"
+        );
+        assert_eq!(said.matches("Fix:").count(), 4);
+    }
 
     #[test]
     fn dod_roots_count_only_when_trusted_for_web_sites() {

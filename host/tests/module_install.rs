@@ -148,3 +148,37 @@ fn a_database_owned_by_someone_else_is_reported_and_left_alone() {
         "not changed"
     );
 }
+
+#[test]
+fn doctor_explains_snap_and_flatpak_browsers_found_under_a_fake_root() {
+    let root = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    for path in ["snap/bin/firefox", "snap/bin/chromium"] {
+        let file = root.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, "").unwrap();
+    }
+    std::fs::create_dir_all(root.path().join("var/lib/flatpak/app/org.mozilla.firefox")).unwrap();
+    let out = Command::new(HOST)
+        .args(["doctor", "--root"])
+        .arg(root.path())
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "NOTE  Firefox is a Snap",
+        "after a one-time prompt",
+        "NOTE  Chromium is a Snap: it has no native messaging",
+        "NOTE  Firefox is a Flatpak (org.mozilla.firefox)",
+    ] {
+        assert!(said.contains(expected), "{expected:?} missing:\n{said}");
+    }
+    // On this machine's own root (Debian's packages), no such note.
+    let plain = Command::new(HOST)
+        .arg("doctor")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("is a Snap"));
+}
