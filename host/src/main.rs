@@ -60,6 +60,11 @@ enum Cmd {
         /// A directory standing for / when looking for Snap and Flatpak browsers (tests).
         #[arg(long, default_value = "/")]
         root: PathBuf,
+        /// Repair what can safely be repaired first: missing or stale manifests, a database
+        /// made by root in your home, a second smart-card module showing the card twice, a
+        /// stopped smart card service (started only as root).
+        #[arg(long)]
+        fix: bool,
     },
     /// Install the native-messaging host manifests for Chrome, Chromium, Edge, Brave, Vivaldi
     /// and Firefox, pointing at this program.
@@ -137,7 +142,12 @@ fn main() -> ExitCode {
             },
         ),
         Some(Cmd::Uninstall { system }) => uninstall(system),
-        Some(Cmd::Doctor { report, root }) => doctor(report.as_deref(), &root),
+        Some(Cmd::Doctor { report, root, fix }) => {
+            if fix {
+                doctor_fix();
+            }
+            doctor(report.as_deref(), &root)
+        }
     }
 }
 
@@ -205,6 +215,64 @@ fn uninstall(system: bool) -> ExitCode {
             eprintln!("cacbridge-host: {err}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `cacbridge-host doctor --fix`: repair, then say what was done.
+fn doctor_fix() {
+    say("Fixing:");
+    let mut did = Vec::new();
+    // Manifests: missing everywhere, or a user's pointing at a host that is gone.
+    let verdicts = cacbridge_host::install::check(&home());
+    let none = verdicts.iter().all(|(_, verdict)| verdict.is_err());
+    let stale = verdicts
+        .iter()
+        .any(|(_, verdict)| matches!(verdict, Err(reason) if reason != "no manifest"));
+    if none || stale {
+        match std::env::current_exe().and_then(|p| p.canonicalize()) {
+            Ok(host) => match cacbridge_host::install::install(&home(), false, &host) {
+                Ok(files) => did.push(format!(
+                    "fixed: {} manifest(s) written for this user, pointing at {}",
+                    files.len(),
+                    host.display()
+                )),
+                Err(err) => did.push(format!("not fixed: manifests: {err}")),
+            },
+            Err(err) => did.push(format!("not fixed: manifests: {err}")),
+        }
+    }
+    did.extend(module_install::fix_nssdb(&home()));
+    // The smart card service: started only by root, and only through systemd.
+    let mut pcsc = cacbridge_card::PcscBackend::new();
+    if matches!(
+        cacbridge_card::Token::presence(&mut pcsc),
+        Err(CardError::PcscUnavailable)
+    ) {
+        let root = std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
+        if root && Path::new("/run/systemd/system").exists() {
+            let started = std::process::Command::new("systemctl")
+                .args(["start", "pcscd.socket", "pcscd.service"])
+                .status()
+                .is_ok_and(|s| s.success());
+            did.push(if started {
+                "fixed: the smart card service (pcscd) started".into()
+            } else {
+                "not fixed: systemctl could not start pcscd".into()
+            });
+        } else {
+            did.push(
+                "not fixed: the smart card service is not running: run `sudo systemctl start pcscd`"
+                    .into(),
+            );
+        }
+    }
+    if did.is_empty() {
+        did.push("nothing to fix".into());
+    }
+    for line in did {
+        say(&format!("  {line}"));
     }
 }
 

@@ -499,6 +499,87 @@ fn trusts_dod_roots(listing: &str) -> bool {
     })
 }
 
+/// `doctor --fix`'s part for the NSS database Chrome and Chromium use: files made by root in a
+/// person's database (the classic `sudo certutil` mistake) given back to the home's owner when
+/// running as root; OpenSC or CACKey registered beside CAC Bridge (the card twice, two PIN
+/// prompts) unregistered. One line per thing done or left, saying what.
+pub fn fix_nssdb(home: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut said = Vec::new();
+    let dir = nssdb(home);
+    if !dir.exists() {
+        return said;
+    }
+    // Only with CAC Bridge registered: removing the other module must not leave no way to the card.
+    let text = if matches!(registered_library(&dir), Ok(Some(_))) {
+        std::fs::read_to_string(dir.join("pkcs11.txt")).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let database = format!("sql:{}", dir.display());
+    for block in text.split("\n\n") {
+        let field = |key: &str| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(str::trim)
+        };
+        let (Some(name), Some(library)) = (field("name="), field("library=")) else {
+            continue;
+        };
+        let lower = library.to_ascii_lowercase();
+        if name == MODULE_NAME || !(lower.contains("opensc") || lower.contains("cackey")) {
+            continue;
+        }
+        said.push(
+            match nss_tool("modutil", &["-dbdir", &database, "-delete", name, "-force"]) {
+                Ok(_) => format!(
+                    "fixed: {name} ({library}) unregistered from {}: the card shows once",
+                    dir.display()
+                ),
+                Err(err) => format!("not fixed: {name}: {err}"),
+            },
+        );
+    }
+    // Files of the database that are not the home owner's (root's, after `sudo certutil`);
+    // last, because modutil rewrites files as whoever runs it.
+    if let Ok(home_meta) = std::fs::metadata(home) {
+        let (uid, gid) = (home_meta.uid(), home_meta.gid());
+        let misowned: Vec<PathBuf> = ["", "cert9.db", "key4.db", "pkcs11.txt"]
+            .iter()
+            .map(|f| {
+                if f.is_empty() {
+                    dir.clone()
+                } else {
+                    dir.join(f)
+                }
+            })
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.uid() != uid))
+            .collect();
+        let me = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(u32::MAX);
+        if !misowned.is_empty() && me == 0 {
+            for file in &misowned {
+                said.push(match std::os::unix::fs::chown(file, Some(uid), Some(gid)) {
+                    Ok(()) => format!(
+                        "fixed: {} now belongs to the home's owner (uid {uid})",
+                        file.display()
+                    ),
+                    Err(err) => format!("not fixed: {}: {err}", file.display()),
+                });
+            }
+        } else if !misowned.is_empty() {
+            said.push(format!(
+                "not fixed: {} belongs to another user; run `sudo chown -R \"$USER:\" {}`",
+                misowned[0].display(),
+                dir.display()
+            ));
+        }
+    }
+    said
+}
+
 /// What `doctor` says about the module: where it is registered, other smart-card modules that
 /// would show the same card twice, and sandboxed browsers.
 pub fn report(root: &Path, home: &Path) -> Vec<String> {

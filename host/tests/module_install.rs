@@ -182,3 +182,60 @@ fn doctor_explains_snap_and_flatpak_browsers_found_under_a_fake_root() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("is a Snap"));
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn doctor_fix_rewrites_stale_manifests_returns_a_root_made_database_and_drops_a_second_module() {
+    let _guard = lock();
+    let home = tempfile::tempdir().unwrap();
+    host(home.path(), "install");
+    let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
+    // A manifest left pointing at a host that moved.
+    let manifest = home
+        .path()
+        .join(".config/chromium/NativeMessagingHosts/org.cacbridge.host.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let path = serde_json::from_str::<serde_json::Value>(&text).unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&manifest, text.replace(&path, "/opt/old/cacbridge-host")).unwrap();
+    // OpenSC registered beside CAC Bridge: the card twice.
+    nss(
+        "modutil",
+        &[
+            "-dbdir", &database, "-add", "OpenSC", "-libfile", OPENSC, "-force",
+        ],
+    );
+    // The home belongs to someone; its database was made by root (`sudo certutil`).
+    let someone = 4242;
+    std::os::unix::fs::chown(home.path(), Some(someone), Some(someone)).unwrap();
+
+    let said = host(home.path(), "doctor --fix");
+    assert!(
+        said.contains("fixed: ") && said.contains("manifest(s) written"),
+        "{said}"
+    );
+    let fixed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(fixed["path"], path.as_str(), "{said}");
+    assert!(said.contains("OpenSC"), "{said}");
+    let modules = std::fs::read_to_string(home.path().join(".pki/nssdb/pkcs11.txt")).unwrap();
+    assert!(!modules.contains("name=OpenSC"), "{modules}");
+    assert!(modules.contains("name=CAC Bridge"), "{modules}");
+    use std::os::unix::fs::MetadataExt as _;
+    for file in ["cert9.db", "key4.db", "pkcs11.txt"] {
+        let owner = std::fs::metadata(home.path().join(".pki/nssdb").join(file))
+            .unwrap()
+            .uid();
+        assert_eq!(owner, someone, "{file}: {said}");
+    }
+    // Run again: nothing left to fix.
+    std::os::unix::fs::chown(home.path(), Some(0), Some(0)).unwrap();
+    for file in ["", "cert9.db", "key4.db", "pkcs11.txt"] {
+        let _ =
+            std::os::unix::fs::chown(home.path().join(".pki/nssdb").join(file), Some(0), Some(0));
+    }
+    let again = host(home.path(), "doctor --fix");
+    assert!(again.contains("nothing to fix"), "{again}");
+}
