@@ -71,14 +71,16 @@ impl Pkcs11Backend {
     /// returns (the same path would give the same, stuck, instance). The copy lives in a
     /// directory only this user can enter and is unlinked once loaded.
     pub fn load_copy(path: &Path, generation: u32) -> Result<Self, CardError> {
-        use std::os::unix::fs::DirBuilderExt as _;
         let dir = std::env::temp_dir().join(format!(
             "cacbridge-module-{}-{generation}",
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
+        #[cfg_attr(not(unix), allow(unused_mut))]
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
             .create(&dir)
             .map_err(|e| CardError::Module(format!("{}: {e}", dir.display())))?;
         let copy = dir.join(path.file_name().unwrap_or_default());
