@@ -83,6 +83,20 @@ pub fn locations(home: &Path, system: bool) -> Vec<Location> {
                 ),
             ]
         }
+    } else if cfg!(windows) {
+        // Windows reads no directory: each browser's registry key names the manifest file
+        // (windows_registry below). The files live in CAC Bridge's own data directory.
+        let base = if system {
+            std::env::var_os("ProgramData").map(PathBuf::from)
+        } else {
+            std::env::var_os("LOCALAPPDATA").map(PathBuf::from)
+        }
+        .unwrap_or_else(|| home.join("AppData/Local"))
+        .join("CACBridge/NativeMessagingHosts");
+        vec![
+            l("Chrome family", Family::Chromium, base.join("chromium")),
+            l("Firefox", Family::Firefox, base.join("firefox")),
+        ]
     } else if system {
         vec![
             l(
@@ -180,9 +194,17 @@ pub fn manifest(family: Family, host: &Path) -> Result<String, String> {
 /// Owner and permission bits of a path, as [`std::fs::metadata`] reports them.
 pub type Ownership = (u32, u32);
 
+#[cfg(unix)]
 fn ownership(path: &Path) -> Option<Ownership> {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata(path).ok().map(|m| (m.uid(), m.mode()))
+}
+
+/// Windows: the system-wide checks are the installer's (an MSI writes under Program Files,
+/// which only administrators can change).
+#[cfg(not(unix))]
+fn ownership(_path: &Path) -> Option<Ownership> {
+    None
 }
 
 /// Home directories of people (uid 1000 and up) and root's, from /etc/passwd.
@@ -261,15 +283,69 @@ pub fn install(home: &Path, system: bool, host: &Path) -> Result<Vec<PathBuf>, S
         let file = location.dir.join(format!("{HOST_NAME}.json"));
         std::fs::write(&file, manifest(location.family, host)? + "\n")
             .map_err(|e| format!("{}: {e}", file.display()))?;
+        #[cfg(windows)]
+        windows_registry::register(location.family, system, &file)?;
         written.push(file);
     }
     Ok(written)
+}
+
+/// The registry keys through which Windows browsers find a native-messaging host: one a
+/// browser, under HKCU (this user) or HKLM (every user), whose default value is the manifest's
+/// path.
+#[cfg(windows)]
+mod windows_registry {
+    use std::path::Path;
+
+    use winreg::enums::{HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE};
+    use winreg::RegKey;
+
+    use super::{Family, HOST_NAME};
+
+    /// Each browser's key, below `Software\`.
+    pub fn keys(family: Family) -> &'static [&'static str] {
+        match family {
+            Family::Chromium => &[
+                r"Google\Chrome\NativeMessagingHosts",
+                r"Chromium\NativeMessagingHosts",
+                r"Microsoft\Edge\NativeMessagingHosts",
+                r"BraveSoftware\Brave-Browser\NativeMessagingHosts",
+                r"Vivaldi\NativeMessagingHosts",
+            ],
+            Family::Firefox => &[r"Mozilla\NativeMessagingHosts"],
+        }
+    }
+
+    fn hive(system: bool) -> RegKey {
+        RegKey::predef(if system { HKEY_LOCAL_MACHINE } else { HKEY_CURRENT_USER })
+    }
+
+    pub fn register(family: Family, system: bool, manifest: &Path) -> Result<(), String> {
+        for key in keys(family) {
+            let path = format!(r"Software\{key}\{HOST_NAME}");
+            let (entry, _) = hive(system)
+                .create_subkey(&path)
+                .map_err(|e| format!("{path}: {e}"))?;
+            entry
+                .set_value("", &manifest.to_string_lossy().into_owned())
+                .map_err(|e| format!("{path}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn unregister(family: Family, system: bool) {
+        for key in keys(family) {
+            let _ = hive(system).delete_subkey_all(format!(r"Software\{key}\{HOST_NAME}"));
+        }
+    }
 }
 
 /// Remove the manifests; returns the files removed.
 pub fn uninstall(home: &Path, system: bool) -> Result<Vec<PathBuf>, String> {
     let mut removed = Vec::new();
     for location in locations(home, system) {
+        #[cfg(windows)]
+        windows_registry::unregister(location.family, system);
         let file = location.dir.join(format!("{HOST_NAME}.json"));
         match std::fs::remove_file(&file) {
             Ok(()) => removed.push(file),

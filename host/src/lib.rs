@@ -14,6 +14,7 @@ pub mod caller;
 pub mod commands;
 pub mod contract;
 pub mod install;
+#[cfg(unix)]
 pub mod local;
 pub mod logging;
 pub mod messaging;

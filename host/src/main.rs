@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -248,10 +247,7 @@ fn doctor_fix() {
         cacbridge_card::Token::presence(&mut pcsc),
         Err(CardError::PcscUnavailable)
     ) {
-        let root = std::fs::metadata("/proc/self")
-            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-            .unwrap_or(false);
-        if root && Path::new("/run/systemd/system").exists() {
+        if running_as_root() && Path::new("/run/systemd/system").exists() {
             let started = std::process::Command::new("systemctl")
                 .args(["start", "pcscd.socket", "pcscd.service"])
                 .status()
@@ -302,11 +298,12 @@ fn doctor(report: Option<&Path>, root: &Path) -> ExitCode {
         })
         .unwrap_or_default();
     let bundle = cacbridge_host::support::bundle(&os, &lines, &log);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // Only its owner reads a support bundle.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
         .open(file)
         .and_then(|mut f| std::io::Write::write_all(&mut f, bundle.as_bytes()));
     match written {
@@ -464,6 +461,34 @@ fn say(line: &str) {
     println!("{line}");
 }
 
+/// The local channel the browser's PKCS#11 module sends TLS signatures on (Unix sockets;
+/// on Windows a named pipe would do, not built yet).
+#[cfg(unix)]
+fn local_channel(host: Arc<Host>) -> Option<tokio::task::JoinHandle<()>> {
+    match cacbridge_host::local::open(std::os::unix::process::parent_id()) {
+        Ok(channel) => Some(tokio::spawn(cacbridge_host::local::serve(channel, host))),
+        Err(err) => {
+            tracing::warn!(%err, "no local channel: TLS portals get the browser's PIN prompt");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn local_channel(_host: Arc<Host>) -> Option<tokio::task::JoinHandle<()>> {
+    None
+}
+
+/// Whether this process runs as root.
+fn running_as_root() -> bool {
+    #[cfg(unix)]
+    return std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    #[cfg(not(unix))]
+    return false;
+}
+
 fn serve(caller: Caller) -> ExitCode {
     if std::io::stdin().is_terminal() {
         eprintln!(
@@ -499,15 +524,8 @@ fn serve(caller: Caller) -> ExitCode {
     let input = cacbridge_host::messaging::stdin::wiped_stdin();
     let exit = runtime.block_on(async {
         let local = for_the_extension
-            .then(|| {
-                let channel = cacbridge_host::local::open(std::os::unix::process::parent_id());
-                if let Err(err) = &channel {
-                    tracing::warn!(%err, "no local channel: TLS portals get the browser's PIN prompt");
-                }
-                channel.ok()
-            })
-            .flatten()
-            .map(|channel| tokio::spawn(cacbridge_host::local::serve(channel, Arc::clone(&host))));
+            .then(|| local_channel(Arc::clone(&host)))
+            .flatten();
         let exit = server::serve(input, tokio::io::stdout(), Arc::clone(&host)).await;
         if let Some(local) = local {
             local.abort();

@@ -65,13 +65,51 @@ fn nss_tool(program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// The owner (uid, gid) of a file where the platform has one.
+#[cfg(unix)]
+fn owner_of(metadata: &std::fs::Metadata) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    Some((metadata.uid(), metadata.gid()))
+}
+
+#[cfg(not(unix))]
+fn owner_of(_metadata: &std::fs::Metadata) -> Option<(u32, u32)> {
+    None
+}
+
+/// The user this process runs as.
+fn own_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self")
+        .ok()
+        .and_then(|m| owner_of(&m))
+        .map(|(uid, _)| uid)
+}
+
+/// A second name for `target` (a symbolic link; a copy where there are none).
+fn second_name(target: &Path, name: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::symlink(target, name);
+    #[cfg(not(unix))]
+    return std::fs::copy(target, name).map(|_| ());
+}
+
+/// Give `file` to `uid`:`gid` (root only).
+#[cfg(unix)]
+fn give_to(file: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(file, Some(uid), Some(gid))
+}
+
+#[cfg(not(unix))]
+fn give_to(_file: &Path, _uid: u32, _gid: u32) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
 /// Files of `dir` that belong to someone other than the user running this.
 fn foreign_files(dir: &Path) -> Vec<PathBuf> {
-    use std::os::unix::fs::MetadataExt as _;
     // /proc/self belongs to the user this process runs as.
-    let me = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0);
+    let Some(me) = own_uid() else {
+        return Vec::new();
+    };
     ["", "cert9.db", "key4.db", "pkcs11.txt"]
         .iter()
         .map(|f| {
@@ -81,7 +119,9 @@ fn foreign_files(dir: &Path) -> Vec<PathBuf> {
                 dir.join(f)
             }
         })
-        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.uid() != me))
+        .filter(|p| {
+            std::fs::metadata(p).is_ok_and(|m| owner_of(&m).is_some_and(|(uid, _)| uid != me))
+        })
         .collect()
 }
 
@@ -360,14 +400,14 @@ pub fn browser_library(home: &Path, module: &Path) -> Result<PathBuf, String> {
     if beside.is_file() {
         return Ok(beside);
     }
-    if std::os::unix::fs::symlink(module, &beside).is_ok() {
+    if second_name(module, &beside).is_ok() {
         return Ok(beside);
     }
     let dir = home.join(".local/lib/cacbridge");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let link = dir.join(BROWSER_LIBRARY);
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(module, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+    second_name(module, &link).map_err(|e| format!("{}: {e}", link.display()))?;
     Ok(link)
 }
 
@@ -504,7 +544,6 @@ fn trusts_dod_roots(listing: &str) -> bool {
 /// running as root; OpenSC or CACKey registered beside CAC Bridge (the card twice, two PIN
 /// prompts) unregistered. One line per thing done or left, saying what.
 pub fn fix_nssdb(home: &Path) -> Vec<String> {
-    use std::os::unix::fs::MetadataExt as _;
     let mut said = Vec::new();
     let dir = nssdb(home);
     if !dir.exists() {
@@ -543,8 +582,7 @@ pub fn fix_nssdb(home: &Path) -> Vec<String> {
     }
     // Files of the database that are not the home owner's (root's, after `sudo certutil`);
     // last, because modutil rewrites files as whoever runs it.
-    if let Ok(home_meta) = std::fs::metadata(home) {
-        let (uid, gid) = (home_meta.uid(), home_meta.gid());
+    if let Some((uid, gid)) = std::fs::metadata(home).ok().and_then(|m| owner_of(&m)) {
         let misowned: Vec<PathBuf> = ["", "cert9.db", "key4.db", "pkcs11.txt"]
             .iter()
             .map(|f| {
@@ -554,14 +592,13 @@ pub fn fix_nssdb(home: &Path) -> Vec<String> {
                     dir.join(f)
                 }
             })
-            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.uid() != uid))
+            .filter(|p| {
+                std::fs::metadata(p).is_ok_and(|m| owner_of(&m).is_some_and(|(u, _)| u != uid))
+            })
             .collect();
-        let me = std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(u32::MAX);
-        if !misowned.is_empty() && me == 0 {
+        if !misowned.is_empty() && own_uid() == Some(0) {
             for file in &misowned {
-                said.push(match std::os::unix::fs::chown(file, Some(uid), Some(gid)) {
+                said.push(match give_to(file, uid, gid) {
                     Ok(()) => format!(
                         "fixed: {} now belongs to the home's owner (uid {uid})",
                         file.display()

@@ -8,7 +8,6 @@
 //! the serve loop wipes once a request is parsed.
 
 use std::io::Read;
-use std::os::fd::AsFd;
 
 use bytes::Buf;
 use tokio::io::AsyncRead;
@@ -44,14 +43,32 @@ impl Buf for WipedChunk {
 /// Standard input as an `AsyncRead` whose intermediate copies are wiped. Falls back to
 /// tokio's stdin when the descriptor cannot be duplicated.
 pub fn wiped_stdin() -> Box<dyn AsyncRead + Unpin + Send> {
-    let file = match std::io::stdin().as_fd().try_clone_to_owned() {
-        Ok(fd) => std::fs::File::from(fd),
+    let file = match unbuffered_stdin() {
+        Ok(file) => file,
         Err(err) => {
             tracing::warn!(%err, "cannot duplicate stdin; reading it through tokio");
             return Box::new(tokio::io::stdin());
         }
     };
     Box::new(reader(file))
+}
+
+/// Standard input as a file of its own: reads go straight to the descriptor (handle), past
+/// std's buffer.
+#[cfg(unix)]
+fn unbuffered_stdin() -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsFd as _;
+    Ok(std::fs::File::from(
+        std::io::stdin().as_fd().try_clone_to_owned()?,
+    ))
+}
+
+#[cfg(windows)]
+fn unbuffered_stdin() -> std::io::Result<std::fs::File> {
+    use std::os::windows::io::AsHandle as _;
+    Ok(std::fs::File::from(
+        std::io::stdin().as_handle().try_clone_to_owned()?,
+    ))
 }
 
 /// Any unbuffered byte source, read on its own thread.
