@@ -317,7 +317,11 @@ mod windows_registry {
     }
 
     fn hive(system: bool) -> RegKey {
-        RegKey::predef(if system { HKEY_LOCAL_MACHINE } else { HKEY_CURRENT_USER })
+        RegKey::predef(if system {
+            HKEY_LOCAL_MACHINE
+        } else {
+            HKEY_CURRENT_USER
+        })
     }
 
     pub fn register(family: Family, system: bool, manifest: &Path) -> Result<(), String> {
