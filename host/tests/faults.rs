@@ -6,7 +6,7 @@
 //!
 //! scripts/test runs the short form; `CACBRIDGE_SOAK=long` runs more seeds. Figures in
 //! docs/RELIABILITY.md.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
 

@@ -6,7 +6,7 @@
 //! scripts/test runs the short form; `CACBRIDGE_SOAK=long` runs the long one (100,000
 //! requests, 1,000 authentications), whose figures are in docs/RELIABILITY.md. The figures
 //! of a run are printed (`-- --nocapture`).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
 
