@@ -194,3 +194,86 @@ fn two_hosts_authenticating_on_one_card_at_once_lose_nothing() {
         pins_sent(&verify_log)
     );
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn another_program_holding_the_card_or_a_browser_closing_mid_request_loses_nothing() {
+    let _guard = lock();
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xCAC);
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for run in 0..runs() {
+        let scratch = tempfile::tempdir().unwrap();
+        let verify_log = scratch.path().join("verify.log");
+        let card = VirtualCard::insert_with(
+            "doe",
+            0,
+            CardOptions {
+                apdu_delay: Some(Duration::from_millis(15)),
+                verify_log: Some(verify_log.clone()),
+                ..Default::default()
+            },
+        );
+        let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+        let listed = host.call("l", "list-certificates", json!({}));
+        let id = listed["result"]["certificates"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let authenticate = json!({"id": "x", "command": "authenticate", "arguments": {
+            "certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}});
+        let what = if run % 2 == 0 {
+            // Another program takes the card for itself for a while (a middleware that
+            // connects exclusively), from a moment before to a moment into the request.
+            let hold = Duration::from_millis(rng.gen_range(100..1500));
+            let reader = std::ffi::CString::new(card.reader).unwrap();
+            let holder = std::thread::spawn(move || {
+                let context = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+                let held =
+                    context.connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY);
+                std::thread::sleep(hold);
+                if let Ok(card) = held {
+                    let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+                }
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            host.send(&authenticate);
+            let reply = host.reply_to(&json!("x"), &mut Vec::new());
+            holder.join().unwrap();
+            format!(
+                "held exclusively {} ms: {}",
+                hold.as_millis(),
+                outcome(&reply)
+            )
+        } else {
+            // The browser goes away mid-request: stdin closes under the authentication.
+            host.send(&authenticate);
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..100)));
+            host.close_stdin();
+            let status = host.wait();
+            format!("stdin closed: host exited {}", status.code().unwrap_or(-1))
+        };
+        println!("seed {seed} run {run}: {what}");
+        *outcomes
+            .entry(what.split(':').next_back().unwrap().trim().to_owned())
+            .or_default() += 1;
+        assert!(
+            pins_sent(&verify_log) <= 1,
+            "run {run}: {what}: PIN sent twice"
+        );
+        // A host (a new one where the browser went) serves, and the counter is intact.
+        let mut next = HostProcess::spawn(&[CHROME_ORIGIN]);
+        let status = next.call("s", "status", json!({}));
+        assert_eq!(
+            status["result"]["readers"][0]["pinRetriesLeft"], 3,
+            "run {run}: {what}: {status}"
+        );
+        let reply = next.call(
+            "y",
+            "authenticate",
+            json!({"certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}),
+        );
+        assert_eq!(outcome(&reply), "ok", "run {run}: {what}: {reply}");
+    }
+    println!("seed {seed}: {outcomes:?}");
+}
