@@ -39,3 +39,12 @@ test("every code given a message is a code of the wire contract", () => {
   for (const code of Object.keys(PAGE_ERRORS)) assert.ok(known.has(code), `${code} is on neither list`);
   for (const code of PAGE_ERROR_CODES) assert.ok(code in PAGE_ERRORS, `${code} has no message for people`);
 });
+
+test("an app that stopped mid-request is not called missing", async () => {
+  const { normalizeError } = await import("../src/lib/errors.js");
+  const stopped = normalizeError({ code: "native-unavailable", message: "Native host has exited.", stopped: true });
+  assert.equal(stopped.code, "native-unavailable", "the page's code is unchanged");
+  assert.match(stopped.message, /stopped while it was working/);
+  const missing = normalizeError({ code: "native-unavailable", message: "Specified native messaging host not found." });
+  assert.match(missing.message, /not installed/);
+});

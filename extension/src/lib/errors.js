@@ -22,6 +22,10 @@ export const PAGE_ERRORS = {
   "pin-interrupted": "The card was interrupted while it checked your PIN. Your PIN was not sent again: enter it once more.",
 };
 
+/** The app was running and went away in the middle of a request (it crashed, or was stopped). */
+const STOPPED =
+  "The CAC Bridge app stopped while it was working. Try again; if it keeps stopping, run `cacbridge-host doctor --report report.txt` and send the file to your help desk.";
+
 /**
  * @param {string} code
  * @param {string} [fallback]
@@ -35,6 +39,9 @@ export function messageFor(code, fallback) {
  * @param {any} error
  */
 export function normalizeError(error) {
+  if (error?.code === "native-unavailable" && error.stopped) {
+    return { ...error, message: STOPPED };
+  }
   if (error && typeof error.code === "string") {
     return { ...error, message: messageFor(error.code, error.message) };
   }

@@ -148,13 +148,16 @@ export class NativePort {
   /** @param {string | undefined} reason */
   closed(reason) {
     if (this.state === "disconnected" && !this.port) return;
+    // An app that had answered and then went away stopped (crashed, was killed); one that
+    // never answered is missing. The page's code is the same; what a person reads is not.
+    const stopped = this.state === "connected";
     this.port = null;
     this.setState("disconnected");
     // "Specified native messaging host not found.", "No such native application ...",
     // "Native host has exited.": to the page, all mean the app is not usable.
     for (const [id, entry] of this.pending) {
       this.clearTimer(entry.timer);
-      entry.reject(hostError("native-unavailable", reason ?? "the CAC Bridge app stopped"));
+      entry.reject(hostError("native-unavailable", reason ?? "the CAC Bridge app stopped", stopped ? { stopped: true } : {}));
       this.pending.delete(id);
     }
     if (this.wantEvents && !this.reconnectTimer) {

@@ -655,6 +655,45 @@ const MTLS_ORIGIN = "https://localhost:8444";
  * `cacbridge-host install`), and the PIN is typed in CAC Bridge's window.
  */
 /**
+ * The host dies in the middle of an authentication (tests/harness/crashing-host kills it when
+ * the request arrives): the person gets one clear error, and the next try works.
+ */
+export function crashingHostSuite(which) {
+  let portal;
+  let card;
+  let stack;
+  before(async () => {
+    card = await insertCard("doe");
+    portal = await startPortal();
+    stack = await launch(which, { crashingHost: true });
+  });
+  after(async () => {
+    await stack?.close();
+    await portal?.stop();
+    await card?.remove();
+  });
+
+  test(`${which}: the host crashing mid-request: one clear error in the window, and the next try registers`, async () => {
+    const page = await stack.browser.newPage();
+    await clickRegister(page);
+    const win = await dialog(stack.browser);
+    await choose(win, card.info.pin);
+    // The window says the app stopped; the request stays open, nothing was registered.
+    await win.waitForSelector("#pin-error:not([hidden])", { timeout: 20000 });
+    const said = await win.$eval("#pin-error", (el) => el.textContent);
+    assert.match(said, /The CAC Bridge app stopped while it was working/, said);
+    await screenshot(win, which, "host-crashed");
+    assert.ok(page.url().endsWith("/account/cac"), "not registered");
+    // The PIN again: the extension starts the host again, and the registration goes through.
+    await win.type("#pin-input", card.info.pin);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), win.click("#ok")]);
+    await page.waitForSelector("#confirmation-edipi", { timeout: 20000 });
+    assert.equal(await page.$eval("#confirmation-edipi", (el) => el.textContent), "1234567890");
+    await page.close();
+  });
+}
+
+/**
  * The guide on the page-API portal with the host reading the card through OpenSC's PKCS#11
  * module instead of its own applet code (the policy's `backends`, docs/policy.md).
  */

@@ -143,10 +143,10 @@ export async function startPortal({ trustDod = false, mtls = false } = {}) {
  * none is written: the browser finds the host the Debian package installed, through the
  * package's system manifest (scripts/test's packaging step).
  */
-function hostManifest(browser, dir, withHost) {
+function hostManifest(browser, dir, withHost, hostPath) {
   if (!withHost || process.env.CACBRIDGE_E2E_INSTALLED_HOST) return;
   const manifest = JSON.parse(readFileSync(join(ROOT, "manifests", browser, `${IDS.host}.json`), "utf8"));
-  manifest.path = join(BIN, "cacbridge-host");
+  manifest.path = hostPath ?? join(BIN, "cacbridge-host");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${IDS.host}.json`), JSON.stringify(manifest, null, 2));
 }
@@ -160,9 +160,10 @@ function hostManifest(browser, dir, withHost) {
  *   a home of the browser's own, and an auto-select rule presents that certificate there
  *   (Firefox: it presents the matching certificate without asking);
  *   display (Firefox): run with windows on this X display instead of headless;
- *   policy: the host's policy file (docs/policy.md), e.g. its backends
+ *   policy: the host's policy file (docs/policy.md), e.g. its backends;
+ *   crashingHost: the host dies at its first authenticate, as a crash mid-request would
  */
-export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor, display, policy } = {}) {
+export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor, display, policy, crashingHost = false } = {}) {
   const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
   mkdirSync(logs);
@@ -171,6 +172,12 @@ export async function launch(which, { withHost = true, visible = false, installN
   const runtime = join(profile, "run");
   mkdirSync(runtime, { mode: 0o700 });
   const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace", XDG_CACHE_HOME: CACHE_HOME, XDG_RUNTIME_DIR: runtime };
+  // A host that dies at its first authenticate (tests/harness/crashing-host), then works.
+  const hostPath = crashingHost ? join(ROOT, "tests/harness/crashing-host") : undefined;
+  if (crashingHost) {
+    env.CACBRIDGE_REAL_HOST = join(BIN, "cacbridge-host");
+    env.CACBRIDGE_CRASH_MARKER = join(profile, "host-crashed");
+  }
   if (policy) {
     // A debug host reads the policy this variable names (release builds ignore it).
     env.CACBRIDGE_SYSTEM_POLICY = join(profile, "policy.json");
@@ -194,7 +201,7 @@ export async function launch(which, { withHost = true, visible = false, installN
   }
   let browser;
   if (which === "chromium") {
-    hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost);
+    hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost, hostPath);
     browser = await puppeteer.launch({
       executablePath: "/usr/lib/chromium/chromium",
       headless: !visible,
@@ -217,7 +224,7 @@ export async function launch(which, { withHost = true, visible = false, installN
     });
   } else {
     const home = join(profile, "home");
-    hostManifest("firefox", join(home, ".mozilla/native-messaging-hosts"), withHost);
+    hostManifest("firefox", join(home, ".mozilla/native-messaging-hosts"), withHost, hostPath);
     // What `cacbridge-host install` writes for the extension to load the PKCS#11 module.
     mkdirSync(join(profile, "firefox"));
     const modules = join(home, ".mozilla/pkcs11-modules");
