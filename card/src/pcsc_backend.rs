@@ -28,6 +28,9 @@ use crate::session::{self, PinUse, SignatureInput};
 use crate::transport::{Channel, Protocol, Transport};
 use crate::Token;
 
+/// How long a card another program holds exclusively is waited for before `CardInUse`.
+const IN_USE_PATIENCE: Duration = Duration::from_secs(2);
+
 /// One insertion of a card: pcsc-lite's per-reader event counter changes when a card comes or
 /// goes, so an unchanged counter and ATR mean the same card is still there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,10 +184,20 @@ impl PcscBackend {
     ) -> Result<R, CardError> {
         let before = self.insertion(reader)?.ok_or(CardError::NoCard)?;
         let name = CString::new(reader).map_err(|_| CardError::UnknownReader(reader.into()))?;
-        let card = self
-            .context()?
-            .connect(&name, ShareMode::Shared, Protocols::ANY)
-            .map_err(naming(reader))?;
+        // Another program may hold the card exclusively for a moment (middleware reading it):
+        // wait a little for it to let go before saying the card is in use.
+        let patience = std::time::Instant::now() + IN_USE_PATIENCE;
+        let card = loop {
+            match self
+                .context()?
+                .connect(&name, ShareMode::Shared, Protocols::ANY)
+            {
+                Err(pcsc::Error::SharingViolation) if std::time::Instant::now() < patience => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                connected => break connected.map_err(naming(reader))?,
+            }
+        };
         let mut connection = Connection(Some(card));
         let mut attempt = 0;
         loop {

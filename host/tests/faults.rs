@@ -225,7 +225,7 @@ fn another_program_holding_the_card_or_a_browser_closing_mid_request_loses_nothi
         let what = if run % 2 == 0 {
             // Another program takes the card for itself for a while (a middleware that
             // connects exclusively), from a moment before to a moment into the request.
-            let hold = Duration::from_millis(rng.gen_range(100..1500));
+            let hold = Duration::from_millis(rng.gen_range(100..3500));
             let reader = std::ffi::CString::new(card.reader).unwrap();
             let holder = std::thread::spawn(move || {
                 let context = pcsc::Context::establish(pcsc::Scope::User).unwrap();
