@@ -247,7 +247,7 @@ fn doctor_fix() {
         cacbridge_card::Token::presence(&mut pcsc),
         Err(CardError::PcscUnavailable)
     ) {
-        if running_as_root() && Path::new("/run/systemd/system").exists() {
+        if module_install::own_uid() == Some(0) && Path::new("/run/systemd/system").exists() {
             let started = std::process::Command::new("systemctl")
                 .args(["start", "pcscd.socket", "pcscd.service"])
                 .status()
@@ -477,16 +477,6 @@ fn local_channel(host: Arc<Host>) -> Option<tokio::task::JoinHandle<()>> {
 #[cfg(not(unix))]
 fn local_channel(_host: Arc<Host>) -> Option<tokio::task::JoinHandle<()>> {
     None
-}
-
-/// Whether this process runs as root.
-fn running_as_root() -> bool {
-    #[cfg(unix)]
-    return std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    #[cfg(not(unix))]
-    return false;
 }
 
 fn serve(caller: Caller) -> ExitCode {

@@ -78,7 +78,7 @@ fn owner_of(_metadata: &std::fs::Metadata) -> Option<(u32, u32)> {
 }
 
 /// The user this process runs as.
-fn own_uid() -> Option<u32> {
+pub fn own_uid() -> Option<u32> {
     std::fs::metadata("/proc/self")
         .ok()
         .and_then(|m| owner_of(&m))
@@ -107,9 +107,11 @@ fn give_to(_file: &Path, _uid: u32, _gid: u32) -> std::io::Result<()> {
 /// Files of `dir` that belong to someone other than the user running this.
 fn foreign_files(dir: &Path) -> Vec<PathBuf> {
     // /proc/self belongs to the user this process runs as.
-    let Some(me) = own_uid() else {
-        return Vec::new();
-    };
+    own_uid().map_or_else(Vec::new, |me| files_not_owned_by(dir, me))
+}
+
+/// The NSS database `dir` itself and its files, those not owned by `uid`.
+fn files_not_owned_by(dir: &Path, uid: u32) -> Vec<PathBuf> {
     ["", "cert9.db", "key4.db", "pkcs11.txt"]
         .iter()
         .map(|f| {
@@ -120,9 +122,22 @@ fn foreign_files(dir: &Path) -> Vec<PathBuf> {
             }
         })
         .filter(|p| {
-            std::fs::metadata(p).is_ok_and(|m| owner_of(&m).is_some_and(|(uid, _)| uid != me))
+            std::fs::metadata(p).is_ok_and(|m| owner_of(&m).is_some_and(|(owner, _)| owner != uid))
         })
         .collect()
+}
+
+/// The modules a `pkcs11.txt` registers: (name, library) of each block that has both.
+fn registrations(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split("\n\n").filter_map(|block| {
+        let field = |key: &str| {
+            block
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .map(str::trim)
+        };
+        Some((field("name=")?, field("library=").unwrap_or_default()))
+    })
 }
 
 /// The library NSS database `dir` registers under [`MODULE_NAME`], if any, read from its
@@ -134,16 +149,10 @@ fn registered_library(dir: &Path) -> Result<Option<String>, String> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(format!("{}: {err}", file.display())),
     };
-    Ok(text.split("\n\n").find_map(|block| {
-        let field = |key: &str| {
-            block
-                .lines()
-                .find_map(|line| line.strip_prefix(key))
-                .map(str::trim)
-        };
-        (field("name=") == Some(MODULE_NAME))
-            .then(|| field("library=").unwrap_or_default().to_owned())
-    }))
+    let library = registrations(&text)
+        .find(|(name, _)| *name == MODULE_NAME)
+        .map(|(_, library)| library.to_owned());
+    Ok(library)
 }
 
 fn register_nssdb(home: &Path, module: &Path) -> Result<String, String> {
@@ -556,16 +565,7 @@ pub fn fix_nssdb(home: &Path) -> Vec<String> {
         String::new()
     };
     let database = format!("sql:{}", dir.display());
-    for block in text.split("\n\n") {
-        let field = |key: &str| {
-            block
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(str::trim)
-        };
-        let (Some(name), Some(library)) = (field("name="), field("library=")) else {
-            continue;
-        };
+    for (name, library) in registrations(&text) {
         let lower = library.to_ascii_lowercase();
         if name == MODULE_NAME || !(lower.contains("opensc") || lower.contains("cackey")) {
             continue;
@@ -583,19 +583,7 @@ pub fn fix_nssdb(home: &Path) -> Vec<String> {
     // Files of the database that are not the home owner's (root's, after `sudo certutil`);
     // last, because modutil rewrites files as whoever runs it.
     if let Some((uid, gid)) = std::fs::metadata(home).ok().and_then(|m| owner_of(&m)) {
-        let misowned: Vec<PathBuf> = ["", "cert9.db", "key4.db", "pkcs11.txt"]
-            .iter()
-            .map(|f| {
-                if f.is_empty() {
-                    dir.clone()
-                } else {
-                    dir.join(f)
-                }
-            })
-            .filter(|p| {
-                std::fs::metadata(p).is_ok_and(|m| owner_of(&m).is_some_and(|(u, _)| u != uid))
-            })
-            .collect();
+        let misowned = files_not_owned_by(&dir, uid);
         if !misowned.is_empty() && own_uid() == Some(0) {
             for file in &misowned {
                 said.push(match give_to(file, uid, gid) {
