@@ -97,6 +97,21 @@ impl Slot {
         self != Slot::CardAuthentication
     }
 
+    /// Where a listing puts this slot's certificate, whichever backend read it: current PIV
+    /// keys, retired ones, then CAC applets.
+    pub fn listing_rank(self) -> u16 {
+        match self {
+            Slot::PivAuthentication => 0,
+            Slot::DigitalSignature => 1,
+            Slot::KeyManagement => 2,
+            Slot::CardAuthentication => 3,
+            Slot::RetiredKeyManagement(n) => 10 + u16::from(n),
+            Slot::CacId => 40,
+            Slot::CacEmailSignature => 41,
+            Slot::CacEmailEncryption => 42,
+        }
+    }
+
     /// The card wants the PIN verified right before each use of this key.
     pub fn pin_always(self) -> bool {
         self == Slot::DigitalSignature

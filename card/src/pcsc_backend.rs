@@ -389,7 +389,7 @@ impl PcscBackend {
             card.card_type = contents.card_type;
             card.certificates
                 .extend(inspected(reader, contents.certificates));
-            card.certificates.sort_by_key(|c| slot_rank(c.slot));
+            card.certificates.sort_by_key(|c| c.slot.listing_rank());
             card.read.push(purpose);
             self.persist(reader);
         }
@@ -653,20 +653,6 @@ fn inspected(
                 None
             }
         })
-}
-
-/// The order a full read lists slots in: current PIV keys, retired ones, then CAC applets.
-fn slot_rank(slot: Slot) -> u16 {
-    match slot {
-        Slot::PivAuthentication => 0,
-        Slot::DigitalSignature => 1,
-        Slot::KeyManagement => 2,
-        Slot::CardAuthentication => 3,
-        Slot::RetiredKeyManagement(n) => 10 + u16::from(n),
-        Slot::CacId => 40,
-        Slot::CacEmailSignature => 41,
-        Slot::CacEmailEncryption => 42,
-    }
 }
 
 fn run_transaction<R>(

@@ -220,7 +220,7 @@ impl Pkcs11Backend {
                 info,
             });
         }
-        certificates.sort_by_key(|c| slot_order(c.slot));
+        certificates.sort_by_key(|c| c.slot.listing_rank());
         Ok(certificates)
     }
 
@@ -501,20 +501,6 @@ fn role_of(id: &[u8], label: &str, info: &crate::CertificateInfo) -> Slot {
         Slot::PivAuthentication
     } else {
         Slot::KeyManagement
-    }
-}
-
-/// The order a listing keeps: authentication first, as the PC/SC backend lists.
-fn slot_order(slot: Slot) -> u16 {
-    match slot {
-        Slot::PivAuthentication => 0,
-        Slot::DigitalSignature => 1,
-        Slot::KeyManagement => 2,
-        Slot::CardAuthentication => 3,
-        Slot::RetiredKeyManagement(n) => 10 + u16::from(n),
-        Slot::CacId => 40,
-        Slot::CacEmailSignature => 41,
-        Slot::CacEmailEncryption => 42,
     }
 }
 
