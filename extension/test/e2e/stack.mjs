@@ -44,7 +44,7 @@ export async function insertCard(name = "doe", { delayMs = 0 } = {}) {
     info,
     /** APDUs the card has answered so far. */
     apdus() {
-      return existsSync(apduLog) ? readFileSync(apduLog, "utf8").split("\n").filter(Boolean).length : 0;
+      return this.apduHeaders().length;
     },
     /** The CLA INS P1 P2 (hex) of every APDU the card has answered, in order. */
     apduHeaders() {
