@@ -118,7 +118,12 @@ impl PcscBackend {
         if let Some(context) = &self.context {
             return Ok(context.clone());
         }
-        let context = Context::establish(Scope::User).map_err(CardError::from)?;
+        // No context is no service, whatever the code: a pcscd killed a moment ago leaves its
+        // socket behind, and pcsc-lite then answers with odd ones (a "security violation").
+        let context = Context::establish(Scope::User).map_err(|err| {
+            tracing::debug!(%err, "no PC/SC context");
+            CardError::PcscUnavailable
+        })?;
         self.context = Some(context.clone());
         Ok(context)
     }

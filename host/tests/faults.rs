@@ -1,6 +1,7 @@
 //! Faults at random points, seeded and reproducible (`CACBRIDGE_FAULT_SEED`, printed by each
-//! run): the card pulled at a random moment of a listing or an authentication, and two hosts
-//! (two browsers) using one card at once. Every run records its outcome code and checks that
+//! run): the card pulled at a random moment of a listing or an authentication, pcscd killed
+//! (SIGKILL) and restarted under one, another program holding the card exclusively, the
+//! browser closing stdin mid-request, and two hosts (two browsers) using one card at once. Every run records its outcome code and checks that
 //! no PIN reached the card twice, that the card's PIN counter did not drop, and that the host
 //! serves the next request.
 //!
@@ -13,7 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cacbridge_testbed::{lock, CardOptions, VirtualCard};
+use cacbridge_testbed::{card_present, kill_pcscd, lock, start_pcscd, CardOptions, VirtualCard};
 use common::{HostProcess, CHROME_ORIGIN};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -269,6 +270,103 @@ fn another_program_holding_the_card_or_a_browser_closing_mid_request_loses_nothi
             "run {run}: {what}: {status}"
         );
         let reply = next.call(
+            "y",
+            "authenticate",
+            json!({"certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}),
+        );
+        assert_eq!(outcome(&reply), "ok", "run {run}: {what}: {reply}");
+    }
+    println!("seed {seed}: {outcomes:?}");
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn pcscd_killed_and_restarted_mid_operation_loses_no_pin_and_the_host_serves_on() {
+    let _guard = lock();
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9C5C);
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for run in 0..runs() {
+        let scratch = tempfile::tempdir().unwrap();
+        let verify_log = scratch.path().join("verify.log");
+        let card = VirtualCard::insert_with(
+            "doe",
+            0,
+            CardOptions {
+                apdu_delay: Some(Duration::from_millis(15)),
+                verify_log: Some(verify_log.clone()),
+                ..Default::default()
+            },
+        );
+        let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
+        let listed = host.call("l", "list-certificates", json!({}));
+        let id = listed["result"]["certificates"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let listing = rng.gen_bool(0.5);
+        let kill_after = Duration::from_millis(rng.gen_range(0..if listing { 400 } else { 100 }));
+        let request = if listing {
+            // A fresh host with an empty certificate cache: its listing reads the card.
+            host.close_stdin();
+            host.wait();
+            let cache = scratch.path().join("cache");
+            host = HostProcess::spawn_with_env(
+                &[CHROME_ORIGIN],
+                "info",
+                &[("XDG_CACHE_HOME", cache.to_str().unwrap())],
+            );
+            json!({"id": "x", "command": "list-certificates", "arguments": {}})
+        } else {
+            json!({"id": "x", "command": "authenticate", "arguments": {
+                "certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}})
+        };
+        host.send(&request);
+        std::thread::sleep(kill_after);
+        kill_pcscd();
+        let reply = host.reply_to(&json!("x"), &mut Vec::new());
+        let kind = if listing { "listing" } else { "authenticate" };
+        let what = format!(
+            "{kind}, pcscd killed at {} ms: {}",
+            kill_after.as_millis(),
+            outcome(&reply)
+        );
+        println!("seed {seed} run {run}: {what}");
+        *outcomes
+            .entry(format!("{kind}: {}", outcome(&reply)))
+            .or_default() += 1;
+        // While pcscd is down the host answers, and says so.
+        let down = host.call("d", "status", json!({}));
+        assert_eq!(
+            down["error"]["code"], "pcsc-unavailable",
+            "run {run}: {down}"
+        );
+
+        start_pcscd();
+        // The virtual card reconnects to the new pcscd, as a card left in its reader.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !card_present(card.reader) {
+            assert!(std::time::Instant::now() < deadline, "run {run}: no card");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            pins_sent(&verify_log) <= 1,
+            "run {run}: {what}: PIN sent twice"
+        );
+        // The same host serves on the new pcscd; the counter is intact.
+        let mut status = Value::Null;
+        for _ in 0..20 {
+            status = host.call("s", "status", json!({}));
+            if status["result"]["readers"][0]["pinRetriesLeft"].is_number() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            status["result"]["readers"][0]["pinRetriesLeft"], 3,
+            "run {run}: {what}: {status}"
+        );
+        let reply = host.call(
             "y",
             "authenticate",
             json!({"certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}),

@@ -365,10 +365,27 @@ pub fn start_pcscd() {
     }
 }
 
-/// Stop pcscd and wait until it is gone.
+/// Stop pcscd (SIGTERM: it closes its readers) and wait until it is gone.
 pub fn stop_pcscd() {
+    signal_pcscd("-TERM");
+}
+
+/// Kill pcscd outright (SIGKILL: a crash, nothing cleaned up) and wait until it is gone.
+pub fn kill_pcscd() {
+    signal_pcscd("-KILL");
+    // What a service manager does after a crash: a killed pcscd leaves its socket and pid file,
+    // and a new one refuses to start while the pid names a process (here the killed one may be
+    // a zombie of this test process until it ends).
+    for stale in ["/run/pcscd/pcscd.pid", "/run/pcscd/pcscd.comm"] {
+        let _ = std::fs::remove_file(stale);
+    }
+}
+
+fn signal_pcscd(signal: &str) {
     if let Some(pid) = pcscd_pid() {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let _ = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while pcscd_pid().is_some() {
             assert!(Instant::now() < deadline, "pcscd did not stop");
