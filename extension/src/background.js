@@ -63,6 +63,10 @@ api.runtime.onStartup?.addListener(() => syncContentScripts(api, PATTERNS_WITH_P
 api.storage.onChanged.addListener((changes) => {
   if ("allowList" in changes) syncContentScripts(api, PATTERNS_WITH_PORTS).catch((e) => console.error(e));
 });
+// The chooser and PIN window holds a port open to know if this worker stops (ui/dialog.js).
+api.runtime.onConnect.addListener((port) => {
+  if (port.name !== "dialog" || port.sender?.id !== api.runtime.id) port.disconnect();
+});
 api.windows.onRemoved.addListener((windowId) => flows.windowRemoved(windowId));
 api.tabs.onRemoved.addListener((tabId) => flows.tabRemoved(tabId));
 

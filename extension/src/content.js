@@ -29,10 +29,20 @@
   const ask = (request, userActivation) =>
     api.runtime
       .sendMessage({ type: "page-request", request, userActivation, documentOrigin: self.origin })
-      .catch((/** @type {any} */ err) => ({
-        ok: false,
-        error: { code: "extension-unavailable", message: String(err) },
-      }));
+      .catch((/** @type {any} */ err) => {
+        // Nobody to receive it: the extension is not running. Anything else: the request
+        // reached it, and its background stopped (killed, updated) before answering.
+        const unreachable = /Receiving end does not exist|Could not establish connection/i.test(String(err));
+        return {
+          ok: false,
+          error: unreachable
+            ? { code: "extension-unavailable", message: "The CAC Bridge extension did not answer." }
+            : {
+                code: "extension-restarted",
+                message: "CAC Bridge restarted while it was working on your request. Nothing was sent to this site: try again.",
+              },
+        };
+      });
 
   /**
    * Answer one page request (after the verdict).

@@ -2,6 +2,7 @@
 
 export const PAGE_ERRORS = {
   "extension-unavailable": "The CAC Bridge extension did not answer.",
+  "extension-restarted": "CAC Bridge restarted while it was working on your request. Nothing was sent to this site: try again.",
   "native-unavailable":
     "The CAC Bridge app is not installed on this computer. Install it from your portal's help page, then reload this page.",
   "native-too-old": "The CAC Bridge app on this computer is too old. Install the current version, then reload this page.",

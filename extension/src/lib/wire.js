@@ -40,6 +40,7 @@ export const HOST_ERROR_CODES = Object.freeze([
 /** The codes the extension itself answers a page with (docs/page-api.md). */
 export const PAGE_ERROR_CODES = Object.freeze([
   "extension-unavailable",
+  "extension-restarted",
   "native-unavailable",
   "native-too-old",
   "origin-not-allowed",

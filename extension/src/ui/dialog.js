@@ -15,6 +15,15 @@ const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.get
   input.pattern = `[0-9]{${PIN.min},${PIN.max}}`;
 }
 
+// A line to the background while this window is open: it breaks only when the background
+// stops (its service worker killed), and the request this window served went with it.
+const lifeline = api.runtime.connect({ name: "dialog" });
+lifeline.onDisconnect.addListener(() => {
+  $("failed-message").textContent =
+    "CAC Bridge restarted while it was working on this request. Close this window and try again from the page.";
+  show("failed");
+});
+
 /** @type {any} */
 let details = null;
 /** @type {string | null} */

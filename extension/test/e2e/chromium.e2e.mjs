@@ -1,7 +1,7 @@
 // End to end in real headless Chromium with the extension, the host, a virtual CAC and the
 // reference portal. node --test test/e2e/chromium.e2e.mjs (after tests/harness/testbed-setup).
 import { describe } from "node:test";
-import { crashingHostSuite, extensionSuite, fastChooserSuite, lateInstallSuite, linkSuite, missingHostSuite, moduleBackendSuite, mtlsSuite } from "./flows.mjs";
+import { crashingHostSuite, extensionSuite, fastChooserSuite, lateInstallSuite, linkSuite, missingHostSuite, moduleBackendSuite, mtlsSuite, workerKilledSuite } from "./flows.mjs";
 
 describe("chromium", () => extensionSuite("chromium"));
 describe("chromium without the host", () => missingHostSuite("chromium"));
@@ -10,5 +10,6 @@ describe("chromium, linking an unregistered card", () => linkSuite("chromium"));
 describe("chromium, a card as slow as a real CAC", () => fastChooserSuite("chromium"));
 describe("chromium, the host over OpenSC's PKCS#11 module", () => moduleBackendSuite("chromium"));
 describe("chromium, the host crashing mid-request", () => crashingHostSuite("chromium"));
+describe("chromium, the extension's service worker killed mid-request", () => workerKilledSuite("chromium"));
 describe("chromium, a mutual-TLS portal", () => mtlsSuite("chromium"));
 describe("chromium, a mutual-TLS portal with an ECC card", () => mtlsSuite("chromium", { cardName: "smith", full: false }));

@@ -694,6 +694,73 @@ export function crashingHostSuite(which) {
 }
 
 /**
+ * The browser stops the extension's service worker in the middle of a request (as Chromium
+ * does to an idle or misbehaving worker, or on an update): the page gets one clear error, the
+ * stale window says so, and the next click registers.
+ */
+export function workerKilledSuite(which) {
+  let portal;
+  let card;
+  let stack;
+  before(async () => {
+    card = await insertCard("doe");
+    portal = await startPortal();
+    stack = await launch(which);
+  });
+  after(async () => {
+    await stack?.close();
+    await portal?.stop();
+    await card?.remove();
+  });
+
+  /** Stop the extension's service worker, as chrome://serviceworker-internals' Stop does. */
+  async function killWorker() {
+    const cdp = await stack.browser.target().createCDPSession();
+    const { targetInfos } = await cdp.send("Target.getTargets");
+    const worker = targetInfos.find((t) => t.type === "service_worker" && t.url.startsWith(`chrome-extension://${stack.id}/`));
+    assert.ok(worker, "the extension's service worker runs");
+    await cdp.send("Target.closeTarget", { targetId: worker.targetId });
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const { targetInfos: now } = await cdp.send("Target.getTargets");
+      if (!now.some((t) => t.targetId === worker.targetId)) break;
+      assert.ok(Date.now() < deadline, "the service worker did not stop");
+      await sleep(100);
+    }
+    await cdp.detach();
+  }
+
+  test(`${which}: the service worker killed mid-request: one clear error, and the next click registers`, async () => {
+    const page = await stack.browser.newPage();
+    await clickRegister(page);
+    const win = await dialog(stack.browser);
+    await win.click("#continue");
+    await win.waitForSelector("#pin-input", { visible: true });
+    await killWorker();
+    // The page: one error that says what happened.
+    await page.waitForFunction(() => /restarted/.test(document.getElementById("cacbridge-status")?.textContent ?? ""), { timeout: 20000 });
+    const status = await page.$eval("#cacbridge-status", (el) => el.textContent);
+    assert.match(status, /CAC Bridge restarted while it was working on your request/, status);
+    // The window left from before: it says the request is over, and closes.
+    await win.waitForSelector("#failed:not([hidden])", { timeout: 10000 });
+    assert.match(await win.$eval("#failed-message", (el) => el.textContent), /restarted/);
+    await screenshot(win, which, "worker-restarted");
+    await clickClosing(win, "#close-failed");
+    assert.ok(page.url().endsWith("/account/cac"), "nothing registered");
+    // The next click (the password still typed) wakes a new worker, which starts the host again.
+    await page.click("#cacbridge-register-button");
+    const again = await dialog(stack.browser);
+    await again.click("#continue");
+    await again.waitForSelector("#pin-input", { visible: true });
+    await again.type("#pin-input", card.info.pin);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), again.click("#ok")]);
+    await page.waitForSelector("#confirmation-edipi", { timeout: 20000 });
+    assert.equal(await page.$eval("#confirmation-edipi", (el) => el.textContent), "1234567890");
+    await page.close();
+  });
+}
+
+/**
  * The guide on the page-API portal with the host reading the card through OpenSC's PKCS#11
  * module instead of its own applet code (the policy's `backends`, docs/policy.md).
  */

@@ -83,6 +83,7 @@ impl ErrorCode {
 #[strum(serialize_all = "kebab-case")]
 pub enum PageErrorCode {
     ExtensionUnavailable,
+    ExtensionRestarted,
     NativeUnavailable,
     NativeTooOld,
     OriginNotAllowed,
