@@ -15,7 +15,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use cacbridge_portal::{create_account, db, router, tls, AppState};
-use cacbridge_verify::{TrustStore, Verifier, VerifyPolicy};
+use cacbridge_verify::{RevocationArgs, TrustStore, Verifier, VerifyPolicy};
 
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -65,6 +65,8 @@ enum Command {
         /// e.g. "DOD ID CA-".
         #[arg(long = "issuer-family")]
         issuer_families: Vec<String>,
+        #[command(flatten)]
+        revocation: Box<RevocationArgs>,
         /// Create the demo account (demo / demo-password) when missing.
         #[arg(long)]
         demo_account: bool,
@@ -128,6 +130,7 @@ fn main() -> ExitCode {
             trust_bundle,
             policy_oids,
             issuer_families,
+            revocation,
             demo_account,
             mtls_listen,
         } => {
@@ -137,6 +140,20 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
+            let revocation = match revocation.settings() {
+                Ok(settings) => settings,
+                Err(err) => {
+                    eprintln!("cacbridge-portal: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            tracing::info!(
+                policy = ?revocation.policy,
+                ocsp = revocation.ocsp,
+                crl = revocation.crl,
+                responder = revocation.ocsp_responder.as_deref().unwrap_or("(each certificate's)"),
+                "revocation checking"
+            );
             let trust = match TrustStore::load(trust_bundle.as_deref()) {
                 Ok(trust) => trust,
                 Err(err) => {
@@ -189,7 +206,8 @@ fn main() -> ExitCode {
                 }
             };
             let policy = VerifyPolicy::from_lists(policy_oids, issuer_families);
-            let mut state = AppState::new(conn, Verifier::new(trust, policy), origin.clone());
+            let verifier = Verifier::new(trust, policy).with_revocation(revocation);
+            let mut state = AppState::new(conn, verifier, origin.clone());
             state.cac_host = mtls_listen.map(|address| cac_host_origin(&origin, address.port()));
             let state = Arc::new(state);
             // Argon2 is the only blocking work, one a core (passwords.rs): a pool of the same

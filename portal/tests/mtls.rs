@@ -124,7 +124,7 @@ fn mtls_portal() -> Portal {
     let bundle =
         std::env::temp_dir().join(format!("cacbridge-mtls-trust-{}.pem", std::process::id()));
     std::fs::write(&bundle, trust).unwrap();
-    Portal::start_with(&[
+    Portal::start_checking_revocation(&[
         "--mtls-listen",
         "127.0.0.1:0",
         "--trust-bundle",

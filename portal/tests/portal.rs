@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use cacbridge_testbed::host::{HostProcess, CHROME_ORIGIN};
-use cacbridge_testbed::{lock, pki_dir, VirtualCard};
+use cacbridge_testbed::{lock, pki_dir, OcspResponder, VirtualCard};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -18,11 +18,32 @@ struct Portal {
     origin: String,
     _data: tempfile::TempDir,
     cert: Vec<u8>,
+    _responder: OcspResponder,
 }
 
 impl Portal {
+    /// The portal with its default revocation policy (require), asking the test PKI's OCSP
+    /// responder.
     fn start() -> Portal {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_revoking(&[])
+    }
+
+    /// The same, the certificates of the `revoked` cards revoked at the responder.
+    fn start_revoking(revoked: &[&str]) -> Portal {
+        Self::start_on(tempfile::tempdir().unwrap(), revoked)
+    }
+
+    /// Stop this portal and start another on its database, with the responder revoking the
+    /// certificates of `revoked` cards.
+    fn restart_revoking(mut self, revoked: &[&str]) -> Portal {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let data = std::mem::replace(&mut self._data, tempfile::tempdir().unwrap());
+        Self::start_on(data, revoked)
+    }
+
+    fn start_on(data: tempfile::TempDir, revoked: &[&str]) -> Portal {
+        let responder = OcspResponder::start(revoked);
         let pki = pki_dir();
         let bundle = data.path().join("trust.pem");
         let mut pem = Vec::new();
@@ -41,6 +62,7 @@ impl Portal {
                 "--trust-bundle",
             ])
             .arg(&bundle)
+            .args(responder.portal_args())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -58,6 +80,7 @@ impl Portal {
             origin,
             _data: data,
             cert,
+            _responder: responder,
         }
     }
 
@@ -311,6 +334,38 @@ fn registration_walks_the_guide_and_prints_a_confirmation() {
 
     let after = browser.get("/account/cac");
     assert!(after.body.contains("<td class=\"edipi\">1234567890</td>"));
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_revoked_cac_neither_registers_nor_logs_in() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let browser_of = |portal: &Portal| {
+        let browser = portal.browser();
+        browser.login("demo", "demo-password");
+        browser
+    };
+    let mut host = Host::start();
+    // Registered while good...
+    let portal = Portal::start();
+    let browser = browser_of(&portal);
+    let registered = register(&browser, &mut host, &card, "demo-password");
+    assert_eq!(registered.status, StatusCode::OK, "{}", registered.body);
+    // ...then revoked: the same database, the responder now says "revoked".
+    let portal = portal.restart_revoking(&["doe"]);
+    let browser = browser_of(&portal);
+    let refused = register(&browser, &mut host, &card, "demo-password");
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("revoked"), "{}", refused.body);
+    let anonymous = portal.browser();
+    let login = cac_login(&anonymous, &mut host, &card);
+    assert_eq!(login.status, StatusCode::FORBIDDEN, "{}", login.body);
+    assert!(
+        login.body.contains("the certificate is revoked"),
+        "{}",
+        login.body
+    );
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! A portal issues a nonce ([`NonceStore`]), the person's card signs `H(origin) || H(nonce)`
 //! through the extension and host, and the portal checks the token with [`Verifier`]:
 //! format, certificate validity and usage, the path to its trust anchors (rustls-webpki), an
-//! optional allow-list of certificate policies, and the signature. The result is the
+//! optional allow-list of certificate policies, revocation ([`RevocationSettings`]: OCSP and
+//! CRLs), and the signature. The result is the
 //! [`Identity`] to register or log in. Every rejection is its own [`VerifyError`] variant.
 
 mod nonce;
+mod revocation;
 mod token;
 mod trust;
 
@@ -21,6 +23,9 @@ use cacbridge_cert::{CertificateInfo, NotAuthentication};
 
 pub use cacbridge_cert::token::{authentication_message, Algorithm, AuthToken, TOKEN_FORMAT};
 pub use nonce::{NonceStore, NONCE_LIFETIME};
+pub use revocation::{
+    Revocation, RevocationArgs, RevocationPolicy, RevocationSettings, RevocationSource,
+};
 pub use token::Token;
 pub use trust::TrustStore;
 
@@ -78,6 +83,14 @@ pub enum VerifyError {
     NonceReused,
     #[error("this nonce expired")]
     NonceExpired,
+    #[error("the certificate is revoked (according to {0})")]
+    Revoked(String),
+    #[error("the OCSP responder {0} does not know the certificate")]
+    RevocationUnknown(String),
+    #[error("a revocation answer cannot be trusted: {0}")]
+    RevocationInvalid(String),
+    #[error("the certificate's revocation status cannot be checked: {0}")]
+    RevocationUnavailable(String),
 }
 
 impl VerifyError {
@@ -110,6 +123,10 @@ impl VerifyError {
             E::NonceUnknown => "nonce-unknown",
             E::NonceReused => "nonce-reused",
             E::NonceExpired => "nonce-expired",
+            E::Revoked(_) => "certificate-revoked",
+            E::RevocationUnknown(_) => "revocation-unknown",
+            E::RevocationInvalid(_) => "revocation-invalid",
+            E::RevocationUnavailable(_) => "revocation-unavailable",
         }
     }
 }
@@ -130,6 +147,9 @@ pub struct Identity {
     pub email: Option<String>,
     /// RFC 3339.
     pub not_after: String,
+    /// What revocation checking found.
+    #[serde(default)]
+    pub revocation: Revocation,
 }
 
 /// What else a portal requires of a certificate, beyond the authentication profile
@@ -158,11 +178,34 @@ impl VerifyPolicy {
 pub struct Verifier {
     trust: TrustStore,
     policy: VerifyPolicy,
+    revocation: revocation::RevocationChecker,
 }
 
 impl Verifier {
+    /// A verifier that does not check revocation; see [`Verifier::with_revocation`].
     pub fn new(trust: TrustStore, policy: VerifyPolicy) -> Self {
-        Self { trust, policy }
+        Self {
+            trust,
+            policy,
+            revocation: revocation::RevocationChecker::new(RevocationSettings::default()),
+        }
+    }
+
+    /// Check revocation as `settings` say (OCSP, then CRLs; answers cached until they
+    /// expire). Checks run in the calling thread and may wait on the network up to
+    /// `settings.timeout` a request: async servers call the verifier from a blocking pool.
+    pub fn with_revocation(mut self, settings: RevocationSettings) -> Self {
+        self.revocation = revocation::RevocationChecker::new(settings);
+        self
+    }
+
+    pub fn revocation_policy(&self) -> RevocationPolicy {
+        self.revocation.policy()
+    }
+
+    /// HTTP exchanges made for revocation so far (OCSP requests and CRL downloads).
+    pub fn revocation_fetches(&self) -> u64 {
+        self.revocation.fetches()
     }
 
     pub fn trust(&self) -> &TrustStore {
@@ -242,9 +285,21 @@ impl Verifier {
             NotAuthentication::CardAuthentication => VerifyError::CardAuthenticationCertificate,
             NotAuthentication::MissingClientAuth => VerifyError::MissingClientAuth,
         })?;
-        self.check_chain(der, now)?;
+        let issuer = self.check_chain(der, now)?;
         self.check_issuer_family(&info)?;
         self.check_policies(der)?;
+        let revocation = self
+            .revocation
+            .check(der, &issuer, now)
+            .map_err(|failure| {
+                use revocation::RevocationFailure as F;
+                match failure {
+                    F::Revoked { source } => VerifyError::Revoked(source),
+                    F::Unknown { source } => VerifyError::RevocationUnknown(source),
+                    F::Invalid(why) => VerifyError::RevocationInvalid(why),
+                    F::Unavailable(why) => VerifyError::RevocationUnavailable(why),
+                }
+            })?;
         Ok(Identity {
             subject: info.subject,
             issuer: info.issuer,
@@ -255,10 +310,12 @@ impl Verifier {
             upn: info.upn,
             email: info.email,
             not_after: info.not_after,
+            revocation,
         })
     }
 
-    fn check_chain(&self, der: &[u8], now: SystemTime) -> Result<(), VerifyError> {
+    /// The path to a trust anchor; the certificate's issuer, for revocation checks.
+    fn check_chain(&self, der: &[u8], now: SystemTime) -> Result<revocation::Issuer, VerifyError> {
         let der = CertificateDer::from(der.to_vec());
         let end_entity = webpki::EndEntityCert::try_from(&der)
             .map_err(|e| VerifyError::BadCertificate(format!("{e:?}")))?;
@@ -273,7 +330,18 @@ impl Verifier {
                 None,
                 None,
             )
-            .map(|_| ())
+            .map(|path| {
+                let anchor = match path.intermediate_certificates().next() {
+                    Some(cert) => webpki::anchor_from_trusted_cert(&cert.der())
+                        .map(|a| a.to_owned())
+                        .unwrap_or_else(|_| path.anchor().to_owned()),
+                    None => path.anchor().to_owned(),
+                };
+                revocation::Issuer {
+                    anchor,
+                    spki: path.issuer_spki().as_ref().to_vec(),
+                }
+            })
             .map_err(|e| match e {
                 webpki::Error::UnknownIssuer => VerifyError::UntrustedIssuer,
                 other => VerifyError::InvalidChain(format!("{other:?}")),

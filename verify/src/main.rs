@@ -4,6 +4,8 @@
 //! cacbridge-verify --token token.json --origin https://portal.example.mil --nonce <nonce>
 //!                  [--trust bundle.pem] [--time <unix seconds>] [--policy-oid <oid>]...
 //!                  [--issuer-family <CA name prefix>]...
+//!                  [--revocation require|prefer|off] [--revocation-sources ocsp,crl]
+//!                  [--ocsp-responder <url>] [--ocsp-signer <pem>]... [--revocation-timeout <s>]
 //! ```
 //!
 //! Prints the identity as JSON and exits 0, or prints why the token was rejected and exits 1.
@@ -15,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 
-use cacbridge_verify::{TrustStore, Verifier, VerifyPolicy};
+use cacbridge_verify::{RevocationArgs, TrustStore, Verifier, VerifyPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +48,8 @@ struct Args {
     /// "DOD ID CA-".
     #[arg(long = "issuer-family")]
     issuer_families: Vec<String>,
+    #[command(flatten)]
+    revocation: RevocationArgs,
 }
 
 #[allow(clippy::print_stdout)] // the CLI's output is its point
@@ -74,12 +78,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let revocation = match args.revocation.settings() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("cacbridge-verify: {err}");
+            return ExitCode::from(2);
+        }
+    };
     let policy = VerifyPolicy::from_lists(args.policy_oids, args.issuer_families);
     let now = args
         .time
         .map(|t| UNIX_EPOCH + Duration::from_secs(t))
         .unwrap_or_else(SystemTime::now);
-    match Verifier::new(trust, policy).verify(token.trim(), &args.origin, &args.nonce, now) {
+    match Verifier::new(trust, policy)
+        .with_revocation(revocation)
+        .verify(token.trim(), &args.origin, &args.nonce, now)
+    {
         Ok(identity) => {
             println!(
                 "{}",

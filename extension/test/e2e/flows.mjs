@@ -191,7 +191,7 @@ export function extensionSuite(which) {
     const tokenFile = join(stack.profile, "token.json");
     writeFileSync(tokenFile, JSON.stringify(response.result));
     const verify = (origin) =>
-      spawnSync(join(ROOT, "target/debug/cacbridge-verify"), ["--token", tokenFile, "--origin", origin, "--nonce", challenge, "--trust", portal.trust], { encoding: "utf8" });
+      spawnSync(join(ROOT, "target/debug/cacbridge-verify"), ["--token", tokenFile, "--origin", origin, "--nonce", challenge, "--trust", portal.trust, ...portal.revocationArgs], { encoding: "utf8" });
     assert.equal(verify(PORTAL_ORIGIN).status, 0, "bound to the page's real origin");
     const claimed = verify("https://evil.example");
     assert.equal(claimed.status, 1);

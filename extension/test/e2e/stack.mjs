@@ -104,12 +104,35 @@ export async function startDisplay(number = 97) {
   };
 }
 
+/** The test PKI's OCSP responder (tests/harness/ocsp-responder) on a free port. */
+async function startOcspResponder() {
+  const port = 18890;
+  const child = spawn(join(ROOT, "tests/harness/ocsp-responder"), [String(port)], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve, reject) => {
+    let seen = "";
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      if (seen.includes("waiting for OCSP client connections")) resolve(undefined);
+    });
+    child.once("exit", (code) => reject(new Error(`the OCSP responder exited ${code} (port ${port} busy?)`)));
+  });
+  child.stdout.resume();
+  const url = `http://127.0.0.1:${port}/`;
+  return {
+    portalArgs: ["--ocsp-responder", url, "--revocation-sources", "ocsp"],
+    stop: () => child.kill(),
+  };
+}
+
 /**
  * The reference portal with the demo account, trusting the test PKI (or, for a real CAC, the
  * DoD PKI shipped with cacbridge-verify).
  */
 export async function startPortal({ trustDod = false, mtls = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "cacbridge-portal-"));
+  // Revocation is checked (the portal's default policy, require) against the test PKI's OCSP
+  // responder, as a DoD portal is pointed at DISA's.
+  const responder = trustDod ? null : await startOcspResponder();
   const pki = join(TESTBED, "golden/pki");
   const trust = join(dir, "trust.pem");
   writeFileSync(trust, ["root.pem", "id-ca.pem", "email-ca.pem"].map((f) => readFileSync(join(pki, f), "utf8")).join(""));
@@ -117,7 +140,7 @@ export async function startPortal({ trustDod = false, mtls = false } = {}) {
     join(BIN, "cacbridge-portal"),
     [
       "--data-dir", dir, "serve", "--listen", "127.0.0.1:8443", "--demo-account",
-      ...(trustDod ? [] : ["--trust-bundle", trust]),
+      ...(trustDod ? [] : ["--trust-bundle", trust, ...responder.portalArgs]),
       // The reference portal's mutual-TLS CAC host.
       ...(mtls ? ["--mtls-listen", "127.0.0.1:8444"] : []),
     ],
@@ -130,8 +153,10 @@ export async function startPortal({ trustDod = false, mtls = false } = {}) {
   portal.stdout.resume();
   return {
     trust,
+    revocationArgs: responder?.portalArgs ?? [],
     async stop() {
       portal.kill();
+      responder?.stop();
       await sleep(100);
       rmSync(dir, { recursive: true, force: true });
     },

@@ -86,9 +86,9 @@ pub(crate) fn verify_token(
             "no CAC Bridge token arrived: is the CAC Bridge extension installed and the card inserted?".into(),
         ));
     }
-    state
-        .verifier
-        .verify_with_bound_store(
+    // Revocation checks may wait on an OCSP responder or a CRL download: off the async workers.
+    tokio::task::block_in_place(|| {
+        state.verifier.verify_with_bound_store(
             &state.nonces,
             &visitor.binding(),
             token,
@@ -96,10 +96,11 @@ pub(crate) fn verify_token(
             challenge,
             SystemTime::now(),
         )
-        .map_err(|err| {
-            tracing::info!(code = err.code(), "token rejected");
-            PortalError::Forbidden(format!("the CAC token was rejected: {err}"))
-        })
+    })
+    .map_err(|err| {
+        tracing::info!(code = err.code(), "token rejected");
+        PortalError::Forbidden(format!("the CAC token was rejected: {err}"))
+    })
 }
 
 pub(crate) fn spend_challenge(state: &AppState, visitor: &Visitor, challenge: &str) {

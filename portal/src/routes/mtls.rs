@@ -34,9 +34,8 @@ fn presented(state: &AppState, peer: &PeerCertificate) -> Result<Identity> {
                 .into(),
         )
     })?;
-    state
-        .verifier
-        .verify_certificate(der, SystemTime::now())
+    // Revocation checks may wait on the network: off the async workers.
+    tokio::task::block_in_place(|| state.verifier.verify_certificate(der, SystemTime::now()))
         .map_err(|err| {
             tracing::info!(code = err.code(), "client certificate rejected");
             PortalError::Forbidden(format!(

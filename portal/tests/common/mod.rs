@@ -15,6 +15,7 @@ pub struct Portal {
     pub mtls_origin: Option<String>,
     pub data: tempfile::TempDir,
     cert: Vec<u8>,
+    _responder: Option<cacbridge_testbed::OcspResponder>,
 }
 
 impl Portal {
@@ -24,12 +25,30 @@ impl Portal {
 
     /// A portal started with `args` added to `serve`; `mtls_origin` is set when its banner
     /// names a mutual-TLS CAC host.
+    /// As [`Portal::start_with`], checking revocation (the default policy, require) with the
+    /// test PKI's OCSP responder: for tests that present cards.
+    pub fn start_checking_revocation(args: &[&str]) -> Portal {
+        let responder = cacbridge_testbed::OcspResponder::start(&[]);
+        let mut all: Vec<&str> = args.to_vec();
+        let extra = responder.portal_args();
+        all.extend(extra.iter().map(String::as_str));
+        let mut portal = Self::start_with(&all);
+        portal._responder = Some(responder);
+        portal
+    }
+
+    /// Tests that present no card: revocation is off (nothing to check).
     pub fn start_with(args: &[&str]) -> Portal {
         let data = tempfile::tempdir().unwrap();
         let mut process = Command::new(PORTAL)
             .arg("--data-dir")
             .arg(data.path())
             .args(["serve", "--listen", "127.0.0.1:0", "--demo-account"])
+            .args(if args.contains(&"--ocsp-responder") {
+                &[][..]
+            } else {
+                &["--revocation", "off"][..]
+            })
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -58,6 +77,7 @@ impl Portal {
             mtls_origin,
             data,
             cert,
+            _responder: None,
         }
     }
 

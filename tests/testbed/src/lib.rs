@@ -573,3 +573,65 @@ impl SoftHsmToken {
         }
     }
 }
+
+/// An OCSP responder for the test PKI's ID CA (`tests/harness/ocsp-responder`: `openssl ocsp`
+/// over HTTP on a loopback port, signing as the CA), which a portal under test is pointed at.
+/// The certificates of `revoked` cards answer "revoked". Stopped when dropped.
+pub struct OcspResponder {
+    process: Child,
+    pub url: String,
+}
+
+impl OcspResponder {
+    pub fn start(revoked: &[&str]) -> OcspResponder {
+        use std::io::BufRead as _;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut process = Command::new(workspace().join("tests/harness/ocsp-responder"))
+            .arg(port.to_string())
+            .args(revoked)
+            .env("CACBRIDGE_TESTBED", testbed_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tests/harness/ocsp-responder");
+        let mut lines = std::io::BufReader::new(process.stdout.take().expect("stdout")).lines();
+        // Ready once it says so (a connection to probe it would hold the one-at-a-time
+        // responder forever).
+        for line in lines.by_ref() {
+            if line
+                .expect("responder output")
+                .contains("waiting for OCSP client connections")
+            {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        OcspResponder {
+            process,
+            url: format!("http://127.0.0.1:{port}/"),
+        }
+    }
+
+    /// The portal's (and cacbridge-verify's) options that point revocation checks here.
+    pub fn portal_args(&self) -> Vec<String> {
+        vec![
+            "--ocsp-responder".into(),
+            self.url.clone(),
+            "--revocation-sources".into(),
+            "ocsp".into(),
+        ]
+    }
+}
+
+impl Drop for OcspResponder {
+    fn drop(&mut self) {
+        // The script's trap stops openssl and removes its files.
+        let _ = Command::new("kill")
+            .arg(self.process.id().to_string())
+            .status();
+        let _ = self.process.wait();
+    }
+}

@@ -1,0 +1,768 @@
+//! Is a certificate revoked? OCSP (RFC 6960) first, then the CRL from the certificate's
+//! distribution point, each answer checked (signature, freshness, that it is about this
+//! certificate) and cached until it expires.
+//!
+//! Outcomes, and what each policy does with them:
+//! - good or revoked: a definitive answer from a valid OCSP response or CRL. Revocation is
+//!   final, so a revoked status counts even from a response past its nextUpdate.
+//! - unavailable: nobody gave a current answer (no responder or distribution point, a
+//!   responder down, slow or answering tryLater, an expired response or CRL). `require`
+//!   refuses the certificate; `prefer` accepts it and logs a warning.
+//! - invalid or unknown: an answer that cannot be trusted (wrong signer, not about this
+//!   certificate, malformed) or a responder that does not know the certificate. Refused under
+//!   `require` and `prefer` alike: failing open on them would let whoever tampers with the
+//!   traffic decide.
+//!
+//! OCSP and CRLs travel over plain HTTP, as RFC 5019 and DoD's responders and CRL servers do
+//! (the answers are signed; HTTPS would need revocation checking of its own).
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use der::asn1::{Null, ObjectIdentifier, OctetString};
+use der::{Any, Decode as _, Encode as _};
+use ring::signature::{self, UnparsedPublicKey};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde::{Deserialize, Serialize};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_ocsp::{
+    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, Request,
+    TbsRequest,
+};
+use x509_parser::prelude::{
+    DistributionPointName, FromDer, GeneralName, ParsedExtension, X509Certificate,
+};
+
+/// What a verifier does when it cannot learn a certificate's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationPolicy {
+    /// Fail closed: no current answer, no login.
+    Require,
+    /// Fail open when no responder answers (logged); a revoked, unknown or forged answer still
+    /// refuses.
+    Prefer,
+    /// No checking.
+    Off,
+}
+
+/// How a verifier checks revocation. `Default` is off.
+#[derive(Debug, Clone)]
+pub struct RevocationSettings {
+    pub policy: RevocationPolicy,
+    /// Ask OCSP responders.
+    pub ocsp: bool,
+    /// Fetch CRLs when OCSP gave no answer.
+    pub crl: bool,
+    /// Ask this OCSP responder (http://) instead of the one the certificate names (its
+    /// authorityInfoAccess), as DoD relying parties configure theirs.
+    pub ocsp_responder: Option<String>,
+    /// Responder certificates (DER) trusted to sign OCSP answers for any issuer: DoD's
+    /// responders sign with certificates of their own, not delegated by each issuing CA.
+    /// Answers signed by the issuing CA, or by a certificate it issued for OCSP signing
+    /// (id-kp-OCSPSigning), are accepted without configuration.
+    pub ocsp_signers: Vec<Vec<u8>>,
+    /// Each HTTP exchange, from connecting to the last byte.
+    pub timeout: Duration,
+}
+
+impl Default for RevocationSettings {
+    fn default() -> Self {
+        Self {
+            policy: RevocationPolicy::Off,
+            ocsp: true,
+            crl: true,
+            ocsp_responder: None,
+            ocsp_signers: Vec::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the verifier learnt of a certificate's revocation, reported with its identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+pub enum Revocation {
+    /// Checking is off.
+    #[default]
+    NotChecked,
+    /// Not revoked, according to `source` (an OCSP responder's or a CRL's URL).
+    Good { source: String },
+    /// Nobody answered; accepted under the `prefer` policy.
+    Unavailable { reason: String },
+}
+
+/// A refusal on revocation grounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationFailure {
+    Revoked { source: String },
+    Unknown { source: String },
+    Invalid(String),
+    Unavailable(String),
+}
+
+/// An HTTP body is never read beyond these: a CRL of a large CA runs to megabytes.
+const MAX_OCSP_RESPONSE: u64 = 1 << 20;
+const MAX_CRL: u64 = 64 << 20;
+/// Clocks differ: an answer produced up to this far in the future is current.
+const CLOCK_SKEW: u64 = 300;
+/// An OCSP answer with no nextUpdate is current for this long after its thisUpdate (and never
+/// cached).
+const MAX_AGE_WITHOUT_NEXT_UPDATE: u64 = 3600;
+
+const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const BASIC_RESPONSE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+const OCSP_ACCESS: &str = "1.3.6.1.5.5.7.48.1";
+const OCSP_SIGNING_EKU: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09];
+
+/// The issuer of the certificate being checked, from the verified path.
+pub(crate) struct Issuer {
+    /// The issuer as a trust anchor of its own: the certificate checked against it alone.
+    pub anchor: rustls_pki_types::TrustAnchor<'static>,
+    /// DER SubjectPublicKeyInfo.
+    pub spki: Vec<u8>,
+}
+
+/// One answer, before the policy.
+enum Answer {
+    Good,
+    Revoked,
+    Unknown,
+    Invalid(String),
+    Unavailable(String),
+}
+
+struct CachedOcsp {
+    revoked: Option<bool>, // Some(false) good, Some(true) revoked, None unknown
+    until: u64,
+}
+
+pub(crate) struct RevocationChecker {
+    settings: RevocationSettings,
+    agent: ureq::Agent,
+    ocsp_cache: Mutex<HashMap<Vec<u8>, CachedOcsp>>,
+    crl_cache: Mutex<HashMap<String, (webpki::OwnedCertRevocationList, u64)>>,
+    /// HTTP exchanges made (tests and diagnostics: the cache's effect).
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+impl RevocationChecker {
+    pub fn new(settings: RevocationSettings) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(settings.timeout))
+            .http_status_as_error(true)
+            .max_redirects(2)
+            .build()
+            .new_agent();
+        Self {
+            settings,
+            agent,
+            ocsp_cache: Mutex::new(HashMap::new()),
+            crl_cache: Mutex::new(HashMap::new()),
+            fetches: Default::default(),
+        }
+    }
+
+    pub fn policy(&self) -> RevocationPolicy {
+        self.settings.policy
+    }
+
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The status of `der` (already path-validated up to `issuer`), under the policy.
+    pub fn check(
+        &self,
+        der: &[u8],
+        issuer: &Issuer,
+        now: SystemTime,
+    ) -> Result<Revocation, RevocationFailure> {
+        if self.settings.policy == RevocationPolicy::Off {
+            return Ok(Revocation::NotChecked);
+        }
+        let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| RevocationFailure::Invalid(format!("certificate: {e}")))?;
+        let mut worst: Option<(Answer, String)> = None;
+        let mut consider = |answer: Answer, source: String| -> Option<Result<_, _>> {
+            match answer {
+                Answer::Good => Some(Ok(Revocation::Good { source })),
+                Answer::Revoked => Some(Err(RevocationFailure::Revoked { source })),
+                other => {
+                    // Keep the gravest: an untrustworthy answer outranks a missing one.
+                    let rank = |a: &Answer| match a {
+                        Answer::Unavailable(_) => 0,
+                        _ => 1,
+                    };
+                    if worst.as_ref().is_none_or(|(w, _)| rank(&other) > rank(w)) {
+                        worst = Some((other, source));
+                    }
+                    None
+                }
+            }
+        };
+        if self.settings.ocsp {
+            match self.ocsp_url(&cert) {
+                Some(url) => {
+                    let answer = self.ocsp(&cert, issuer, &url, now, now_s);
+                    if let Some(done) = consider(answer, url) {
+                        return done;
+                    }
+                }
+                None => {
+                    consider(
+                        Answer::Unavailable("the certificate names no OCSP responder".into()),
+                        String::new(),
+                    );
+                }
+            }
+        }
+        if self.settings.crl {
+            let urls = crl_urls(&cert);
+            if urls.is_empty() {
+                consider(
+                    Answer::Unavailable("the certificate names no http:// CRL".into()),
+                    String::new(),
+                );
+            }
+            for url in urls {
+                let answer = self.crl(der, issuer, &url, now_s);
+                if let Some(done) = consider(answer, url) {
+                    return done;
+                }
+            }
+        }
+        let (answer, source) = worst.unwrap_or((
+            Answer::Unavailable("neither OCSP nor CRLs are enabled".into()),
+            String::new(),
+        ));
+        match answer {
+            Answer::Unknown => Err(RevocationFailure::Unknown { source }),
+            Answer::Invalid(why) => Err(RevocationFailure::Invalid(format!("{source}: {why}"))),
+            Answer::Unavailable(why) => {
+                let reason = if source.is_empty() {
+                    why
+                } else {
+                    format!("{source}: {why}")
+                };
+                if self.settings.policy == RevocationPolicy::Prefer {
+                    tracing::warn!(%reason, "revocation status unavailable; accepted (policy prefer)");
+                    Ok(Revocation::Unavailable { reason })
+                } else {
+                    Err(RevocationFailure::Unavailable(reason))
+                }
+            }
+            Answer::Good | Answer::Revoked => unreachable!("definitive answers returned above"),
+        }
+    }
+
+    fn ocsp_url(&self, cert: &X509Certificate<'_>) -> Option<String> {
+        if let Some(url) = &self.settings.ocsp_responder {
+            return Some(url.clone());
+        }
+        cert.extensions()
+            .iter()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::AuthorityInfoAccess(aia) => aia.accessdescs.iter().find_map(|d| {
+                    match (&d.access_method.to_id_string(), &d.access_location) {
+                        (method, GeneralName::URI(uri))
+                            if method == OCSP_ACCESS && uri.starts_with("http://") =>
+                        {
+                            Some((*uri).to_owned())
+                        }
+                        _ => None,
+                    }
+                }),
+                _ => None,
+            })
+    }
+
+    fn http(
+        &self,
+        request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        body: &[u8],
+        limit: u64,
+    ) -> Result<Vec<u8>, String> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut response = request.send(body).map_err(|e| e.to_string())?;
+        read_limited(response.body_mut(), limit)
+    }
+
+    fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, String> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut response = self.agent.get(url).call().map_err(|e| e.to_string())?;
+        read_limited(response.body_mut(), limit)
+    }
+
+    fn ocsp(
+        &self,
+        cert: &X509Certificate<'_>,
+        issuer: &Issuer,
+        url: &str,
+        now: SystemTime,
+        now_s: u64,
+    ) -> Answer {
+        let cert_id = match cert_id(cert, issuer) {
+            Ok(id) => id,
+            Err(why) => return Answer::Invalid(why),
+        };
+        let key = cert_id.to_der().unwrap_or_default();
+        if let Some(cached) = self
+            .ocsp_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if now_s < cached.until {
+                return match cached.revoked {
+                    Some(false) => Answer::Good,
+                    Some(true) => Answer::Revoked,
+                    None => Answer::Unknown,
+                };
+            }
+        }
+        let request = OcspRequest {
+            tbs_request: TbsRequest {
+                version: Default::default(),
+                requestor_name: None,
+                request_list: vec![Request {
+                    req_cert: cert_id.clone(),
+                    single_request_extensions: None,
+                }],
+                request_extensions: None,
+            },
+            optional_signature: None,
+        };
+        let Ok(body) = request.to_der() else {
+            return Answer::Invalid("cannot encode the OCSP request".into());
+        };
+        let posted = self.http(
+            self.agent
+                .post(url)
+                .header("Content-Type", "application/ocsp-request"),
+            &body,
+            MAX_OCSP_RESPONSE,
+        );
+        let bytes = match posted {
+            Ok(bytes) => bytes,
+            Err(why) => return Answer::Unavailable(format!("OCSP responder: {why}")),
+        };
+        let (answer, until) =
+            check_ocsp_response(&bytes, &cert_id, issuer, &self.settings, now, now_s);
+        if let Some(until) = until {
+            let revoked = match answer {
+                Answer::Good => Some(false),
+                Answer::Revoked => Some(true),
+                Answer::Unknown => None,
+                _ => return answer,
+            };
+            self.ocsp_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, CachedOcsp { revoked, until });
+        }
+        answer
+    }
+
+    fn crl(&self, der: &[u8], issuer: &Issuer, url: &str, now_s: u64) -> Answer {
+        let cached = {
+            let cache = self.crl_cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(url)
+                .filter(|(_, until)| now_s < *until)
+                .map(|(crl, _)| crl.clone())
+        };
+        let crl = match cached {
+            Some(crl) => crl,
+            None => {
+                let bytes = match self.get(url, MAX_CRL) {
+                    Ok(bytes) => bytes,
+                    Err(why) => return Answer::Unavailable(format!("CRL: {why}")),
+                };
+                // A CRL may be served as DER or PEM.
+                let der = pem_or_der(&bytes, "X509 CRL");
+                let next_update =
+                    x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
+                        .ok()
+                        .and_then(|(_, crl)| crl.next_update())
+                        .map(|t| t.timestamp().max(0) as u64);
+                let crl = match webpki::OwnedCertRevocationList::from_der(&der) {
+                    Ok(crl) => crl,
+                    Err(e) => return Answer::Invalid(format!("CRL: {e:?}")),
+                };
+                if let Some(until) = next_update.filter(|until| now_s < *until) {
+                    self.crl_cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(url.to_owned(), (crl.clone(), until));
+                }
+                crl
+            }
+        };
+        let crl = webpki::CertRevocationList::Owned(crl);
+        let crls = [&crl];
+        let Ok(builder) = webpki::RevocationOptionsBuilder::new(&crls) else {
+            return Answer::Invalid("no CRL".into());
+        };
+        let options = builder
+            .with_depth(webpki::RevocationCheckDepth::EndEntity)
+            .with_status_policy(webpki::UnknownStatusPolicy::Deny)
+            .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
+            .build();
+        let der = CertificateDer::from(der);
+        let Ok(end_entity) = webpki::EndEntityCert::try_from(&der) else {
+            return Answer::Invalid("certificate".into());
+        };
+        let time = UnixTime::since_unix_epoch(Duration::from_secs(now_s));
+        // The certificate against its issuer alone, now with the CRL: webpki checks the CRL's
+        // signature by that issuer, its scope and its dates.
+        match end_entity.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            std::slice::from_ref(&issuer.anchor),
+            &[],
+            time,
+            webpki::KeyUsage::client_auth(),
+            Some(options),
+            None,
+        ) {
+            Ok(_) => Answer::Good,
+            Err(webpki::Error::CertRevoked) => Answer::Revoked,
+            Err(webpki::Error::CrlExpired { .. }) => {
+                Answer::Unavailable("the CRL is past its nextUpdate".into())
+            }
+            Err(webpki::Error::UnknownRevocationStatus) => {
+                Answer::Invalid("the CRL does not cover this certificate".into())
+            }
+            Err(e) => Answer::Invalid(format!("CRL: {e:?}")),
+        }
+    }
+}
+
+fn read_limited(body: &mut ureq::Body, limit: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    body.as_reader()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("the answer is larger than {limit} bytes"));
+    }
+    Ok(bytes)
+}
+
+fn pem_or_der(bytes: &[u8], label: &str) -> Vec<u8> {
+    x509_parser::pem::Pem::iter_from_buffer(bytes)
+        .filter_map(Result::ok)
+        .find(|p| p.label == label)
+        .map(|p| p.contents)
+        .unwrap_or_else(|| bytes.to_vec())
+}
+
+/// The http:// URIs of the certificate's CRL distribution points (DoD's also name LDAP ones).
+fn crl_urls(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.extensions()
+        .iter()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(points) => Some(
+                points
+                    .iter()
+                    .filter_map(|p| match &p.distribution_point {
+                        Some(DistributionPointName::FullName(names)) => Some(names.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .filter_map(|name| match name {
+                        GeneralName::URI(uri) if uri.starts_with("http://") => Some(uri.to_owned()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn sha1(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+/// The subjectPublicKey bits of a DER SubjectPublicKeyInfo.
+fn public_key_bits(spki: &[u8]) -> Result<Vec<u8>, String> {
+    x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
+        .map(|(_, spki)| spki.subject_public_key.data.to_vec())
+        .map_err(|e| format!("issuer key: {e}"))
+}
+
+/// RFC 6960's CertID with SHA-1, as RFC 5019 asks of clients and DoD's responders expect.
+fn cert_id(cert: &X509Certificate<'_>, issuer: &Issuer) -> Result<CertId, String> {
+    let name_hash = sha1(cert.tbs_certificate.issuer.as_raw());
+    let key_hash = sha1(&public_key_bits(&issuer.spki)?);
+    Ok(CertId {
+        hash_algorithm: AlgorithmIdentifierOwned {
+            oid: SHA1,
+            parameters: Some(Any::from(Null)),
+        },
+        issuer_name_hash: OctetString::new(name_hash).map_err(|e| e.to_string())?,
+        issuer_key_hash: OctetString::new(key_hash).map_err(|e| e.to_string())?,
+        serial_number: SerialNumber::new(cert.tbs_certificate.raw_serial())
+            .map_err(|e| e.to_string())?,
+    })
+}
+
+fn same_cert(a: &CertId, b: &CertId) -> bool {
+    a.hash_algorithm.oid == b.hash_algorithm.oid
+        && a.issuer_name_hash == b.issuer_name_hash
+        && a.issuer_key_hash == b.issuer_key_hash
+        && a.serial_number == b.serial_number
+}
+
+fn unix(time: &x509_ocsp::OcspGeneralizedTime) -> u64 {
+    time.0.to_unix_duration().as_secs()
+}
+
+/// Check an OCSP response: status, type, that it speaks of `id`, its signer and signature,
+/// and its dates. The answer, and until when it may be cached.
+fn check_ocsp_response(
+    bytes: &[u8],
+    id: &CertId,
+    issuer: &Issuer,
+    settings: &RevocationSettings,
+    now: SystemTime,
+    now_s: u64,
+) -> (Answer, Option<u64>) {
+    let invalid = |why: String| (Answer::Invalid(why), None);
+    let response = match OcspResponse::from_der(bytes) {
+        Ok(r) => r,
+        Err(e) => return invalid(format!("OCSP response: {e}")),
+    };
+    if response.response_status != OcspResponseStatus::Successful {
+        return (
+            Answer::Unavailable(format!(
+                "the OCSP responder answered {:?}",
+                response.response_status
+            )),
+            None,
+        );
+    }
+    let Some(body) = response.response_bytes else {
+        return invalid("an OCSP response without a body".into());
+    };
+    if body.response_type != BASIC_RESPONSE {
+        return invalid(format!("OCSP response type {}", body.response_type));
+    }
+    let basic = match BasicOcspResponse::from_der(body.response.as_bytes()) {
+        Ok(b) => b,
+        Err(e) => return invalid(format!("OCSP basic response: {e}")),
+    };
+    let Some(single) = basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .find(|r| same_cert(&r.cert_id, id))
+    else {
+        return invalid("the OCSP response is about another certificate".into());
+    };
+    if let Err(why) = check_ocsp_signature(&basic, issuer, settings, now) {
+        return invalid(why);
+    }
+    let this_update = unix(&single.this_update);
+    let next_update = single.next_update.as_ref().map(unix);
+    if this_update > now_s + CLOCK_SKEW {
+        return invalid("the OCSP response is dated in the future".into());
+    }
+    let stale = match next_update {
+        Some(next) => now_s > next,
+        None => now_s > this_update + MAX_AGE_WITHOUT_NEXT_UPDATE,
+    };
+    match single.cert_status {
+        // Revocation is final: a stale "revoked" is still revoked.
+        CertStatus::Revoked(_) => (Answer::Revoked, next_update.filter(|_| !stale)),
+        _ if stale => (
+            Answer::Unavailable("the OCSP response is past its nextUpdate (stale)".into()),
+            None,
+        ),
+        CertStatus::Good(_) => (Answer::Good, next_update),
+        CertStatus::Unknown(_) => (Answer::Unknown, next_update),
+    }
+}
+
+/// The response is signed by a configured responder, by the issuing CA, or by a certificate
+/// the issuing CA made for OCSP signing, and the signature verifies.
+fn check_ocsp_signature(
+    basic: &BasicOcspResponse,
+    issuer: &Issuer,
+    settings: &RevocationSettings,
+    now: SystemTime,
+) -> Result<(), String> {
+    let tbs = basic
+        .tbs_response_data
+        .to_der()
+        .map_err(|e| format!("OCSP response data: {e}"))?;
+    let signature = basic.signature.raw_bytes();
+    let algorithms = signature_algorithms(&basic.signature_algorithm.oid.to_string())?;
+    let verifies = |spki: &[u8]| {
+        public_key_bits(spki).is_ok_and(|key| {
+            algorithms.iter().any(|algorithm| {
+                UnparsedPublicKey::new(*algorithm, &key)
+                    .verify(&tbs, signature)
+                    .is_ok()
+            })
+        })
+    };
+    let configured = settings.ocsp_signers.iter().filter_map(|der| {
+        X509Certificate::from_der(der)
+            .ok()
+            .map(|(_, c)| c.tbs_certificate.subject_pki.raw.to_vec())
+    });
+    let mut candidates: Vec<Vec<u8>> = configured.collect();
+    candidates.push(issuer.spki.clone());
+    // Delegated responders: certificates in the response that the issuer made for OCSP
+    // signing, valid now.
+    let time = UnixTime::since_unix_epoch(now.duration_since(UNIX_EPOCH).unwrap_or_default());
+    for cert in basic.certs.iter().flatten() {
+        let Ok(der) = cert.to_der() else { continue };
+        let der = CertificateDer::from(der);
+        let Ok(delegate) = webpki::EndEntityCert::try_from(&der) else {
+            continue;
+        };
+        let issued_by_issuer = delegate
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                std::slice::from_ref(&issuer.anchor),
+                &[],
+                time,
+                webpki::KeyUsage::required(OCSP_SIGNING_EKU),
+                None,
+                None,
+            )
+            .is_ok();
+        if issued_by_issuer {
+            if let Ok((_, parsed)) = X509Certificate::from_der(&der) {
+                candidates.push(parsed.tbs_certificate.subject_pki.raw.to_vec());
+            }
+        }
+    }
+    if candidates.iter().any(|spki| verifies(spki)) {
+        Ok(())
+    } else {
+        Err("the OCSP response is not signed by the issuing CA, a responder it delegated, or a configured responder".into())
+    }
+}
+
+/// The ring algorithms an OCSP signature algorithm OID may mean (for ECDSA the OID names the
+/// hash, the key names the curve).
+fn signature_algorithms(
+    oid: &str,
+) -> Result<Vec<&'static dyn signature::VerificationAlgorithm>, String> {
+    Ok(match oid {
+        "1.2.840.113549.1.1.11" => vec![&signature::RSA_PKCS1_2048_8192_SHA256],
+        "1.2.840.113549.1.1.12" => vec![&signature::RSA_PKCS1_2048_8192_SHA384],
+        "1.2.840.113549.1.1.13" => vec![&signature::RSA_PKCS1_2048_8192_SHA512],
+        // Older responders still sign with SHA-1.
+        "1.2.840.113549.1.1.5" => vec![&signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY],
+        "1.2.840.10045.4.3.2" => vec![
+            &signature::ECDSA_P256_SHA256_ASN1,
+            &signature::ECDSA_P384_SHA256_ASN1,
+        ],
+        "1.2.840.10045.4.3.3" => vec![
+            &signature::ECDSA_P384_SHA384_ASN1,
+            &signature::ECDSA_P256_SHA384_ASN1,
+        ],
+        other => return Err(format!("OCSP signature algorithm {other} is not supported")),
+    })
+}
+
+/// The revocation options of `cacbridge-verify` and the portal, alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RevocationArgs {
+    /// Revocation checking: require (refuse when no current answer), prefer (accept and log
+    /// when no responder answers; a revoked, unknown or forged answer still refuses), or off.
+    #[arg(long = "revocation", value_name = "POLICY", default_value = "require")]
+    pub policy: RevocationPolicy,
+    /// Where to look (comma-separated): ocsp, crl. OCSP is asked first; a CRL when OCSP gave
+    /// no answer.
+    #[arg(
+        long = "revocation-sources",
+        value_name = "SOURCES",
+        value_delimiter = ',',
+        default_value = "ocsp,crl"
+    )]
+    pub sources: Vec<RevocationSource>,
+    /// Ask this OCSP responder (http://) for every certificate instead of the one each
+    /// certificate names, as DoD relying parties configure theirs.
+    #[arg(long = "ocsp-responder", value_name = "URL")]
+    pub ocsp_responder: Option<String>,
+    /// A PEM file of OCSP responder certificates trusted to sign answers (repeatable): DoD's
+    /// responders sign with certificates of their own.
+    #[arg(long = "ocsp-signer", value_name = "PEM")]
+    pub ocsp_signers: Vec<std::path::PathBuf>,
+    /// Seconds to wait for each OCSP responder or CRL server.
+    #[arg(
+        long = "revocation-timeout",
+        value_name = "SECONDS",
+        default_value_t = 5
+    )]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RevocationSource {
+    Ocsp,
+    Crl,
+}
+
+impl clap::ValueEnum for RevocationPolicy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Require, Self::Prefer, Self::Off]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Self::Require => "require",
+            Self::Prefer => "prefer",
+            Self::Off => "off",
+        }))
+    }
+}
+
+impl RevocationArgs {
+    /// The settings, with the signer files read.
+    pub fn settings(&self) -> Result<RevocationSettings, String> {
+        let mut ocsp_signers = Vec::new();
+        for path in &self.ocsp_signers {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let before = ocsp_signers.len();
+            for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
+                let block = block.map_err(|e| format!("{}: {e}", path.display()))?;
+                if block.label == "CERTIFICATE" {
+                    ocsp_signers.push(block.contents);
+                }
+            }
+            if ocsp_signers.len() == before {
+                return Err(format!("{}: no certificate", path.display()));
+            }
+        }
+        if let Some(url) = &self.ocsp_responder {
+            if !url.starts_with("http://") {
+                return Err(format!(
+                    "--ocsp-responder {url}: OCSP is asked over http:// (its answers are signed)"
+                ));
+            }
+        }
+        Ok(RevocationSettings {
+            policy: self.policy,
+            ocsp: self.sources.contains(&RevocationSource::Ocsp),
+            crl: self.sources.contains(&RevocationSource::Crl),
+            ocsp_responder: self.ocsp_responder.clone(),
+            ocsp_signers,
+            timeout: Duration::from_secs(self.timeout_seconds.max(1)),
+        })
+    }
+}
