@@ -571,7 +571,7 @@ fn the_cli_prints_the_identity_or_the_reason() {
     let leaf = leaf(KeyType::P384, Profile::PivAuth);
     let token = dir.path().join("token.json");
     std::fs::write(&token, token_for(&leaf, ORIGIN, NONCE).to_string()).unwrap();
-    let run = |origin: &str| {
+    let run_with = |origin: &str, revocation: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_cacbridge-verify"))
             .args([
                 "--token",
@@ -582,9 +582,19 @@ fn the_cli_prints_the_identity_or_the_reason() {
                 NONCE,
             ])
             .args(["--trust", bundle.to_str().unwrap(), "--time", "1906502400"])
+            .args(["--revocation", revocation])
             .output()
             .unwrap()
     };
+    // Revocation is required by default: this test PKI names no responder and no CRL.
+    let out = run_with(ORIGIN, "require");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(revocation-unavailable)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let run = |origin: &str| run_with(origin, "off");
     let out = run(ORIGIN);
     assert!(
         out.status.success(),
@@ -593,6 +603,7 @@ fn the_cli_prints_the_identity_or_the_reason() {
     );
     let identity: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(identity["edipi"], "1234567890");
+    assert_eq!(identity["revocation"]["status"], "not-checked");
     let out = run("https://evil.example");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("(bad-signature)"));
