@@ -10,7 +10,7 @@ pub enum PortalError {
     #[error("{0}")]
     Forbidden(String),
     #[error("database: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(#[from] crate::db::DbError),
 }
 
 impl IntoResponse for PortalError {

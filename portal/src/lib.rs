@@ -30,7 +30,7 @@ pub fn now() -> i64 {
 }
 
 /// Create an account (the `create-account` command and the demo flag).
-pub fn create_account(db: &db::Db, username: &str, password: &str) -> Result<i64, String> {
+pub async fn create_account(db: &db::Db, username: &str, password: &str) -> Result<i64, String> {
     if username.trim().is_empty() || username.len() > 64 {
         return Err("a username is 1 to 64 characters".into());
     }
@@ -38,6 +38,7 @@ pub fn create_account(db: &db::Db, username: &str, password: &str) -> Result<i64
         return Err("a password is at least 8 characters".into());
     }
     db.create_user(username, &hash_password(password), now())
+        .await
         .map_err(|e| e.to_string())
 }
 
@@ -46,18 +47,23 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn state() -> AppState {
-        let conn = db::in_memory().unwrap();
+    async fn state() -> AppState {
         let verifier = cacbridge_verify::Verifier::new(
             cacbridge_verify::TrustStore::dod(),
             cacbridge_verify::VerifyPolicy::default(),
         );
-        AppState::new(conn, verifier, "https://portal.example.mil".into())
+        AppState::open(
+            db::in_memory().unwrap(),
+            verifier,
+            "https://portal.example.mil".into(),
+        )
+        .await
+        .unwrap()
     }
 
-    #[test]
-    fn housekeeping_purges_expired_sessions_only() {
-        let state = state();
+    #[tokio::test]
+    async fn housekeeping_purges_expired_sessions_only() {
+        let state = state().await;
         let now = now();
         for (id, lifetime) in [("expired", -1), ("live", 3600)] {
             state
@@ -72,11 +78,56 @@ mod tests {
                     now,
                     lifetime,
                 )
+                .await
                 .unwrap();
         }
-        assert_eq!(state.db.session_count().unwrap(), 2);
-        state.housekeeping();
-        assert_eq!(state.db.session_count().unwrap(), 1);
-        assert!(state.db.session("live", now).unwrap().is_some());
+        assert_eq!(state.db.session_count().await.unwrap(), 2);
+        state.housekeeping().await;
+        assert_eq!(state.db.session_count().await.unwrap(), 1);
+        assert!(state.db.session("live", now).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn an_address_waits_after_its_free_failures_and_is_forgotten_later() {
+        let db = db::in_memory().unwrap();
+        let address = "192.0.2.7";
+        let backoff = |failures| throttle::backoff(failures, throttle::ADDRESS_FREE_FAILURES);
+        for _ in 0..throttle::ADDRESS_FREE_FAILURES - 1 {
+            db.address_failed(address, 1000, &backoff).await.unwrap();
+            assert_eq!(db.address_retry_after(address, 1000).await.unwrap(), None);
+        }
+        db.address_failed(address, 1000, &backoff).await.unwrap();
+        assert_eq!(
+            db.address_retry_after(address, 1000).await.unwrap(),
+            Some(2)
+        );
+        db.address_failed(address, 1001, &backoff).await.unwrap();
+        assert_eq!(
+            db.address_retry_after(address, 1001).await.unwrap(),
+            Some(4)
+        );
+        db.purge(
+            1001 + throttle::ADDRESS_MEMORY_SECONDS,
+            throttle::ADDRESS_MEMORY_SECONDS,
+        )
+        .await
+        .unwrap();
+        assert_eq!(db.addresses_tracked().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_challenge_is_used_once_and_secrets_are_made_once() {
+        let db = db::in_memory().unwrap();
+        assert!(db.use_challenge(b"0123456789abcdef", 2000).await.unwrap());
+        assert!(!db.use_challenge(b"0123456789abcdef", 2000).await.unwrap());
+        db.purge(2001, 3600).await.unwrap();
+        assert!(
+            db.use_challenge(b"0123456789abcdef", 2000).await.unwrap(),
+            "purged once expired"
+        );
+        let key = db.secret("challenge-key").await.unwrap();
+        assert_eq!(key.len(), 32);
+        assert_eq!(db.secret("challenge-key").await.unwrap(), key);
+        assert_ne!(db.secret("csrf-key").await.unwrap(), key);
     }
 }

@@ -30,9 +30,10 @@ struct Cli {
     /// Directory for the database and the self-signed certificate.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// SQLite database file (default: DATA_DIR/portal.db).
-    #[arg(long, global = true)]
-    db: Option<PathBuf>,
+    /// The database: a SQLite file (default: DATA_DIR/portal.db), or postgres://... for
+    /// PostgreSQL, which several instances behind a load balancer share (docs/deploy.md).
+    #[arg(long, global = true, alias = "db", value_name = "PATH|URL")]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,11 +97,35 @@ fn main() -> ExitCode {
         .clone()
         .or_else(|| dirs::data_dir().map(|d| d.join("cacbridge-portal")))
         .unwrap_or_else(|| PathBuf::from("cacbridge-portal-data"));
-    let db_path = cli.db.clone().unwrap_or_else(|| data_dir.join("portal.db"));
-    let conn = match db::open(&db_path) {
+    // Argon2 is the only blocking work, one a core (passwords.rs): a pool of the same size
+    // keeps idle threads, and their malloc arenas, from piling up. (Revocation checks block
+    // in place, on the worker's own thread.)
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(cores)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cacbridge-portal: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let database = cli
+        .database
+        .clone()
+        .unwrap_or_else(|| data_dir.join("portal.db").to_string_lossy().into_owned());
+    let conn = match runtime.block_on(db::Db::open(&database)) {
         Ok(conn) => conn,
         Err(err) => {
-            eprintln!("cacbridge-portal: {}: {err}", db_path.display());
+            // A URL's password is not printed.
+            let shown = if database.contains("://") {
+                "the database"
+            } else {
+                database.as_str()
+            };
+            eprintln!("cacbridge-portal: {shown}: {err}");
             return ExitCode::from(1);
         }
     };
@@ -111,7 +136,11 @@ fn main() -> ExitCode {
                 eprintln!("cacbridge-portal: cannot read the password from standard input");
                 return ExitCode::from(2);
             }
-            match create_account(&conn, &username, password.trim_end_matches(['\r', '\n'])) {
+            match runtime.block_on(create_account(
+                &conn,
+                &username,
+                password.trim_end_matches(['\r', '\n']),
+            )) {
                 Ok(_) => {
                     println!("account {username} created");
                     ExitCode::SUCCESS
@@ -134,8 +163,26 @@ fn main() -> ExitCode {
             demo_account,
             mtls_listen,
         } => {
-            if demo_account && conn.user_by_name(DEMO_USER).ok().flatten().is_none() {
-                if let Err(err) = create_account(&conn, DEMO_USER, DEMO_PASSWORD) {
+            if demo_account
+                && runtime
+                    .block_on(conn.user_by_name(DEMO_USER))
+                    .ok()
+                    .flatten()
+                    .is_none()
+            {
+                // Another instance may create it at the same moment: only a missing account
+                // after the attempt is an error.
+                if let Err(err) = runtime
+                    .block_on(create_account(&conn, DEMO_USER, DEMO_PASSWORD))
+                    .map_err(|e| (e, runtime.block_on(conn.user_by_name(DEMO_USER))))
+                    .or_else(|(e, now)| {
+                        if matches!(now, Ok(Some(_))) {
+                            Ok(0)
+                        } else {
+                            Err(e)
+                        }
+                    })
+                {
                     eprintln!("cacbridge-portal: demo account: {err}");
                     return ExitCode::from(1);
                 }
@@ -207,23 +254,15 @@ fn main() -> ExitCode {
             };
             let policy = VerifyPolicy::from_lists(policy_oids, issuer_families);
             let verifier = Verifier::new(trust, policy).with_revocation(revocation);
-            let mut state = AppState::new(conn, verifier, origin.clone());
-            state.cac_host = mtls_listen.map(|address| cac_host_origin(&origin, address.port()));
-            let state = Arc::new(state);
-            // Argon2 is the only blocking work, one a core (passwords.rs): a pool of the same
-            // size keeps idle threads, and their malloc arenas, from piling up.
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .max_blocking_threads(cores)
-                .build()
-            {
-                Ok(runtime) => runtime,
+            let mut state = match runtime.block_on(AppState::open(conn, verifier, origin.clone())) {
+                Ok(state) => state,
                 Err(err) => {
                     eprintln!("cacbridge-portal: {err}");
                     return ExitCode::from(1);
                 }
             };
+            state.cac_host = mtls_listen.map(|address| cac_host_origin(&origin, address.port()));
+            let state = Arc::new(state);
             runtime.block_on(async move {
                 // A closed stdout must not stop the server: the banner is best effort.
                 let mut out = std::io::stdout();
@@ -258,7 +297,7 @@ fn main() -> ExitCode {
                     let mut every = tokio::time::interval(cacbridge_portal::HOUSEKEEPING_INTERVAL);
                     loop {
                         every.tick().await;
-                        housekeeping.housekeeping();
+                        housekeeping.housekeeping().await;
                     }
                 });
                 // The client address feeds the login throttle.

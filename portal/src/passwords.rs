@@ -129,7 +129,8 @@ pub(crate) async fn password_attempt(
     password: String,
 ) -> Result<Attempt, PortalError> {
     let now = now();
-    if let Some(seconds) = state.addresses.retry_after(address, now) {
+    let address = address.to_string();
+    if let Some(seconds) = state.db.address_retry_after(&address, now).await? {
         return Ok(Attempt::Wait {
             seconds,
             locked: false,
@@ -145,20 +146,27 @@ pub(crate) async fn password_attempt(
     let matches = state.password_checks.matches(hash, password).await;
     match user {
         Some(user) if matches => {
-            state.db.password_succeeded(&user)?;
-            state.addresses.succeeded(address);
+            state.db.password_succeeded(&user).await?;
+            state.db.address_succeeded(&address).await?;
             Ok(Attempt::Right(user))
         }
         user => {
-            state.addresses.failed(address, now);
+            state
+                .db
+                .address_failed(&address, now, &|failures| {
+                    throttle::backoff(failures, throttle::ADDRESS_FREE_FAILURES)
+                })
+                .await?;
             if let Some(user) = user {
-                let after = state.db.password_failed(
-                    &user,
+                let retry_at =
+                    |failures| now + throttle::backoff(failures, throttle::ACCOUNT_FREE_FAILURES);
+                let failure = db::PasswordFailure {
                     now,
-                    |failures| now + throttle::backoff(failures, throttle::ACCOUNT_FREE_FAILURES),
-                    throttle::LOCK_AFTER_FAILURES,
-                    throttle::LOCK_SECONDS,
-                )?;
+                    retry_at: &retry_at,
+                    lock_after: throttle::LOCK_AFTER_FAILURES,
+                    lock_seconds: throttle::LOCK_SECONDS,
+                };
+                let after = state.db.password_failed(&user, &failure).await?;
                 if after.locked_until > now {
                     tracing::warn!(user = user.id, "account locked after wrong passwords");
                     return Ok(Attempt::Wait {

@@ -56,13 +56,13 @@ pub(crate) struct Visitor {
 
 impl Visitor {
     /// Never writes to the database: an anonymous visitor gets a cookie, nothing more.
-    pub(crate) fn load(
+    pub(crate) async fn load(
         state: &AppState,
         jar: CookieJar,
     ) -> Result<(Visitor, CookieJar), PortalError> {
         if let Some(cookie) = jar.get(SESSION_COOKIE) {
             let hash = id_hash(cookie.value());
-            if let Some(row) = state.db.session(&hash, now())? {
+            if let Some(row) = state.db.session(&hash, now()).await? {
                 return Ok((
                     Visitor {
                         id_hash: hash,
@@ -123,9 +123,9 @@ impl Visitor {
         self.session.as_ref().and_then(|s| s.user_id)
     }
 
-    pub(crate) fn user(&self, state: &AppState) -> Result<Option<db::User>, PortalError> {
+    pub(crate) async fn user(&self, state: &AppState) -> Result<Option<db::User>, PortalError> {
         match self.user_id() {
-            Some(id) => Ok(state.db.user_by_id(id)?),
+            Some(id) => Ok(state.db.user_by_id(id).await?),
             None => Ok(None),
         }
     }
@@ -139,7 +139,7 @@ impl Visitor {
 
     /// A new session (a new id: no fixation across login) for `user_id`, or for a verified
     /// card waiting to be linked; the old session, if any, ends.
-    pub(crate) fn start_session(
+    pub(crate) async fn start_session(
         self,
         state: &AppState,
         jar: CookieJar,
@@ -147,7 +147,7 @@ impl Visitor {
         pending: Option<&Identity>,
     ) -> Result<(Visitor, CookieJar), PortalError> {
         if self.session.is_some() {
-            state.db.delete_session(&self.id_hash)?;
+            state.db.delete_session(&self.id_hash).await?;
         }
         let token = state.random_token();
         let csrf = state.random_token();
@@ -158,16 +158,19 @@ impl Visitor {
         } else {
             PENDING_LIFETIME
         };
-        state.db.create_session(
-            &db::NewSession {
-                id_hash: &hash,
-                csrf: &csrf,
-                user_id,
-                pending_identity: pending.as_deref(),
-            },
-            now(),
-            lifetime,
-        )?;
+        state
+            .db
+            .create_session(
+                &db::NewSession {
+                    id_hash: &hash,
+                    csrf: &csrf,
+                    user_id,
+                    pending_identity: pending.as_deref(),
+                },
+                now(),
+                lifetime,
+            )
+            .await?;
         let row = db::SessionRow {
             user_id,
             csrf,
@@ -180,13 +183,13 @@ impl Visitor {
         Ok((visitor, jar.add(cookie(SESSION_COOKIE, token))))
     }
 
-    pub(crate) fn end_session(
+    pub(crate) async fn end_session(
         self,
         state: &AppState,
         jar: CookieJar,
     ) -> Result<CookieJar, PortalError> {
         if self.session.is_some() {
-            state.db.delete_session(&self.id_hash)?;
+            state.db.delete_session(&self.id_hash).await?;
         }
         let mut removal = cookie(SESSION_COOKIE, String::new());
         removal.make_removal();

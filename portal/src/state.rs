@@ -18,14 +18,15 @@ pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 pub struct AppState {
     pub db: db::Db,
     pub verifier: Verifier,
+    /// Issues and checks challenges with the key every instance shares; their use is
+    /// recorded in the database.
     pub nonces: NonceStore,
     /// This portal's origin as browsers see it: tokens must be bound to it.
     pub origin: String,
     /// The mutual-TLS CAC host's origin, when it runs (`--mtls-listen`): pages link to it.
     pub cac_host: Option<String>,
-    pub addresses: throttle::AddressThrottle,
     rng: SystemRandom,
-    /// Derives anonymous visitors' CSRF tokens.
+    /// Derives anonymous visitors' CSRF tokens (shared by every instance).
     pub(crate) csrf_key: hmac::Key,
     /// Argon2 on the blocking pool, one a core, in reused memory: a flood of wrong passwords
     /// waits there instead of starving the server or its memory.
@@ -33,21 +34,23 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: db::Db, verifier: Verifier, origin: String) -> Self {
-        let rng = SystemRandom::new();
-        let csrf_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system RNG works");
+    /// The state of one instance: the keys that sign challenges and CSRF tokens come from the
+    /// database (made by the first instance), so that a page served by one instance may be
+    /// submitted to another.
+    pub async fn open(db: db::Db, verifier: Verifier, origin: String) -> Result<Self, db::DbError> {
+        let challenge_key = db.secret("challenge-key").await?;
+        let csrf_key = db.secret("csrf-key").await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self {
+        Ok(Self {
             db,
             verifier,
-            nonces: NonceStore::new(),
+            nonces: NonceStore::with_key(&challenge_key),
             origin,
             cac_host: None,
-            addresses: throttle::AddressThrottle::default(),
-            rng,
-            csrf_key,
+            rng: SystemRandom::new(),
+            csrf_key: hmac::Key::new(hmac::HMAC_SHA256, &csrf_key),
             password_checks: passwords::PasswordChecks::new(cores),
-        }
+        })
     }
 
     pub(crate) fn random_token(&self) -> String {
@@ -56,15 +59,13 @@ impl AppState {
         B64URL.encode(bytes)
     }
 
-    /// Purge expired sessions and addresses quiet for an hour. Run every
-    /// [`HOUSEKEEPING_INTERVAL`] by the server.
-    pub fn housekeeping(&self) {
-        let now = now();
-        match self.db.purge_sessions(now) {
+    /// Purge expired sessions and used challenges, and addresses quiet for an hour. Run
+    /// every [`HOUSEKEEPING_INTERVAL`] by each instance (the deletes are idempotent).
+    pub async fn housekeeping(&self) {
+        match self.db.purge(now(), throttle::ADDRESS_MEMORY_SECONDS).await {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "expired sessions purged"),
-            Err(err) => tracing::warn!(%err, "purging sessions failed"),
+            Err(err) => tracing::warn!(%err, "housekeeping failed"),
         }
-        self.addresses.purge(now);
     }
 }

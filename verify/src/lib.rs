@@ -22,7 +22,7 @@ use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 use cacbridge_cert::{CertificateInfo, NotAuthentication};
 
 pub use cacbridge_cert::token::{authentication_message, Algorithm, AuthToken, TOKEN_FORMAT};
-pub use nonce::{NonceStore, NONCE_LIFETIME};
+pub use nonce::{NonceStore, NonceTicket, NONCE_LIFETIME};
 pub use revocation::{
     Revocation, RevocationArgs, RevocationPolicy, RevocationSettings, RevocationSource,
 };

@@ -45,6 +45,22 @@ impl Used {
     }
 }
 
+/// A challenge that is genuine (issued with this store's key, to this binding), before it is
+/// used: a store shared by several servers records its use itself ([`NonceStore::check_bound`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceTicket {
+    /// The challenge's random part: what a store of used challenges keys on.
+    pub id: [u8; RANDOM_LEN],
+    /// Seconds since the epoch after which it is expired.
+    pub expires: u64,
+}
+
+impl NonceTicket {
+    pub fn expired(&self, now: SystemTime) -> bool {
+        seconds(now) > self.expires
+    }
+}
+
 pub struct NonceStore {
     rng: SystemRandom,
     key: hmac::Key,
@@ -72,6 +88,17 @@ impl NonceStore {
     pub fn with_lifetime(lifetime: Duration) -> Self {
         let rng = SystemRandom::new();
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system RNG works");
+        Self::with_key_and_lifetime(key, lifetime)
+    }
+
+    /// A store whose challenges every store made with the same `key` accepts: servers behind
+    /// one load balancer share it (and record used challenges in a shared database).
+    pub fn with_key(key: &[u8]) -> Self {
+        Self::with_key_and_lifetime(hmac::Key::new(hmac::HMAC_SHA256, key), NONCE_LIFETIME)
+    }
+
+    fn with_key_and_lifetime(key: hmac::Key, lifetime: Duration) -> Self {
+        let rng = SystemRandom::new();
         Self {
             rng,
             key,
@@ -117,6 +144,30 @@ impl NonceStore {
         nonce: &str,
         now: SystemTime,
     ) -> Result<(), VerifyError> {
+        let ticket = self.check_bound(binding, nonce, now)?;
+        let now = seconds(now);
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.purge(now);
+        if used.set.contains(&ticket.id) {
+            return Err(VerifyError::NonceReused);
+        }
+        if now > ticket.expires {
+            return Err(VerifyError::NonceExpired);
+        }
+        used.set.insert(ticket.id);
+        used.by_expiry.push_back((ticket.expires, ticket.id));
+        Ok(())
+    }
+
+    /// Is `nonce` a challenge this store's key issued to `binding`, not from the future? Says
+    /// nothing of whether it was used or has expired ([`NonceTicket::expired`]): the caller
+    /// records its use where its servers share state.
+    pub fn check_bound(
+        &self,
+        binding: &[u8],
+        nonce: &str,
+        now: SystemTime,
+    ) -> Result<NonceTicket, VerifyError> {
         let bytes = BASE64
             .decode(nonce)
             .ok()
@@ -137,18 +188,7 @@ impl NonceStore {
         let expires = issued.saturating_add(self.lifetime.as_secs());
         let mut id = [0u8; RANDOM_LEN];
         id.copy_from_slice(&body[..RANDOM_LEN]);
-
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.purge(now);
-        if used.set.contains(&id) {
-            return Err(VerifyError::NonceReused);
-        }
-        if now > expires {
-            return Err(VerifyError::NonceExpired);
-        }
-        used.set.insert(id);
-        used.by_expiry.push_back((expires, id));
-        Ok(())
+        Ok(NonceTicket { id, expires })
     }
 
     /// Seconds since the epoch of a nonce's issue (as it claims), for tests and diagnostics.

@@ -17,11 +17,11 @@ pub(crate) async fn account(
     State(state): State<Arc<AppState>>,
     jar: CookieJar,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
-    let Some(user) = visitor.user(&state)? else {
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
+    let Some(user) = visitor.user(&state).await? else {
         return Ok((jar, Redirect::to("/login")).into_response());
     };
-    let count = state.db.registrations_of(user.id)?.len();
+    let count = state.db.registrations_of(user.id).await?.len();
     let body = pages::account(&user, count, now());
     Ok((
         jar,
@@ -42,11 +42,11 @@ pub(crate) async fn confirmation(
     jar: CookieJar,
     Path(id): Path<i64>,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
-    let Some(user) = visitor.user(&state)? else {
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
+    let Some(user) = visitor.user(&state).await? else {
         return Ok((jar, Redirect::to("/login")).into_response());
     };
-    let registration = state.db.registration(id)?;
+    let registration = state.db.registration(id).await?;
     match registration {
         Some(r) if r.user_id == user.id => {
             let body = pages::confirmation(&r, &user.username);

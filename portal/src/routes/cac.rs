@@ -12,7 +12,7 @@ use axum::Form;
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use cacbridge_verify::Identity;
+use cacbridge_verify::{Identity, VerifyError};
 
 use super::{register_card, render, Registered};
 use crate::error::{PortalError, Result};
@@ -25,21 +25,21 @@ pub(crate) async fn cac_page(
     State(state): State<Arc<AppState>>,
     jar: CookieJar,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
-    let Some(user) = visitor.user(&state)? else {
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
+    let Some(user) = visitor.user(&state).await? else {
         return Ok((jar, Redirect::to("/login")).into_response());
     };
-    Ok((jar, registration_page(&state, &visitor, &user, None)?).into_response())
+    Ok((jar, registration_page(&state, &visitor, &user, None).await?).into_response())
 }
 
-fn registration_page(
+async fn registration_page(
     state: &AppState,
     visitor: &Visitor,
     user: &db::User,
     message: Option<(&str, bool)>,
 ) -> Result<Html<String>> {
     let challenge = visitor.challenge(state);
-    let rows = state.db.registrations_of(user.id)?;
+    let rows = state.db.registrations_of(user.id).await?;
     let body = pages::cac_registration(
         &visitor.csrf(state),
         &challenge,
@@ -69,7 +69,7 @@ pub(crate) struct RegisterForm {
 
 /// Verify a token against the challenge this visitor was given (and submitted with the form);
 /// a rejection is a 403 that names the reason. The challenge is spent either way.
-pub(crate) fn verify_token(
+pub(crate) async fn verify_token(
     state: &AppState,
     visitor: &Visitor,
     challenge: &str,
@@ -81,32 +81,58 @@ pub(crate) fn verify_token(
         ));
     }
     if token.is_empty() {
-        spend_challenge(state, visitor, challenge);
+        spend_challenge(state, visitor, challenge).await;
         return Err(PortalError::Forbidden(
             "no CAC Bridge token arrived: is the CAC Bridge extension installed and the card inserted?".into(),
         ));
     }
-    // Revocation checks may wait on an OCSP responder or a CRL download: off the async workers.
-    tokio::task::block_in_place(|| {
-        state.verifier.verify_with_bound_store(
-            &state.nonces,
-            &visitor.binding(),
-            token,
-            &state.origin,
-            challenge,
-            SystemTime::now(),
-        )
-    })
-    .map_err(|err| {
+    let rejected = |err: VerifyError| {
         tracing::info!(code = err.code(), "token rejected");
         PortalError::Forbidden(format!("the CAC token was rejected: {err}"))
+    };
+    // The challenge is spent first, in the database every instance shares: a rejected token
+    // burns it too, and a replay at any instance finds it used.
+    use_challenge(state, visitor, challenge)
+        .await?
+        .map_err(rejected)?;
+    // Revocation checks may wait on an OCSP responder or a CRL download: off the async workers.
+    tokio::task::block_in_place(|| {
+        state
+            .verifier
+            .verify(token, &state.origin, challenge, SystemTime::now())
     })
+    .map_err(rejected)
 }
 
-pub(crate) fn spend_challenge(state: &AppState, visitor: &Visitor, challenge: &str) {
-    let _ = state
-        .nonces
-        .consume_bound(&visitor.binding(), challenge, SystemTime::now());
+/// Record the use of `challenge` by this visitor: the outer error is the database's, the
+/// inner the challenge's (not issued to this visitor, expired, used before).
+async fn use_challenge(
+    state: &AppState,
+    visitor: &Visitor,
+    challenge: &str,
+) -> Result<std::result::Result<(), VerifyError>> {
+    let now = SystemTime::now();
+    let ticket = match state.nonces.check_bound(&visitor.binding(), challenge, now) {
+        Ok(ticket) => ticket,
+        Err(err) => return Ok(Err(err)),
+    };
+    if ticket.expired(now) {
+        return Ok(Err(VerifyError::NonceExpired));
+    }
+    if !state
+        .db
+        .use_challenge(&ticket.id, ticket.expires as i64)
+        .await?
+    {
+        return Ok(Err(VerifyError::NonceReused));
+    }
+    Ok(Ok(()))
+}
+
+pub(crate) async fn spend_challenge(state: &AppState, visitor: &Visitor, challenge: &str) {
+    if let Err(err) = use_challenge(state, visitor, challenge).await {
+        tracing::warn!(%err, "spending a challenge failed");
+    }
 }
 
 pub(crate) async fn cac_register(
@@ -115,20 +141,20 @@ pub(crate) async fn cac_register(
     jar: CookieJar,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
-    let Some(user) = visitor.user(&state)? else {
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
+    let Some(user) = visitor.user(&state).await? else {
         return Ok((jar, Redirect::to("/login")).into_response());
     };
     visitor.check_csrf(&state, &form.csrf)?;
     let user = match password_attempt(&state, peer.ip(), Some(user.clone()), form.password).await? {
         Attempt::Right(user) => user,
         Attempt::Wait { seconds, locked } => {
-            spend_challenge(&state, &visitor, &form.cacbridge_challenge);
+            spend_challenge(&state, &visitor, &form.cacbridge_challenge).await;
             return Ok((jar, too_many_attempts(seconds, locked)).into_response());
         }
         Attempt::Wrong => {
             // The challenge is spent either way: a new one comes with the page.
-            spend_challenge(&state, &visitor, &form.cacbridge_challenge);
+            spend_challenge(&state, &visitor, &form.cacbridge_challenge).await;
             let page = registration_page(
                 &state,
                 &visitor,
@@ -137,7 +163,8 @@ pub(crate) async fn cac_register(
                     "The password is incorrect. The card was not registered.",
                     true,
                 )),
-            )?;
+            )
+            .await?;
             return Ok((StatusCode::UNAUTHORIZED, jar, page).into_response());
         }
     };
@@ -146,8 +173,9 @@ pub(crate) async fn cac_register(
         &visitor,
         &form.cacbridge_challenge,
         &form.cacbridge_token,
-    )?;
-    match register_card(&state, user.id, &identity, "registration")? {
+    )
+    .await?;
+    match register_card(&state, user.id, &identity, "registration").await? {
         Registered::Already(_) => {
             let page = registration_page(
                 &state,
@@ -157,7 +185,8 @@ pub(crate) async fn cac_register(
                     "This certificate is already registered to your account.",
                     false,
                 )),
-            )?;
+            )
+            .await?;
             Ok((jar, page).into_response())
         }
         Registered::New(id) => {

@@ -22,7 +22,7 @@ use crate::session::Visitor;
 use crate::state::AppState;
 
 pub(crate) async fn home(State(state): State<Arc<AppState>>, jar: CookieJar) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
     let to = if visitor.user_id().is_some() {
         "/account"
     } else {
@@ -48,7 +48,7 @@ pub(crate) async fn login_page(
     State(state): State<Arc<AppState>>,
     jar: CookieJar,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
     if visitor.user_id().is_some() {
         return Ok((jar, Redirect::to("/account")).into_response());
     }
@@ -68,13 +68,15 @@ pub(crate) async fn login(
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
     visitor.check_csrf(&state, &form.csrf)?;
-    let user = state.db.user_by_name(&form.username)?;
+    let user = state.db.user_by_name(&form.username).await?;
     match password_attempt(&state, peer.ip(), user, form.password).await? {
         Attempt::Right(user) => {
             tracing::info!(user = user.id, "password login");
-            let (_, jar) = visitor.start_session(&state, jar, Some(user.id), None)?;
+            let (_, jar) = visitor
+                .start_session(&state, jar, Some(user.id), None)
+                .await?;
             Ok((jar, Redirect::to("/account")).into_response())
         }
         Attempt::Wait { seconds, locked } => {
@@ -101,9 +103,9 @@ pub(crate) async fn logout(
     jar: CookieJar,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
     visitor.check_csrf(&state, &form.csrf)?;
-    let jar = visitor.end_session(&state, jar)?;
+    let jar = visitor.end_session(&state, jar).await?;
     Ok((jar, Redirect::to("/login")).into_response())
 }
 
@@ -121,25 +123,31 @@ pub(crate) async fn cac_login(
     jar: CookieJar,
     Form(form): Form<CacLoginForm>,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
     visitor.check_csrf(&state, &form.csrf)?;
     let identity = verify_token(
         &state,
         &visitor,
         &form.cacbridge_challenge,
         &form.cacbridge_token,
-    )?;
+    )
+    .await?;
     let registered = state
         .db
-        .registration_by_fingerprint(&identity.fingerprint_sha256)?;
+        .registration_by_fingerprint(&identity.fingerprint_sha256)
+        .await?;
     if let Some(registration) = registered {
         tracing::info!(user = registration.user_id, "CAC login");
-        let (_, jar) = visitor.start_session(&state, jar, Some(registration.user_id), None)?;
+        let (_, jar) = visitor
+            .start_session(&state, jar, Some(registration.user_id), None)
+            .await?;
         return Ok((jar, Redirect::to("/account")).into_response());
     }
     // Not registered: the password and a second, fresh proof from the same card link it (the
     // guide's automatic registration). The session holds the card until then.
-    let (visitor, jar) = visitor.start_session(&state, jar, None, Some(&identity))?;
+    let (visitor, jar) = visitor
+        .start_session(&state, jar, None, Some(&identity))
+        .await?;
     Ok((jar, link_page(&state, &visitor, &identity, None)).into_response())
 }
 
@@ -186,22 +194,22 @@ pub(crate) async fn cac_link(
     jar: CookieJar,
     Form(form): Form<LinkForm>,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
     visitor.check_csrf(&state, &form.csrf)?;
     let pending = visitor.pending_identity().ok_or_else(|| {
         PortalError::Forbidden(
             "no verified CAC is waiting to be registered; log in with your CAC again".into(),
         )
     })?;
-    let user = state.db.user_by_name(&form.username)?;
+    let user = state.db.user_by_name(&form.username).await?;
     let user = match password_attempt(&state, peer.ip(), user, form.password).await? {
         Attempt::Right(user) => user,
         Attempt::Wait { seconds, locked } => {
-            spend_challenge(&state, &visitor, &form.cacbridge_challenge);
+            spend_challenge(&state, &visitor, &form.cacbridge_challenge).await;
             return Ok((jar, too_many_attempts(seconds, locked)).into_response());
         }
         Attempt::Wrong => {
-            spend_challenge(&state, &visitor, &form.cacbridge_challenge);
+            spend_challenge(&state, &visitor, &form.cacbridge_challenge).await;
             let page = link_page(
                 &state,
                 &visitor,
@@ -218,16 +226,19 @@ pub(crate) async fn cac_link(
         &visitor,
         &form.cacbridge_challenge,
         &form.cacbridge_token,
-    )?;
+    )
+    .await?;
     if identity.fingerprint_sha256 != pending.fingerprint_sha256 {
         return Err(PortalError::Forbidden(
             "the card that answered is not the card waiting to be registered".into(),
         ));
     }
     let (Registered::New(id) | Registered::Already(id)) =
-        register_card(&state, user.id, &identity, "cac-login")?;
+        register_card(&state, user.id, &identity, "cac-login").await?;
     tracing::info!(user = user.id, registration = id, "CAC registered at login");
-    let (_, jar) = visitor.start_session(&state, jar, Some(user.id), None)?;
+    let (_, jar) = visitor
+        .start_session(&state, jar, Some(user.id), None)
+        .await?;
     Ok((
         jar,
         Redirect::to(&format!("/account/cac/registrations/{id}")),

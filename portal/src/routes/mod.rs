@@ -112,7 +112,7 @@ pub(crate) enum Registered {
 /// Register the card `identity` to account `user_id` (`how`: the guide's step that did it),
 /// unless that account holds it already; a card registered to another account is refused.
 /// Page API and mutual TLS, registration and login, all register through here.
-pub(crate) fn register_card(
+pub(crate) async fn register_card(
     state: &AppState,
     user_id: i64,
     identity: &cacbridge_verify::Identity,
@@ -120,18 +120,19 @@ pub(crate) fn register_card(
 ) -> crate::error::Result<Registered> {
     match state
         .db
-        .registration_by_fingerprint(&identity.fingerprint_sha256)?
+        .registration_by_fingerprint(&identity.fingerprint_sha256)
+        .await?
     {
         Some(r) if r.user_id == user_id => Ok(Registered::Already(r.id)),
         Some(_) => Err(PortalError::Forbidden(
             "this certificate is registered to another account".into(),
         )),
-        None => Ok(Registered::New(state.db.register(
-            user_id,
-            identity,
-            crate::now(),
-            how,
-        )?)),
+        None => Ok(Registered::New(
+            state
+                .db
+                .register(user_id, identity, crate::now(), how)
+                .await?,
+        )),
     }
 }
 

@@ -65,19 +65,19 @@ pub(crate) async fn cac_page(
     Extension(peer): Extension<PeerCertificate>,
     jar: CookieJar,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
-    let Some(user) = visitor.user(&state)? else {
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
+    let Some(user) = visitor.user(&state).await? else {
         return Ok((jar, Redirect::to(&format!("{}/login", state.origin))).into_response());
     };
     let identity = presented(&state, &peer)?;
     Ok((
         jar,
-        registration_page(&state, &visitor, &user, &identity, &peer, None)?,
+        registration_page(&state, &visitor, &user, &identity, &peer, None).await?,
     )
         .into_response())
 }
 
-fn registration_page(
+async fn registration_page(
     state: &AppState,
     visitor: &Visitor,
     user: &db::User,
@@ -85,7 +85,7 @@ fn registration_page(
     peer: &PeerCertificate,
     message: Option<(&str, bool)>,
 ) -> Result<axum::response::Html<String>> {
-    let rows = state.db.registrations_of(user.id)?;
+    let rows = state.db.registrations_of(user.id).await?;
     let body = pages::cac_registration_mtls(
         &visitor.csrf(state),
         &rows,
@@ -116,8 +116,8 @@ pub(crate) async fn cac_register(
     jar: CookieJar,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
-    let Some(user) = visitor.user(&state)? else {
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
+    let Some(user) = visitor.user(&state).await? else {
         return Ok((jar, Redirect::to(&format!("{}/login", state.origin))).into_response());
     };
     visitor.check_csrf(&state, &form.csrf)?;
@@ -138,11 +138,12 @@ pub(crate) async fn cac_register(
                 &identity,
                 &peer,
                 Some((message, true)),
-            )?;
+            )
+            .await?;
             return Ok((StatusCode::UNAUTHORIZED, jar, page).into_response());
         }
     };
-    match register_card(&state, user.id, &identity, "registration")? {
+    match register_card(&state, user.id, &identity, "registration").await? {
         Registered::Already(_) => {
             let message = "This certificate is already registered to your account.";
             let page = registration_page(
@@ -152,7 +153,8 @@ pub(crate) async fn cac_register(
                 &identity,
                 &peer,
                 Some((message, false)),
-            )?;
+            )
+            .await?;
             Ok((jar, page).into_response())
         }
         Registered::New(id) => {
@@ -177,17 +179,22 @@ pub(crate) async fn cac_login(
     Extension(peer): Extension<PeerCertificate>,
     jar: CookieJar,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
     let identity = presented(&state, &peer)?;
     if let Some(registration) = state
         .db
-        .registration_by_fingerprint(&identity.fingerprint_sha256)?
+        .registration_by_fingerprint(&identity.fingerprint_sha256)
+        .await?
     {
         tracing::info!(user = registration.user_id, "CAC login over mutual TLS");
-        let (_, jar) = visitor.start_session(&state, jar, Some(registration.user_id), None)?;
+        let (_, jar) = visitor
+            .start_session(&state, jar, Some(registration.user_id), None)
+            .await?;
         return Ok((jar, Redirect::to(&format!("{}/account", state.origin))).into_response());
     }
-    let (visitor, jar) = visitor.start_session(&state, jar, None, Some(&identity))?;
+    let (visitor, jar) = visitor
+        .start_session(&state, jar, None, Some(&identity))
+        .await?;
     Ok((jar, link_page(&state, &visitor, &identity, None)).into_response())
 }
 
@@ -227,7 +234,7 @@ pub(crate) async fn cac_link(
     jar: CookieJar,
     Form(form): Form<LinkForm>,
 ) -> Result<Response> {
-    let (visitor, jar) = Visitor::load(&state, jar)?;
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
     visitor.check_csrf(&state, &form.csrf)?;
     let pending = visitor.pending_identity().ok_or_else(|| {
         PortalError::Forbidden(
@@ -241,7 +248,7 @@ pub(crate) async fn cac_link(
             "the card that answered is not the card waiting to be registered".into(),
         ));
     }
-    let user = state.db.user_by_name(&form.username)?;
+    let user = state.db.user_by_name(&form.username).await?;
     let user = match password_attempt(&state, peer_address.ip(), user, form.password).await? {
         Attempt::Right(user) => user,
         Attempt::Wait { seconds, locked } => {
@@ -258,13 +265,15 @@ pub(crate) async fn cac_link(
         }
     };
     let (Registered::New(id) | Registered::Already(id)) =
-        register_card(&state, user.id, &identity, "cac-login")?;
+        register_card(&state, user.id, &identity, "cac-login").await?;
     tracing::info!(
         user = user.id,
         registration = id,
         "CAC registered at login over mutual TLS"
     );
-    let (_, jar) = visitor.start_session(&state, jar, Some(user.id), None)?;
+    let (_, jar) = visitor
+        .start_session(&state, jar, Some(user.id), None)
+        .await?;
     Ok((
         jar,
         Redirect::to(&format!("/account/cac/registrations/{id}")),
