@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use cacbridge_testbed::host::{HostProcess, CHROME_ORIGIN};
-use cacbridge_testbed::{lock, pki_dir, OcspResponder, VirtualCard};
+use cacbridge_testbed::{lock, pki_dir, OcspResponder, PostgresServer, VirtualCard};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -43,6 +43,16 @@ impl Portal {
     }
 
     fn start_on(data: tempfile::TempDir, revoked: &[&str]) -> Portal {
+        Self::launch(data, revoked, &[], &[])
+    }
+
+    /// A portal with `args` added to `serve` and `env` in its environment.
+    fn launch(
+        data: tempfile::TempDir,
+        revoked: &[&str],
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Portal {
         let responder = OcspResponder::start(revoked);
         let pki = pki_dir();
         let bundle = data.path().join("trust.pem");
@@ -63,6 +73,8 @@ impl Portal {
             ])
             .arg(&bundle)
             .args(responder.portal_args())
+            .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -71,10 +83,23 @@ impl Portal {
         let mut stdout = BufReader::new(process.stdout.take().unwrap());
         stdout.read_line(&mut banner).unwrap();
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        // "CAC Bridge reference portal: https://localhost:PORT (listening on port PORT)"
-        let origin = banner.split_whitespace().nth(4).unwrap().to_owned();
-        assert!(origin.starts_with("https://localhost:"), "{banner}");
-        let cert = std::fs::read(data.path().join("portal-cert.pem")).unwrap();
+        // "CAC Bridge reference portal: ORIGIN (listening on port PORT)": this instance's
+        // own address (ORIGIN is the public one, which `--origin` may set to another's).
+        let port = banner
+            .trim_end()
+            .trim_end_matches(')')
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(banner.contains("https://localhost:"), "{banner}");
+        let origin = format!("https://localhost:{port}");
+        let cert_path = args
+            .windows(2)
+            .find(|pair| pair[0] == "--tls-cert")
+            .map(|pair| std::path::PathBuf::from(&pair[1]))
+            .unwrap_or_else(|| data.path().join("portal-cert.pem"));
+        let cert = std::fs::read(cert_path).unwrap();
         Portal {
             process,
             origin,
@@ -82,6 +107,19 @@ impl Portal {
             cert,
             _responder: responder,
         }
+    }
+
+    /// Kill the process outright (SIGKILL), as a crash would.
+    fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+
+    /// Start again on the same data directory (the same SQLite file), with `args`.
+    fn relaunch(mut self, args: &[String]) -> Portal {
+        self.kill();
+        let data = std::mem::replace(&mut self._data, tempfile::tempdir().unwrap());
+        Self::launch(data, &[], args, &[])
     }
 
     fn browser(&self) -> Browser {
@@ -642,4 +680,164 @@ fn the_403_page_and_csrf() {
     assert!(no_challenge
         .body
         .contains("no challenge came with the form"));
+}
+
+/// Two portal instances on one PostgreSQL database, as behind a load balancer: one public
+/// origin (A's), one TLS certificate, and whatever a browser did at one is known at the other.
+fn two_instances(db: &PostgresServer) -> (Portal, Portal) {
+    let a = Portal::launch(
+        tempfile::tempdir().unwrap(),
+        &[],
+        &["--database".into(), db.url.clone()],
+        &[],
+    );
+    let b = Portal::launch(
+        tempfile::tempdir().unwrap(),
+        &[],
+        &[
+            "--database".into(),
+            db.url.clone(),
+            "--origin".into(),
+            a.origin.clone(),
+            "--tls-cert".into(),
+            a._data.path().join("portal-cert.pem").display().to_string(),
+            "--tls-key".into(),
+            a._data.path().join("portal-key.pem").display().to_string(),
+        ],
+        &[],
+    );
+    (a, b)
+}
+
+#[test]
+#[ignore = "needs pcscd, virtual cards and PostgreSQL: run scripts/test"]
+fn two_instances_on_postgresql_share_challenges_sessions_and_registrations() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let db = PostgresServer::start();
+    let (a, b) = two_instances(&db);
+    assert_ne!(a.origin, b.origin, "two servers");
+    let mut host = Host::start();
+    // One browser (one cookie jar: cookies do not tell ports apart), at either instance.
+    let at_a = a.browser();
+    let at_b = Browser {
+        client: at_a.client.clone(),
+        origin: b.origin.clone(),
+    };
+    // A session made at A is valid at B.
+    assert_eq!(at_a.login("demo", "demo-password").status, StatusCode::OK);
+    let account = at_b.get("/account");
+    assert!(account.body.contains("My Account"), "{}", account.body);
+
+    // A's page, challenge and CSRF token, submitted to B: B consumes A's challenge.
+    let page = at_a.get("/account/cac");
+    let token = host.token(&card, &a.origin, &page.challenge());
+    let form = [
+        ("csrf", page.csrf()),
+        ("cacbridge_challenge", page.challenge()),
+        ("cacbridge_token", token),
+        ("password", "demo-password".to_owned()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let registered = at_b.post("/account/cac/register", &form);
+    assert_eq!(registered.status, StatusCode::OK, "{}", registered.body);
+    assert!(registered
+        .body
+        .contains("<dd id=\"confirmation-edipi\">1234567890</dd>"));
+    // The registration made at B is visible at A at once.
+    let listed = at_a.get("/account/cac");
+    assert!(
+        listed.body.contains("<td class=\"edipi\">1234567890</td>"),
+        "{}",
+        listed.body
+    );
+    // The same form again, at either instance: the challenge was used.
+    for (name, at) in [("A", &at_a), ("B", &at_b)] {
+        let replay = at.post("/account/cac/register", &form);
+        assert_eq!(replay.status, StatusCode::FORBIDDEN, "replay at {name}");
+        assert!(
+            replay.body.contains("already used"),
+            "replay at {name}: {}",
+            replay.body
+        );
+    }
+    assert_eq!(db.query("SELECT count(*) FROM registrations"), "1");
+    assert_eq!(
+        db.query("SELECT count(*) FROM account_events WHERE what LIKE 'CAC registered%'"),
+        "1"
+    );
+}
+
+/// `kill -9` of a portal inside a registration's transaction (held open by the fault
+/// injection pause) leaves neither the registration nor its history entry; the portal started
+/// again registers the card.
+fn killed_mid_registration_leaves_nothing_half_written(
+    database: Option<&PostgresServer>,
+    count: &dyn Fn(&Portal, &str) -> String,
+) {
+    let card = VirtualCard::insert("doe", 0);
+    let data = tempfile::tempdir().unwrap();
+    let args: Vec<String> = database
+        .map(|db| vec!["--database".into(), db.url.clone()])
+        .unwrap_or_default();
+    let mut portal = Portal::launch(
+        data,
+        &[],
+        &args,
+        &[("CACBRIDGE_PORTAL_FAULT_REGISTRATION_PAUSE_MS", "5000")],
+    );
+    let mut host = Host::start();
+    let browser = portal.browser();
+    browser.login("demo", "demo-password");
+    let page = browser.get("/account/cac");
+    let token = host.token(&card, &browser.origin, &page.challenge());
+    let (csrf, challenge) = (page.csrf(), page.challenge());
+    let submit = std::thread::spawn(move || {
+        browser
+            .client
+            .post(format!("{}/account/cac/register", browser.origin))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("cacbridge_challenge", challenge.as_str()),
+                ("cacbridge_token", token.as_str()),
+                ("password", "demo-password"),
+            ])
+            .send()
+    });
+    // The registration is inside its transaction, paused between its two writes.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    portal.kill();
+    assert!(
+        submit.join().unwrap().is_err(),
+        "no answer from a killed portal"
+    );
+    assert_eq!(count(&portal, "registrations"), "0", "no registration row");
+    assert_eq!(count(&portal, "account_events"), "0", "no history row");
+
+    // Started again on the same database (no pause): the card registers, once.
+    let portal = portal.relaunch(&args);
+    let browser = portal.browser();
+    browser.login("demo", "demo-password");
+    let registered = register(&browser, &mut host, &card, "demo-password");
+    assert_eq!(registered.status, StatusCode::OK, "{}", registered.body);
+    assert_eq!(count(&portal, "registrations"), "1");
+    assert_eq!(count(&portal, "account_events"), "1");
+}
+
+#[test]
+#[ignore = "needs pcscd, virtual cards and PostgreSQL: run scripts/test"]
+fn kill_9_mid_registration_leaves_no_half_written_rows_on_postgresql_or_sqlite() {
+    let _guard = lock();
+    let db = PostgresServer::start();
+    killed_mid_registration_leaves_nothing_half_written(Some(&db), &|_, table| {
+        db.query(&format!("SELECT count(*) FROM {table}"))
+    });
+    killed_mid_registration_leaves_nothing_half_written(None, &|portal, table| {
+        let conn = rusqlite::Connection::open(portal._data.path().join("portal.db")).unwrap();
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+        .to_string()
+    });
 }
