@@ -271,4 +271,32 @@ mod tests {
         store.consume(&late, at(1_000)).unwrap();
         assert_eq!(store.remembered(), 1, "only the live one is left");
     }
+
+    #[test]
+    fn stores_sharing_a_key_accept_each_others_challenges_and_check_does_not_use_them() {
+        let issuer = NonceStore::with_key(&[7u8; 32]);
+        let other = NonceStore::with_key(&[7u8; 32]);
+        let stranger = NonceStore::with_key(&[8u8; 32]);
+        let nonce = issuer.issue_bound(b"session:1", at(0));
+        let ticket = other.check_bound(b"session:1", &nonce, at(1)).unwrap();
+        assert!(!ticket.expired(at(1)));
+        assert!(ticket.expired(at(NONCE_LIFETIME.as_secs() + 1)));
+        // Checking records nothing: the same challenge checks again, and consumes once.
+        assert_eq!(other.check_bound(b"session:1", &nonce, at(2)), Ok(ticket));
+        other.consume_bound(b"session:1", &nonce, at(2)).unwrap();
+        assert_eq!(
+            other.consume_bound(b"session:1", &nonce, at(3)),
+            Err(VerifyError::NonceReused)
+        );
+        assert_eq!(
+            other.check_bound(b"session:2", &nonce, at(1)),
+            Err(VerifyError::NonceUnknown),
+            "bound to another session"
+        );
+        assert_eq!(
+            stranger.check_bound(b"session:1", &nonce, at(1)),
+            Err(VerifyError::NonceUnknown),
+            "another key"
+        );
+    }
 }

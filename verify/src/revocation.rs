@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use der::asn1::{Null, ObjectIdentifier, OctetString};
@@ -143,7 +143,8 @@ pub(crate) struct RevocationChecker {
     settings: RevocationSettings,
     agent: ureq::Agent,
     ocsp_cache: Mutex<HashMap<Vec<u8>, CachedOcsp>>,
-    crl_cache: Mutex<HashMap<String, (webpki::OwnedCertRevocationList, u64)>>,
+    /// Parsed once, shared by the checks that use it: a DoD CRL runs to megabytes.
+    crl_cache: Mutex<HashMap<String, (Arc<webpki::CertRevocationList<'static>>, u64)>>,
     /// HTTP exchanges made (tests and diagnostics: the cache's effect).
     fetches: std::sync::atomic::AtomicU64,
 }
@@ -375,7 +376,7 @@ impl RevocationChecker {
             cache
                 .get(url)
                 .filter(|(_, until)| now_s < *until)
-                .map(|(crl, _)| crl.clone())
+                .map(|(crl, _)| Arc::clone(crl))
         };
         let crl = match cached {
             Some(crl) => crl,
@@ -392,20 +393,19 @@ impl RevocationChecker {
                         .and_then(|(_, crl)| crl.next_update())
                         .map(|t| t.timestamp().max(0) as u64);
                 let crl = match webpki::OwnedCertRevocationList::from_der(&der) {
-                    Ok(crl) => crl,
+                    Ok(crl) => Arc::new(webpki::CertRevocationList::Owned(crl)),
                     Err(e) => return Answer::Invalid(format!("CRL: {e:?}")),
                 };
                 if let Some(until) = next_update.filter(|until| now_s < *until) {
                     self.crl_cache
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(url.to_owned(), (crl.clone(), until));
+                        .insert(url.to_owned(), (Arc::clone(&crl), until));
                 }
                 crl
             }
         };
-        let crl = webpki::CertRevocationList::Owned(crl);
-        let crls = [&crl];
+        let crls = [&*crl];
         let Ok(builder) = webpki::RevocationOptionsBuilder::new(&crls) else {
             return Answer::Invalid("no CRL".into());
         };
