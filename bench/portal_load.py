@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import struct
 import subprocess
@@ -230,7 +231,7 @@ def prepare_logins(ports, origin, host, count):
         nonce = challenge(page)
         form = {"csrf": field(page, "csrf"), "cacbridge_challenge": nonce,
                 "cacbridge_token": host.token(origin, nonce)}
-        lines.append("\t".join(["/login/cac", cookie_line(browser), urllib.parse.urlencode(form), "/account"]))
+        lines.append("\t".join(["/login/cac", cookie_line(browser), urllib.parse.urlencode(form)]))
     return lines
 
 
@@ -248,8 +249,7 @@ def prepare_registrations(ports, origin, issuer, count, create_account):
         nonce = challenge(page)
         form = {"csrf": field(page, "csrf"), "cacbridge_challenge": nonce,
                 "cacbridge_token": issuer.token(1_000_000 + i, origin, nonce), "password": PASSWORD}
-        lines.append("\t".join(["/account/cac/register", cookie_line(browser), urllib.parse.urlencode(form),
-                                "/account/cac/registrations/"]))
+        lines.append("\t".join(["/account/cac/register", cookie_line(browser), urllib.parse.urlencode(form)]))
     return lines
 
 
@@ -265,20 +265,29 @@ def register_card(port, origin, host):
     assert status == 303, (status, location, body[:300])
 
 
-def run_wrk(ports, lines, connections, scratch, name):
-    """wrk against each instance at once, each with its share of the lines."""
+def run_wrk(ports, lines, connections, scratch, name, expect):
+    """wrk against each instance at once, each with its share of the lines, one connection a
+    thread; interrupted once every thread has answered all its lines."""
     procs = []
     for k, port in enumerate(ports):
         path = os.path.join(scratch, f"{name}-{k}.tsv")
         with open(path, "w") as out:
             out.write("\n".join(lines[k::len(ports)]) + "\n")
-        procs.append(subprocess.Popen(
-            ["wrk", "-t2", f"-c{connections}", "-d120s", "--timeout", "30s", "-s", LUA,
-             f"https://127.0.0.1:{port}", "--", path, "2"],
-            stdout=subprocess.PIPE, text=True))
+        done = os.path.join(scratch, f"{name}-{k}.done")
+        os.makedirs(done)
+        procs.append((subprocess.Popen(
+            ["wrk", f"-t{connections}", f"-c{connections}", "-d600s", "--timeout", "30s", "-s", LUA,
+             f"https://127.0.0.1:{port}", "--", path, str(connections), done, expect],
+            stdout=subprocess.PIPE, text=True), done))
     results = []
-    for proc in procs:
+    for proc, done in procs:
+        deadline = time.time() + 600
+        while len(os.listdir(done)) < connections and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
         out = proc.communicate()[0]
+        if os.environ.get("PORTAL_LOAD_DEBUG"):
+            print(out)
         match = re.search(r"RESULT (.*)", out)
         if not match:
             raise SystemExit(f"wrk: {out}")
@@ -359,8 +368,9 @@ def measure(label, instances, use_postgres, args, host, issuer):
         registrations = prepare_registrations(ports, origin, issuer, args.registrations, create_account)
         print(f"  {label}: {len(logins)} login and {len(registrations)} registration forms prepared in "
               f"{time.time() - t:.0f} s", flush=True)
-        login = summary(run_wrk(ports, logins, args.connections, scratch, "logins"))
-        register = summary(run_wrk(ports, registrations, args.connections, scratch, "registrations"))
+        login = summary(run_wrk(ports, logins, args.connections, scratch, "logins", "/account"))
+        register = summary(run_wrk(ports, registrations, args.connections, scratch, "registrations",
+                                   "/account/cac/registrations/"))
         return label, login, register
     finally:
         for proc in procs:
@@ -375,7 +385,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logins", type=int, default=600)
     parser.add_argument("--registrations", type=int, default=150)
-    parser.add_argument("--connections", type=int, default=8, help="per wrk (one wrk per instance)")
+    parser.add_argument("--connections", type=int, default=8,
+                        help="concurrent connections per instance (one wrk thread each)")
     parser.add_argument("--only", help="sqlite, postgres-1 or postgres-2")
     args = parser.parse_args()
     if not shutil.which("wrk"):

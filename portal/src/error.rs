@@ -11,6 +11,8 @@ pub enum PortalError {
     Forbidden(String),
     #[error("database: {0}")]
     Database(#[from] crate::db::DbError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl IntoResponse for PortalError {
@@ -27,8 +29,8 @@ impl IntoResponse for PortalError {
                 )
                     .into_response()
             }
-            PortalError::Database(err) => {
-                tracing::error!(%err, "database error");
+            PortalError::Database(_) | PortalError::Internal(_) => {
+                tracing::error!(err = %self, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     Html(plain_page(

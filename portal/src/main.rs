@@ -97,13 +97,14 @@ fn main() -> ExitCode {
         .clone()
         .or_else(|| dirs::data_dir().map(|d| d.join("cacbridge-portal")))
         .unwrap_or_else(|| PathBuf::from("cacbridge-portal-data"));
-    // Argon2 is the only blocking work, one a core (passwords.rs): a pool of the same size
-    // keeps idle threads, and their malloc arenas, from piling up. (Revocation checks block
-    // in place, on the worker's own thread.)
+    // The blocking pool runs Argon2, one a core (passwords.rs, its own semaphore), and token
+    // and certificate verification, which may wait on an OCSP responder (up to the revocation
+    // timeout): a bounded pool keeps idle threads, and their malloc arenas, from piling up,
+    // with room for verifications waiting on the network beside the password checks.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(cores)
+        .max_blocking_threads(cores + 16)
         .build()
     {
         Ok(runtime) => runtime,

@@ -59,6 +59,20 @@ impl AppState {
         B64URL.encode(bytes)
     }
 
+    /// Run `verify` with the verifier on the blocking pool: a revocation check may wait on an
+    /// OCSP responder or a CRL download, which must not hold an async worker. (Not
+    /// block_in_place: with a bounded blocking pool, handing workers' cores to blocking
+    /// threads can leave a core with no thread under load.)
+    pub async fn verifying<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        verify: impl FnOnce(&Verifier, &str) -> T + Send + 'static,
+    ) -> Result<T, crate::PortalError> {
+        let state = std::sync::Arc::clone(self);
+        tokio::task::spawn_blocking(move || verify(&state.verifier, &state.origin))
+            .await
+            .map_err(|err| crate::PortalError::Internal(format!("verification: {err}")))
+    }
+
     /// Purge expired sessions and used challenges, and addresses quiet for an hour. Run
     /// every [`HOUSEKEEPING_INTERVAL`] by each instance (the deletes are idempotent).
     pub async fn housekeeping(&self) {

@@ -70,7 +70,7 @@ pub(crate) struct RegisterForm {
 /// Verify a token against the challenge this visitor was given (and submitted with the form);
 /// a rejection is a 403 that names the reason. The challenge is spent either way.
 pub(crate) async fn verify_token(
-    state: &AppState,
+    state: &Arc<AppState>,
     visitor: &Visitor,
     challenge: &str,
     token: &str,
@@ -95,13 +95,13 @@ pub(crate) async fn verify_token(
     use_challenge(state, visitor, challenge)
         .await?
         .map_err(rejected)?;
-    // Revocation checks may wait on an OCSP responder or a CRL download: off the async workers.
-    tokio::task::block_in_place(|| {
-        state
-            .verifier
-            .verify(token, &state.origin, challenge, SystemTime::now())
-    })
-    .map_err(rejected)
+    let (token, challenge) = (token.to_owned(), challenge.to_owned());
+    state
+        .verifying(move |verifier, origin| {
+            verifier.verify(&token, origin, &challenge, SystemTime::now())
+        })
+        .await?
+        .map_err(rejected)
 }
 
 /// Record the use of `challenge` by this visitor: the outer error is the database's, the

@@ -26,7 +26,7 @@ use crate::state::AppState;
 use crate::{db, pages};
 
 /// The card's identity from this connection's handshake, checked like a token's certificate.
-fn presented(state: &AppState, peer: &PeerCertificate) -> Result<Identity> {
+async fn presented(state: &Arc<AppState>, peer: &PeerCertificate) -> Result<Identity> {
     let der = peer.der.as_deref().ok_or_else(|| {
         PortalError::Forbidden(
             "the browser presented no certificate: check that your CAC is inserted, then close \
@@ -34,8 +34,10 @@ fn presented(state: &AppState, peer: &PeerCertificate) -> Result<Identity> {
                 .into(),
         )
     })?;
-    // Revocation checks may wait on the network: off the async workers.
-    tokio::task::block_in_place(|| state.verifier.verify_certificate(der, SystemTime::now()))
+    let der = der.to_vec();
+    state
+        .verifying(move |verifier, _| verifier.verify_certificate(&der, SystemTime::now()))
+        .await?
         .map_err(|err| {
             tracing::info!(code = err.code(), "client certificate rejected");
             PortalError::Forbidden(format!(
@@ -69,7 +71,7 @@ pub(crate) async fn cac_page(
     let Some(user) = visitor.user(&state).await? else {
         return Ok((jar, Redirect::to(&format!("{}/login", state.origin))).into_response());
     };
-    let identity = presented(&state, &peer)?;
+    let identity = presented(&state, &peer).await?;
     Ok((
         jar,
         registration_page(&state, &visitor, &user, &identity, &peer, None).await?,
@@ -121,7 +123,7 @@ pub(crate) async fn cac_register(
         return Ok((jar, Redirect::to(&format!("{}/login", state.origin))).into_response());
     };
     visitor.check_csrf(&state, &form.csrf)?;
-    let identity = presented(&state, &peer)?;
+    let identity = presented(&state, &peer).await?;
     let user = match password_attempt(&state, peer_address.ip(), Some(user.clone()), form.password)
         .await?
     {
@@ -180,7 +182,7 @@ pub(crate) async fn cac_login(
     jar: CookieJar,
 ) -> Result<Response> {
     let (visitor, jar) = Visitor::load(&state, jar).await?;
-    let identity = presented(&state, &peer)?;
+    let identity = presented(&state, &peer).await?;
     if let Some(registration) = state
         .db
         .registration_by_fingerprint(&identity.fingerprint_sha256)
@@ -242,7 +244,7 @@ pub(crate) async fn cac_link(
         )
     })?;
     // This connection's handshake must come from the same card as the one waiting.
-    let identity = presented(&state, &peer)?;
+    let identity = presented(&state, &peer).await?;
     if identity.fingerprint_sha256 != pending.fingerprint_sha256 {
         return Err(PortalError::Forbidden(
             "the card that answered is not the card waiting to be registered".into(),
