@@ -116,6 +116,12 @@ impl Browser {
 }
 
 fn mtls_portal() -> Portal {
+    mtls_portal_revoking(&[])
+}
+
+/// The portal with its mutual-TLS CAC host, checking revocation (require) at the test PKI's
+/// OCSP responder, which says the `revoked` cards' certificates are revoked.
+fn mtls_portal_revoking(revoked: &[&str]) -> Portal {
     let dir = pki_dir();
     let trust: Vec<u8> = ["root.pem", "id-ca.pem", "email-ca.pem"]
         .iter()
@@ -124,12 +130,15 @@ fn mtls_portal() -> Portal {
     let bundle =
         std::env::temp_dir().join(format!("cacbridge-mtls-trust-{}.pem", std::process::id()));
     std::fs::write(&bundle, trust).unwrap();
-    Portal::start_checking_revocation(&[
-        "--mtls-listen",
-        "127.0.0.1:0",
-        "--trust-bundle",
-        bundle.to_str().unwrap(),
-    ])
+    Portal::start_revoking(
+        revoked,
+        &[
+            "--mtls-listen",
+            "127.0.0.1:0",
+            "--trust-bundle",
+            bundle.to_str().unwrap(),
+        ],
+    )
 }
 
 fn registrations(portal: &Portal) -> Vec<(i64, String, String)> {
@@ -237,6 +246,26 @@ fn an_unregistered_p384_card_logs_in_once_with_the_password_and_is_registered() 
         "{page}"
     );
     assert_eq!(registrations(&portal)[0].2, "cac-login");
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_revoked_card_presented_in_the_handshake_neither_registers_nor_logs_in() {
+    let _guard = lock();
+    let card = VirtualCard::insert("doe", 0);
+    let portal = mtls_portal_revoking(&["doe"]);
+    let mtls = portal.mtls_origin.clone().unwrap();
+    let browser = Browser::new(&card, "DOE.JOHN.A.1234567890");
+    browser.log_in_with_password(&portal);
+    // The handshake succeeds (the card signs it); the portal then refuses the certificate.
+    let (status, _, page) = browser.request(&format!("{mtls}/account/cac"), None, true);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("the certificate is revoked"), "{page}");
+    let stranger = Browser::new(&card, "DOE.JOHN.A.1234567890");
+    let (status, _, page) = stranger.request(&format!("{mtls}/login/cac"), None, true);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("the certificate is revoked"), "{page}");
+    assert!(registrations(&portal).is_empty());
 }
 
 fn hex_sha256(der: &[u8]) -> String {

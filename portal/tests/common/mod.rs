@@ -28,7 +28,12 @@ impl Portal {
     /// As [`Portal::start_with`], checking revocation (the default policy, require) with the
     /// test PKI's OCSP responder: for tests that present cards.
     pub fn start_checking_revocation(args: &[&str]) -> Portal {
-        let responder = cacbridge_testbed::OcspResponder::start(&[]);
+        Self::start_revoking(&[], args)
+    }
+
+    /// The same, with the certificates of the `revoked` cards revoked at the responder.
+    pub fn start_revoking(revoked: &[&str], args: &[&str]) -> Portal {
+        let responder = cacbridge_testbed::OcspResponder::start(revoked);
         let mut all: Vec<&str> = args.to_vec();
         let extra = responder.portal_args();
         all.extend(extra.iter().map(String::as_str));
