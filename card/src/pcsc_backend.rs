@@ -30,6 +30,10 @@ use crate::Token;
 
 /// How long a card another program holds exclusively is waited for before `CardInUse`.
 const IN_USE_PATIENCE: Duration = Duration::from_secs(2);
+/// A card just put back is given this long to settle before its status is read again, this
+/// many times at most.
+const SETTLE_DELAY: Duration = Duration::from_millis(150);
+const SETTLE_TRIES: usize = 4;
 
 /// One insertion of a card: pcsc-lite's per-reader event counter changes when a card comes or
 /// goes, so an unchanged counter and ATR mean the same card is still there.
@@ -412,6 +416,34 @@ impl PcscBackend {
         result
     }
 
+    /// The card type, PIN state and dual-CAC flag of the card in `reader`, from the card.
+    fn probe_status(
+        &mut self,
+        reader: &str,
+    ) -> Result<(CardType, Option<crate::PinStatus>, bool), CardError> {
+        let insertion = self.known(reader)?;
+        let known = self.cards.get(reader);
+        let (known_type, known_dual) = (known.map(|c| c.card_type), known.and_then(|c| c.dual_cac));
+        let (card_type, pin, dual) =
+            self.with_card(reader, |ch| session::probe(ch, known_type, known_dual))?;
+        let card = self
+            .cards
+            .entry(reader.to_owned())
+            .or_insert_with(|| CachedCard {
+                insertion,
+                card_type,
+                certificates: Vec::new(),
+                read: Vec::new(),
+                dual_cac: None,
+            });
+        let learnt = card.dual_cac != Some(dual);
+        card.dual_cac = Some(dual);
+        if learnt {
+            self.persist(reader);
+        }
+        Ok((card_type, pin, dual))
+    }
+
     fn reader_status(&mut self, reader: &str) -> Result<ReaderStatus, CardError> {
         let Some(insertion) = self.insertion(reader)? else {
             self.cards.remove(reader);
@@ -428,33 +460,37 @@ impl PcscBackend {
             error: None,
             backend: "pcsc",
         };
-        let detail = (|| -> Result<(), CardError> {
-            let insertion = self.known(reader)?;
-            let known = self.cards.get(reader);
-            let (known_type, known_dual) =
-                (known.map(|c| c.card_type), known.and_then(|c| c.dual_cac));
-            let (card_type, pin, dual) =
-                self.with_card(reader, |ch| session::probe(ch, known_type, known_dual))?;
-            let card = self
-                .cards
-                .entry(reader.to_owned())
-                .or_insert_with(|| CachedCard {
-                    insertion,
-                    card_type,
-                    certificates: Vec::new(),
-                    read: Vec::new(),
-                    dual_cac: None,
-                });
-            let learnt = card.dual_cac != Some(dual);
-            card.dual_cac = Some(dual);
-            if learnt {
-                self.persist(reader);
+        let mut detail = self.probe_status(reader);
+        // A card put back a moment ago can fail its first power-up ("removed") and vanish from
+        // pcscd's view for a moment before it settles: its status is read again (a read:
+        // nothing is sent twice). A card that stays away was pulled out.
+        let mut present = true;
+        for _ in 0..SETTLE_TRIES {
+            if present && !matches!(detail, Err(CardError::CardRemoved)) {
+                break;
             }
+            std::thread::sleep(SETTLE_DELAY);
+            match self.insertion(reader)? {
+                Some(now) => {
+                    present = true;
+                    status.atr = now.atr.clone();
+                    detail = self.probe_status(reader);
+                }
+                None => present = false,
+            }
+        }
+        if !present {
+            self.cards.remove(reader);
+            return Ok(ReaderStatus {
+                name: reader.to_owned(),
+                card: None,
+            });
+        }
+        let detail = detail.map(|(card_type, pin, dual)| {
             status.card_type = card_type;
             status.pin = pin;
             status.dual_cac = dual;
-            Ok(())
-        })();
+        });
         match detail {
             Ok(()) => {}
             Err(CardError::PcscUnavailable) => return Err(CardError::PcscUnavailable),
