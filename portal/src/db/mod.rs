@@ -70,6 +70,13 @@ pub struct Registration {
     pub how: String,
 }
 
+/// An account's columns, in [`User`]'s order, for both databases.
+const USER_COLUMNS: &str = "id, username, password_hash, failed_logins, retry_at, locked_until, last_locked_at, failures_before_login";
+
+/// A registration's columns, in [`Registration`]'s order, for both databases.
+const REGISTRATION_COLUMNS: &str =
+    "id, user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how";
+
 /// How an account's wrong password is counted (throttle.rs decides the numbers).
 pub struct PasswordFailure<'a> {
     pub now: i64,

@@ -7,7 +7,10 @@ use tokio_postgres::{NoTls, Row};
 
 use cacbridge_verify::Identity;
 
-use super::{DbError, PasswordFailure, Registration, Result, SessionRow, User};
+use super::{
+    DbError, PasswordFailure, Registration, Result, SessionRow, User, REGISTRATION_COLUMNS,
+    USER_COLUMNS,
+};
 
 /// Each entry is one migration, applied in its own transaction. PostgreSQL's DDL is
 /// transactional: a migration is all there or not at all.
@@ -69,8 +72,6 @@ const MIGRATIONS: &[&str] = &[
 
 /// The advisory lock instances take to migrate one at a time ("CACB").
 const MIGRATION_LOCK: i64 = 0x4341_4342;
-
-const USER_COLUMNS: &str = "id, username, password_hash, failed_logins, retry_at, locked_until, last_locked_at, failures_before_login";
 
 fn user_row(r: &Row) -> User {
     User {
@@ -318,7 +319,7 @@ impl Postgres {
             .query(
                 &format!(
                     "SELECT {} FROM registrations WHERE user_id = $1 ORDER BY registered_at, id",
-                    super::sqlite::REGISTRATION_COLUMNS
+                    REGISTRATION_COLUMNS
                 ),
                 &[&user_id],
             )
@@ -336,7 +337,7 @@ impl Postgres {
             .query_opt(
                 &format!(
                     "SELECT {} FROM registrations WHERE fingerprint = $1",
-                    super::sqlite::REGISTRATION_COLUMNS
+                    REGISTRATION_COLUMNS
                 ),
                 &[&fingerprint],
             )
@@ -351,7 +352,7 @@ impl Postgres {
             .query_opt(
                 &format!(
                     "SELECT {} FROM registrations WHERE id = $1",
-                    super::sqlite::REGISTRATION_COLUMNS
+                    REGISTRATION_COLUMNS
                 ),
                 &[&id],
             )

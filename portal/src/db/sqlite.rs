@@ -9,7 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use cacbridge_verify::Identity;
 
-use super::{PasswordFailure, Registration, Result, SessionRow, User};
+use super::{
+    PasswordFailure, Registration, Result, SessionRow, User, REGISTRATION_COLUMNS, USER_COLUMNS,
+};
 
 const MIGRATIONS: &[&str] = &[
     // 1: accounts, sessions, registrations
@@ -90,8 +92,6 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, failed_logins, retry_at, locked_until, last_locked_at, failures_before_login";
-
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
@@ -104,9 +104,6 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         failures_before_login: r.get(7)?,
     })
 }
-
-pub(super) const REGISTRATION_COLUMNS: &str =
-    "id, user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how";
 
 fn registration_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Registration> {
     Ok(Registration {
