@@ -53,6 +53,37 @@ fn outcome(reply: &Value) -> String {
     }
 }
 
+/// The golden card "doe" in reader 0, answering each APDU after 15 ms (a listing and an
+/// authentication take a few hundred milliseconds: room for a fault within them), recording
+/// every PIN-carrying VERIFY in `scratch`/verify.log.
+fn slow_card(scratch: &std::path::Path) -> (VirtualCard, std::path::PathBuf) {
+    let verify_log = scratch.join("verify.log");
+    let card = VirtualCard::insert_with(
+        "doe",
+        0,
+        CardOptions {
+            apdu_delay: Some(Duration::from_millis(15)),
+            verify_log: Some(verify_log.clone()),
+            ..Default::default()
+        },
+    );
+    (card, verify_log)
+}
+
+/// The id of the first certificate `host` lists.
+fn first_certificate(host: &mut HostProcess) -> String {
+    let listed = host.call("l", "list-certificates", json!({}));
+    listed["result"]["certificates"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `authenticate`'s arguments for certificate `id` with `pin`.
+fn authentication(id: &str, pin: &str) -> Value {
+    json!({"certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": pin})
+}
+
 #[test]
 #[ignore = "needs pcscd and virtual cards: run scripts/test"]
 fn a_card_pulled_at_a_random_moment_loses_no_pin_and_the_host_serves_on() {
@@ -62,36 +93,17 @@ fn a_card_pulled_at_a_random_moment_loses_no_pin_and_the_host_serves_on() {
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     for run in 0..runs() {
         let scratch = tempfile::tempdir().unwrap();
-        let verify_log = scratch.path().join("verify.log");
-        // 15 ms an APDU: a listing and an authentication take a few hundred milliseconds.
-        let mut card = VirtualCard::insert_with(
-            "doe",
-            0,
-            CardOptions {
-                apdu_delay: Some(Duration::from_millis(15)),
-                verify_log: Some(verify_log.clone()),
-                ..Default::default()
-            },
-        );
+        let (mut card, verify_log) = slow_card(scratch.path());
         let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
         let listing = rng.gen_bool(0.5);
         // Within the operation: an authentication is 6 APDUs (about 90 ms), a listing more.
         let pull_after = Duration::from_millis(rng.gen_range(0..if listing { 400 } else { 100 }));
-        let id = if listing {
-            None
+        let request = if listing {
+            json!({"id": "x", "command": "list-certificates", "arguments": {}})
         } else {
-            let listed = host.call("l", "list-certificates", json!({}));
-            Some(
-                listed["result"]["certificates"][0]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            )
-        };
-        let request = match &id {
-            None => json!({"id": "x", "command": "list-certificates", "arguments": {}}),
-            Some(id) => json!({"id": "x", "command": "authenticate", "arguments": {
-                "certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}}),
+            let id = first_certificate(&mut host);
+            json!({"id": "x", "command": "authenticate",
+                   "arguments": authentication(&id, &card.info.pin)})
         };
         host.send(&request);
         std::thread::sleep(pull_after);
@@ -171,18 +183,13 @@ fn two_hosts_authenticating_on_one_card_at_once_lose_nothing() {
             let pin = pin.clone();
             std::thread::spawn(move || {
                 let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
-                let listed = host.call("l", "list-certificates", json!({}));
-                let id = listed["result"]["certificates"][0]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
+                let id = first_certificate(&mut host);
                 (0..rounds)
                     .map(|n| {
                         let reply = host.call(
                             &format!("b{b}-{n}"),
                             "authenticate",
-                            json!({"certificateId": id, "challengeNonce": NONCE,
-                                   "origin": ORIGIN, "pin": pin}),
+                            authentication(&id, &pin),
                         );
                         outcome(&reply)
                     })
@@ -212,24 +219,11 @@ fn another_program_holding_the_card_or_a_browser_closing_mid_request_loses_nothi
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     for run in 0..runs() {
         let scratch = tempfile::tempdir().unwrap();
-        let verify_log = scratch.path().join("verify.log");
-        let card = VirtualCard::insert_with(
-            "doe",
-            0,
-            CardOptions {
-                apdu_delay: Some(Duration::from_millis(15)),
-                verify_log: Some(verify_log.clone()),
-                ..Default::default()
-            },
-        );
+        let (card, verify_log) = slow_card(scratch.path());
         let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
-        let listed = host.call("l", "list-certificates", json!({}));
-        let id = listed["result"]["certificates"][0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let authenticate = json!({"id": "x", "command": "authenticate", "arguments": {
-            "certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}});
+        let id = first_certificate(&mut host);
+        let authenticate = json!({"id": "x", "command": "authenticate",
+                                  "arguments": authentication(&id, &card.info.pin)});
         let what = if run % 2 == 0 {
             // Another program takes the card for itself for a while (a middleware that
             // connects exclusively), from a moment before to a moment into the request.
@@ -276,11 +270,7 @@ fn another_program_holding_the_card_or_a_browser_closing_mid_request_loses_nothi
             status["result"]["readers"][0]["pinRetriesLeft"], 3,
             "run {run}: {what}: {status}"
         );
-        let reply = next.call(
-            "y",
-            "authenticate",
-            json!({"certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}),
-        );
+        let reply = next.call("y", "authenticate", authentication(&id, &card.info.pin));
         assert_eq!(outcome(&reply), "ok", "run {run}: {what}: {reply}");
     }
     println!("seed {seed}: {outcomes:?}");
@@ -295,22 +285,9 @@ fn pcscd_killed_and_restarted_mid_operation_loses_no_pin_and_the_host_serves_on(
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     for run in 0..runs() {
         let scratch = tempfile::tempdir().unwrap();
-        let verify_log = scratch.path().join("verify.log");
-        let card = VirtualCard::insert_with(
-            "doe",
-            0,
-            CardOptions {
-                apdu_delay: Some(Duration::from_millis(15)),
-                verify_log: Some(verify_log.clone()),
-                ..Default::default()
-            },
-        );
+        let (card, verify_log) = slow_card(scratch.path());
         let mut host = HostProcess::spawn(&[CHROME_ORIGIN]);
-        let listed = host.call("l", "list-certificates", json!({}));
-        let id = listed["result"]["certificates"][0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = first_certificate(&mut host);
         let listing = rng.gen_bool(0.5);
         let kill_after = Duration::from_millis(rng.gen_range(0..if listing { 400 } else { 100 }));
         let request = if listing {
@@ -325,8 +302,8 @@ fn pcscd_killed_and_restarted_mid_operation_loses_no_pin_and_the_host_serves_on(
             );
             json!({"id": "x", "command": "list-certificates", "arguments": {}})
         } else {
-            json!({"id": "x", "command": "authenticate", "arguments": {
-                "certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}})
+            json!({"id": "x", "command": "authenticate",
+                   "arguments": authentication(&id, &card.info.pin)})
         };
         host.send(&request);
         std::thread::sleep(kill_after);
@@ -373,11 +350,7 @@ fn pcscd_killed_and_restarted_mid_operation_loses_no_pin_and_the_host_serves_on(
             status["result"]["readers"][0]["pinRetriesLeft"], 3,
             "run {run}: {what}: {status}"
         );
-        let reply = host.call(
-            "y",
-            "authenticate",
-            json!({"certificateId": id, "challengeNonce": NONCE, "origin": ORIGIN, "pin": card.info.pin}),
-        );
+        let reply = host.call("y", "authenticate", authentication(&id, &card.info.pin));
         assert_eq!(outcome(&reply), "ok", "run {run}: {what}: {reply}");
     }
     println!("seed {seed}: {outcomes:?}");
