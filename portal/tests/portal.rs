@@ -841,3 +841,56 @@ fn kill_9_mid_registration_leaves_no_half_written_rows_on_postgresql_or_sqlite()
         .to_string()
     });
 }
+
+/// The account throttle's writes, the same on both databases: failures count up, the
+/// `lock_after`-th locks (the streak restarts, retry and lock end together, the lock's time
+/// is kept), and a failure after a lock counts again without touching the lock's record.
+async fn account_failures_count_and_lock(db: &cacbridge_portal::db::Db) {
+    let id = db.create_user("throttled", "hash", 1000).await.unwrap();
+    let retry_at = |failures: u32| 5000 + i64::from(failures);
+    let failure = |now| cacbridge_portal::db::PasswordFailure {
+        now,
+        retry_at: &retry_at,
+        lock_after: 3,
+        lock_seconds: 900,
+    };
+    let mut user = db.user_by_id(id).await.unwrap().unwrap();
+    let mut seen = Vec::new();
+    for now in [2000, 2001, 2002, 2003] {
+        user = db.password_failed(&user, &failure(now)).await.unwrap();
+        seen.push((
+            user.failed_logins,
+            user.retry_at,
+            user.locked_until,
+            user.last_locked_at,
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, 5001, 0, None),
+            (2, 5002, 0, None),
+            (0, 2902, 2902, Some(2002)),
+            (1, 5001, 2902, Some(2002)),
+        ],
+        "{}",
+        db.kind()
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+fn the_account_throttle_writes_the_same_on_postgresql_and_sqlite() {
+    let pg = PostgresServer::start();
+    let sqlite = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for location in [
+            pg.url.clone(),
+            sqlite.path().join("portal.db").display().to_string(),
+        ] {
+            let db = cacbridge_portal::db::Db::open(&location).await.unwrap();
+            account_failures_count_and_lock(&db).await;
+        }
+    });
+}

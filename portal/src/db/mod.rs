@@ -86,6 +86,34 @@ pub struct PasswordFailure<'a> {
     pub lock_seconds: i64,
 }
 
+/// What a wrong password writes to its account: the streak (0 again when it locks), when the
+/// next try may come, and the time of the lock, if this failure locks the account (then
+/// `locked_until` is `retry_at`).
+struct FailureRecord {
+    failed_logins: u32,
+    retry_at: i64,
+    locked_at: Option<i64>,
+}
+
+impl PasswordFailure<'_> {
+    fn record(&self, user: &User) -> FailureRecord {
+        let failures = user.failed_logins + 1;
+        if failures >= self.lock_after {
+            FailureRecord {
+                failed_logins: 0,
+                retry_at: self.now + self.lock_seconds,
+                locked_at: Some(self.now),
+            }
+        } else {
+            FailureRecord {
+                failed_logins: failures,
+                retry_at: (self.retry_at)(failures),
+                locked_at: None,
+            }
+        }
+    }
+}
+
 /// Fault injection for the crash-safety test: stop this long inside the registration's
 /// transaction, between its two writes (`CACBRIDGE_PORTAL_FAULT_REGISTRATION_PAUSE_MS`).
 fn registration_pause() -> Option<std::time::Duration> {
@@ -150,7 +178,8 @@ impl Db {
         user: &User,
         failure: &PasswordFailure<'_>,
     ) -> Result<User> {
-        each!(self, db => db.password_failed(user, failure))
+        let record = failure.record(user);
+        each!(self, db => db.password_failed(user, &record))
     }
 
     /// The right password: the streak ends; the wrong passwords since the last login are kept

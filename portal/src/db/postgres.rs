@@ -8,7 +8,7 @@ use tokio_postgres::{NoTls, Row};
 use cacbridge_verify::Identity;
 
 use super::{
-    DbError, PasswordFailure, Registration, Result, SessionRow, User, REGISTRATION_COLUMNS,
+    DbError, FailureRecord, Registration, Result, SessionRow, User, REGISTRATION_COLUMNS,
     USER_COLUMNS,
 };
 
@@ -193,35 +193,30 @@ impl Postgres {
             .map(|r| user_row(&r)))
     }
 
-    pub async fn password_failed(
+    pub(super) async fn password_failed(
         &self,
         user: &User,
-        failure: &PasswordFailure<'_>,
+        record: &FailureRecord,
     ) -> Result<User> {
-        let failures = user.failed_logins + 1;
-        let client = self.client().await?;
-        let row = if failures >= failure.lock_after {
-            let until = failure.now + failure.lock_seconds;
-            client
-                .query_opt(
-                    &format!(
-                        "UPDATE users SET failed_logins = 0, retry_at = $2, locked_until = $2, last_locked_at = $3,
-                             failures_since_login = failures_since_login + 1 WHERE id = $1 RETURNING {USER_COLUMNS}"
-                    ),
-                    &[&user.id, &until, &failure.now],
-                )
-                .await?
-        } else {
-            client
-                .query_opt(
-                    &format!(
-                        "UPDATE users SET failed_logins = $2, retry_at = $3,
-                             failures_since_login = failures_since_login + 1 WHERE id = $1 RETURNING {USER_COLUMNS}"
-                    ),
-                    &[&user.id, &(failures as i32), &(failure.retry_at)(failures)],
-                )
-                .await?
-        };
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "UPDATE users SET failed_logins = $2, retry_at = $3,
+                         locked_until = CASE WHEN $4::BIGINT IS NULL THEN locked_until ELSE $3 END,
+                         last_locked_at = COALESCE($4, last_locked_at),
+                         failures_since_login = failures_since_login + 1
+                     WHERE id = $1 RETURNING {USER_COLUMNS}"
+                ),
+                &[
+                    &user.id,
+                    &(record.failed_logins as i32),
+                    &record.retry_at,
+                    &record.locked_at,
+                ],
+            )
+            .await?;
         Ok(row.map_or_else(|| user.clone(), |r| user_row(&r)))
     }
 

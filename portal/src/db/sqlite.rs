@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use cacbridge_verify::Identity;
 
 use super::{
-    PasswordFailure, Registration, Result, SessionRow, User, REGISTRATION_COLUMNS, USER_COLUMNS,
+    FailureRecord, Registration, Result, SessionRow, User, REGISTRATION_COLUMNS, USER_COLUMNS,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -174,24 +174,19 @@ impl Sqlite {
             .optional()?)
     }
 
-    pub fn password_failed(&self, user: &User, failure: &PasswordFailure<'_>) -> Result<User> {
-        let conn = self.conn();
-        let failures = user.failed_logins + 1;
-        if failures >= failure.lock_after {
-            let until = failure.now + failure.lock_seconds;
-            conn.execute(
-                "UPDATE users SET failed_logins = 0, retry_at = ?2, locked_until = ?2, last_locked_at = ?3,
-                     failures_since_login = failures_since_login + 1 WHERE id = ?1",
-                params![user.id, until, failure.now],
-            )?;
-        } else {
-            conn.execute(
-                "UPDATE users SET failed_logins = ?2, retry_at = ?3,
-                     failures_since_login = failures_since_login + 1 WHERE id = ?1",
-                params![user.id, failures, (failure.retry_at)(failures)],
-            )?;
-        }
-        drop(conn);
+    pub(super) fn password_failed(&self, user: &User, record: &FailureRecord) -> Result<User> {
+        self.conn().execute(
+            "UPDATE users SET failed_logins = ?2, retry_at = ?3,
+                 locked_until = CASE WHEN ?4 IS NULL THEN locked_until ELSE ?3 END,
+                 last_locked_at = COALESCE(?4, last_locked_at),
+                 failures_since_login = failures_since_login + 1 WHERE id = ?1",
+            params![
+                user.id,
+                record.failed_logins,
+                record.retry_at,
+                record.locked_at
+            ],
+        )?;
         Ok(self.user_by_id(user.id)?.unwrap_or_else(|| user.clone()))
     }
 
