@@ -81,29 +81,35 @@ async function clickRegister(page) {
   await page.click("#cacbridge-register-button");
 }
 
-export function extensionSuite(which) {
-  let portal;
-  let card;
-  let stack;
-
+/**
+ * For one suite: the card "doe" in reader 0, the reference portal and `which` with the
+ * extension and host (`options` as `launch` takes them), all stopped after the suite. The
+ * suite's tests read them from the returned object once its `before` has run.
+ */
+function cardPortalBrowser(which, options) {
+  const env = {};
   before(async () => {
-    card = await insertCard("doe");
-    portal = await startPortal();
-    stack = await launch(which);
+    env.card = await insertCard("doe");
+    env.portal = await startPortal();
+    env.stack = await launch(which, options);
   });
-
   after(async () => {
-    await stack?.close();
-    await portal?.stop();
-    await card?.remove();
+    await env.stack?.close();
+    await env.portal?.stop();
+    await env.card?.remove();
   });
+  return env;
+}
+
+export function extensionSuite(which) {
+  const env = cardPortalBrowser(which);
 
   test(`${which}: the extension has its fixed id`, () => {
-    assert.equal(stack.id, which === "chromium" ? IDS.chromiumId : IDS.firefoxId);
+    assert.equal(env.stack.id, which === "chromium" ? IDS.chromiumId : IDS.firefoxId);
   });
 
   test(`${which}: register the CAC as the guide says, then log out and log in with it`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await login(page);
     assert.match(await page.content(), /Signed in as <strong>demo<\/strong>/);
     // My Account -> CAC/Certificate Registration
@@ -113,7 +119,7 @@ export function extensionSuite(which) {
     await page.type("#password", "demo-password");
     await page.click("#cacbridge-register-button");
 
-    const win = await dialog(stack.browser);
+    const win = await dialog(env.stack.browser);
     await screenshot(win, which, "chooser");
     const chosen = await win.$eval("input[name=certificate]:checked", (el) => el.closest("li").textContent);
     assert.match(chosen, /John A\. Doe \(DoD ID 1234567890\)/);
@@ -131,7 +137,7 @@ export function extensionSuite(which) {
       return JSON.stringify({ local, session, page: { ...localStorage }, pageSession: { ...sessionStorage } });
     });
     assert.ok(!extensionStorage.includes(WRONG_PIN), `PIN in the extension's storage: ${extensionStorage}`);
-    await win.type("#pin-input", card.info.pin);
+    await win.type("#pin-input", env.card.info.pin);
     await Promise.all([page.waitForNavigation({ timeout: 30000 }), win.click("#ok")]);
 
     await page.waitForSelector("#confirmation-edipi");
@@ -139,13 +145,13 @@ export function extensionSuite(which) {
     assert.ok(await page.$("#print"), "a Print button");
     await screenshot(page, which, "confirmation");
 
-    // Log out, then log in with the card.
+    // Log out, then log in with the env.card.
     await Promise.all([page.waitForNavigation(), page.click("header form button")]);
     assert.ok(page.url().endsWith("/login"));
     await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
     await page.click("#cacbridge-login-button");
-    const again = await dialog(stack.browser);
-    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(again, card.info.pin)]);
+    const again = await dialog(env.stack.browser);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(again, env.card.info.pin)]);
     assert.ok(page.url().endsWith("/account"), page.url());
     assert.match(await page.content(), /Signed in as <strong>demo<\/strong>/);
 
@@ -153,19 +159,19 @@ export function extensionSuite(which) {
     const pageState = await page.evaluate(() =>
       JSON.stringify({ dom: document.documentElement.outerHTML, local: { ...localStorage }, session: { ...sessionStorage }, cookies: document.cookie }),
     );
-    for (const pin of [card.info.pin, WRONG_PIN]) {
+    for (const pin of [env.card.info.pin, WRONG_PIN]) {
       assert.ok(!pageState.includes(pin), "PIN in the page");
     }
-    const log = stack.hostLog();
+    const log = env.stack.hostLog();
     assert.match(log, /authenticate/, "the host logged the requests");
-    for (const pin of [card.info.pin, WRONG_PIN]) {
+    for (const pin of [env.card.info.pin, WRONG_PIN]) {
       assert.ok(!new RegExp(`\\b${pin}\\b`).test(log), `PIN ${pin} in the host log`);
     }
     await page.close();
   });
 
   test(`${which}: a page that claims another origin gets a token bound to its real one`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await login(page);
     await page.goto(`${PORTAL_ORIGIN}/account/cac`);
     await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready");
@@ -183,15 +189,15 @@ export function extensionSuite(which) {
         }),
       challenge,
     );
-    const win = await dialog(stack.browser);
+    const win = await dialog(env.stack.browser);
     assert.match(await win.$eval("#purpose", (el) => el.textContent), /https:\/\/localhost:8443 asks/);
-    await choose(win, card.info.pin);
+    await choose(win, env.card.info.pin);
     const response = await answer;
     assert.equal(response.ok, true, JSON.stringify(response));
-    const tokenFile = join(stack.profile, "token.json");
+    const tokenFile = join(env.stack.profile, "token.json");
     writeFileSync(tokenFile, JSON.stringify(response.result));
     const verify = (origin) =>
-      spawnSync(join(ROOT, "target/debug/cacbridge-verify"), ["--token", tokenFile, "--origin", origin, "--nonce", challenge, "--trust", portal.trust, ...portal.revocationArgs], { encoding: "utf8" });
+      spawnSync(join(ROOT, "target/debug/cacbridge-verify"), ["--token", tokenFile, "--origin", origin, "--nonce", challenge, "--trust", env.portal.trust, ...env.portal.revocationArgs], { encoding: "utf8" });
     assert.equal(verify(PORTAL_ORIGIN).status, 0, "bound to the page's real origin");
     const claimed = verify("https://evil.example");
     assert.equal(claimed.status, 1);
@@ -220,7 +226,7 @@ export function extensionSuite(which) {
   async function noDialogWithin(ms) {
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
-      for (const page of await stack.browser.pages()) {
+      for (const page of await env.stack.browser.pages()) {
         if (seenDialogs.has(page)) continue;
         // Firefox's BiDi reports extension windows as about:blank: ask the page, but never wait on
       // one that is busy (a page mid-handshake does not answer until the handshake ends).
@@ -233,7 +239,7 @@ export function extensionSuite(which) {
   }
 
   test(`${which}: requests a page posts while loading are queued, and without a click nothing opens`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     // Posted while the page is still being parsed (before the extension can have said it is
     // ready), and without any user activation.
     await page.evaluateOnNewDocument(() => {
@@ -261,7 +267,7 @@ export function extensionSuite(which) {
   });
 
   test(`${which}: a page learns whether a usable card is there, never who holds it`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await page.goto(`${PORTAL_ORIGIN}/login`);
     await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
     const status = await postFromPage(page, { id: "s", action: "status" });
@@ -271,14 +277,14 @@ export function extensionSuite(which) {
     assert.equal(list.ok, true, JSON.stringify(list));
     assert.ok(list.result.certificates.some((c) => c.usableFor.includes("authenticate") && !c.expired));
     const text = JSON.stringify([status, list]);
-    for (const secret of [card.info.edipi, card.info.upn, card.info.email, "DOE", "Virtual PCD", "MII"]) {
+    for (const secret of [env.card.info.edipi, env.card.info.upn, env.card.info.email, "DOE", "Virtual PCD", "MII"]) {
       assert.ok(!text.includes(secret), `${secret} reached the page: ${text}`);
     }
     await page.close();
   });
 
   test(`${which}: bad parameters are answered at once, and no window opens`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await page.goto(`${PORTAL_ORIGIN}/login`);
     await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
     const cases = [
@@ -298,12 +304,12 @@ export function extensionSuite(which) {
   });
 
   test(`${which}: a document signature shows the site and the hash, and says it is not a login`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await page.goto(`${PORTAL_ORIGIN}/login`);
     await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
     const hash = Buffer.alloc(32, 0xab);
     const answer = postFromPage(page, { id: "doc", action: "sign", hash: hash.toString("base64"), hashFunction: "SHA-256" });
-    const win = await dialog(stack.browser);
+    const win = await dialog(env.stack.browser);
     assert.equal(await win.$eval("#document-signature", (el) => el.hidden), false);
     assert.match(await win.$eval("#document-signature", (el) => el.textContent), /document signature, not a login/);
     assert.equal(await win.$eval("#sign-origin", (el) => el.textContent), PORTAL_ORIGIN);
@@ -312,7 +318,7 @@ export function extensionSuite(which) {
     assert.match(chosen, /Digital Signature/);
     assert.ok(!/PIV Authentication/.test(await win.$eval("#certificates", (el) => el.textContent)), "the login certificate is not offered");
     await screenshot(win, which, "document-signature");
-    await choose(win, card.info.pin);
+    await choose(win, env.card.info.pin);
     const result = await answer;
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(result.result.algorithm, "ES256");
@@ -320,12 +326,12 @@ export function extensionSuite(which) {
   });
 
   test(`${which}: after a cancel, the same tab cannot reopen the window at once`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await page.goto(`${PORTAL_ORIGIN}/login`);
     await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
     const nonce = Buffer.alloc(32, 1).toString("base64");
     const first = postFromPage(page, { id: "c1", action: "authenticate", challengeNonce: nonce });
-    const win = await dialog(stack.browser);
+    const win = await dialog(env.stack.browser);
     await clickClosing(win, "#cancel-choose");
     assert.equal((await first).error.code, "user-cancelled");
     const again = await postFromPage(page, { id: "c2", action: "authenticate", challengeNonce: nonce });
@@ -337,7 +343,7 @@ export function extensionSuite(which) {
   test(`${which}: a sandboxed document on the portal (opaque origin) gets nothing`, async () => {
     // What a portal does with content it does not trust (an uploaded file, say): serve it
     // with a CSP sandbox. Its origin is "null" and must not be mapped back to the portal's.
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await page.setRequestInterception(true);
     page.on("request", (request) => {
       if (request.url() === `${PORTAL_ORIGIN}/uploads/hostile.html`) {
@@ -379,7 +385,7 @@ export function extensionSuite(which) {
   });
 
   test(`${which}: a site not on the allow-list gets nothing`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     // The same portal under another origin: not on the list.
     await page.goto("https://127.0.0.1:8443/login");
     await sleep(1500);
@@ -399,12 +405,12 @@ export function extensionSuite(which) {
   });
 
   test(`${which}: cancelling, and a card pulled out and put back while the window is open`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await clickRegister(page);
-    const win = await dialog(stack.browser);
-    await card.remove();
+    const win = await dialog(env.stack.browser);
+    await env.card.remove();
     await win.waitForFunction(() => /card was removed/.test(document.getElementById("card-state")?.textContent ?? ""), { timeout: 15000 });
-    card = await insertCard("doe");
+    env.card = await insertCard("doe");
     await win.waitForFunction(() => /Card inserted/.test(document.getElementById("card-state")?.textContent ?? ""), { timeout: 15000 });
     await win.waitForSelector("input[name=certificate]:checked", { timeout: 15000 });
     await clickClosing(win, "#cancel-choose");
@@ -415,18 +421,18 @@ export function extensionSuite(which) {
 
   if (which === "chromium") {
     test("chromium: works after Chrome stops and restarts the service worker", async () => {
-      const page = await stack.browser.newPage();
-      await page.goto(`${stack.base}/ui/popup.html`);
+      const page = await env.stack.browser.newPage();
+      await page.goto(`${env.stack.base}/ui/popup.html`);
       const session = await page.createCDPSession();
       await session.send("ServiceWorker.enable");
-      const worker = () => stack.browser.targets().some((t) => t.type() === "service_worker" && t.url().includes(stack.id));
+      const worker = () => env.stack.browser.targets().some((t) => t.type() === "service_worker" && t.url().includes(env.stack.id));
       assert.ok(worker(), "the service worker runs");
       await session.send("ServiceWorker.stopAllWorkers");
       for (let i = 0; i < 50 && worker(); i++) await sleep(100);
       assert.ok(!worker(), "the service worker was stopped");
       await clickRegister(page);
-      const win = await dialog(stack.browser);
-      await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(win, card.info.pin)]);
+      const win = await dialog(env.stack.browser);
+      await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(win, env.card.info.pin)]);
       // Registered already by the first test: the portal says so.
       assert.match(await page.content(), /already registered to your account|confirmation-edipi/);
       await page.close();
@@ -435,11 +441,11 @@ export function extensionSuite(which) {
 
   if (which === "firefox") {
     test("firefox: an allowed portal page loads the CAC Bridge security device into NSS", async () => {
-      const page = await stack.browser.newPage();
+      const page = await env.stack.browser.newPage();
       await page.goto(`${PORTAL_ORIGIN}/login`);
       await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
       // Firefox's module database, as NSS writes it when the pkcs11 API installs a module.
-      const database = join(stack.profile, "firefox", "pkcs11.txt");
+      const database = join(env.stack.profile, "firefox", "pkcs11.txt");
       let modules = "";
       for (let i = 0; i < 100 && !modules.includes("libcacbridge_pkcs11_browser.so"); i++) {
         await sleep(100);
@@ -454,9 +460,9 @@ export function extensionSuite(which) {
 
   // Last but one: it blocks the card's PIN.
   test(`${which}: a blocked PIN is explained, in the window and on the page`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await clickRegister(page);
-    const win = await dialog(stack.browser);
+    const win = await dialog(env.stack.browser);
     await choose(win, WRONG_PIN);
     await win.waitForFunction(() => /2 tries left/.test(document.getElementById("pin-error")?.textContent ?? ""));
     await win.type("#pin-input", WRONG_PIN);
@@ -474,9 +480,9 @@ export function extensionSuite(which) {
 
   // WebDriver BiDi refuses to navigate to moz-extension pages: the popup is driven in Chromium.
   test(`${which}: the popup shows the readiness checklist`, { skip: which === "firefox" && "BiDi cannot open extension pages" }, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await page.setViewport({ width: 460, height: 420 });
-    await page.goto(`${stack.base}/ui/popup.html`);
+    await page.goto(`${env.stack.base}/ui/popup.html`);
     await page.waitForSelector("#checklist li[data-check=portal]", { timeout: 20000 });
     const checks = await page.$$eval("#checklist li", (items) => items.map((li) => [li.dataset.check, li.dataset.ok]));
     assert.deepEqual(Object.fromEntries(checks).host, "true");
@@ -489,34 +495,22 @@ export function extensionSuite(which) {
 
 /** An unregistered card logs in: the password and a fresh proof from the same card link it. */
 export function linkSuite(which) {
-  let portal;
-  let card;
-  let stack;
-  before(async () => {
-    card = await insertCard("doe");
-    portal = await startPortal();
-    stack = await launch(which);
-  });
-  after(async () => {
-    await stack?.close();
-    await portal?.stop();
-    await card?.remove();
-  });
+  const env = cardPortalBrowser(which);
 
   test(`${which}: an unregistered card is linked with the password and a second PIN, and the confirmation names its holder`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await page.goto(`${PORTAL_ORIGIN}/login`);
     await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
     await page.click("#cacbridge-login-button");
-    const first = await dialog(stack.browser);
-    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(first, card.info.pin)]);
+    const first = await dialog(env.stack.browser);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(first, env.card.info.pin)]);
     assert.match(await page.content(), /is not registered to an account yet/);
     await page.waitForFunction(() => document.documentElement.dataset.cacbridge === "ready", { timeout: 20000 });
     await page.type("#username", "demo");
     await page.type("#password", "demo-password");
     await page.click("#cacbridge-link-button");
-    const second = await dialog(stack.browser);
-    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(second, card.info.pin)]);
+    const second = await dialog(env.stack.browser);
+    await Promise.all([page.waitForNavigation({ timeout: 30000 }), choose(second, env.card.info.pin)]);
     await page.waitForSelector("#confirmation-holder");
     assert.equal(await page.$eval("#confirmation-holder", (el) => el.textContent), "DOE.JOHN.A.1234567890");
     assert.equal(await page.$eval("#confirmation-account", (el) => el.textContent), "demo");
@@ -659,25 +653,13 @@ const MTLS_ORIGIN = "https://localhost:8444";
  * the request arrives): the person gets one clear error, and the next try works.
  */
 export function crashingHostSuite(which) {
-  let portal;
-  let card;
-  let stack;
-  before(async () => {
-    card = await insertCard("doe");
-    portal = await startPortal();
-    stack = await launch(which, { crashingHost: true });
-  });
-  after(async () => {
-    await stack?.close();
-    await portal?.stop();
-    await card?.remove();
-  });
+  const env = cardPortalBrowser(which, { crashingHost: true });
 
   test(`${which}: the host crashing mid-request: one clear error in the window, and the next try registers`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await clickRegister(page);
-    const win = await dialog(stack.browser);
-    await choose(win, card.info.pin);
+    const win = await dialog(env.stack.browser);
+    await choose(win, env.card.info.pin);
     // The window says the app stopped; the request stays open, nothing was registered.
     await win.waitForSelector("#pin-error:not([hidden])", { timeout: 20000 });
     const said = await win.$eval("#pin-error", (el) => el.textContent);
@@ -685,7 +667,7 @@ export function crashingHostSuite(which) {
     await screenshot(win, which, "host-crashed");
     assert.ok(page.url().endsWith("/account/cac"), "not registered");
     // The PIN again: the extension starts the host again, and the registration goes through.
-    await win.type("#pin-input", card.info.pin);
+    await win.type("#pin-input", env.card.info.pin);
     await Promise.all([page.waitForNavigation({ timeout: 30000 }), win.click("#ok")]);
     await page.waitForSelector("#confirmation-edipi", { timeout: 20000 });
     assert.equal(await page.$eval("#confirmation-edipi", (el) => el.textContent), "1234567890");
@@ -699,25 +681,13 @@ export function crashingHostSuite(which) {
  * stale window says so, and the next click registers.
  */
 export function workerKilledSuite(which) {
-  let portal;
-  let card;
-  let stack;
-  before(async () => {
-    card = await insertCard("doe");
-    portal = await startPortal();
-    stack = await launch(which);
-  });
-  after(async () => {
-    await stack?.close();
-    await portal?.stop();
-    await card?.remove();
-  });
+  const env = cardPortalBrowser(which);
 
   /** Stop the extension's service worker, as chrome://serviceworker-internals' Stop does. */
   async function killWorker() {
-    const cdp = await stack.browser.target().createCDPSession();
+    const cdp = await env.stack.browser.target().createCDPSession();
     const { targetInfos } = await cdp.send("Target.getTargets");
-    const worker = targetInfos.find((t) => t.type === "service_worker" && t.url.startsWith(`chrome-extension://${stack.id}/`));
+    const worker = targetInfos.find((t) => t.type === "service_worker" && t.url.startsWith(`chrome-extension://${env.stack.id}/`));
     assert.ok(worker, "the extension's service worker runs");
     await cdp.send("Target.closeTarget", { targetId: worker.targetId });
     const deadline = Date.now() + 10000;
@@ -731,9 +701,9 @@ export function workerKilledSuite(which) {
   }
 
   test(`${which}: the service worker killed mid-request: one clear error, and the next click registers`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await clickRegister(page);
-    const win = await dialog(stack.browser);
+    const win = await dialog(env.stack.browser);
     await win.click("#continue");
     await win.waitForSelector("#pin-input", { visible: true });
     await killWorker();
@@ -749,10 +719,10 @@ export function workerKilledSuite(which) {
     assert.ok(page.url().endsWith("/account/cac"), "nothing registered");
     // The next click (the password still typed) wakes a new worker, which starts the host again.
     await page.click("#cacbridge-register-button");
-    const again = await dialog(stack.browser);
+    const again = await dialog(env.stack.browser);
     await again.click("#continue");
     await again.waitForSelector("#pin-input", { visible: true });
-    await again.type("#pin-input", card.info.pin);
+    await again.type("#pin-input", env.card.info.pin);
     await Promise.all([page.waitForNavigation({ timeout: 30000 }), again.click("#ok")]);
     await page.waitForSelector("#confirmation-edipi", { timeout: 20000 });
     assert.equal(await page.$eval("#confirmation-edipi", (el) => el.textContent), "1234567890");
@@ -765,36 +735,24 @@ export function workerKilledSuite(which) {
  * module instead of its own applet code (the policy's `backends`, docs/policy.md).
  */
 export function moduleBackendSuite(which) {
-  let portal;
-  let card;
-  let stack;
-  before(async () => {
-    card = await insertCard("doe");
-    portal = await startPortal();
-    stack = await launch(which, { policy: { backends: ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"] } });
-  });
-  after(async () => {
-    await stack?.close();
-    await portal?.stop();
-    await card?.remove();
-  });
+  const env = cardPortalBrowser(which, { policy: { backends: ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"] } });
 
   test(`${which}: register the CAC with the host over OpenSC's module`, async () => {
-    const page = await stack.browser.newPage();
+    const page = await env.stack.browser.newPage();
     await clickRegister(page);
-    const win = await dialog(stack.browser);
+    const win = await dialog(env.stack.browser);
     const chosen = await win.$eval("input[name=certificate]:checked", (el) => el.closest("li").textContent);
     assert.match(chosen, /PIV Authentication/);
     // A wrong PIN first: pin-incorrect through the module, the window says so.
     await choose(win, WRONG_PIN);
     await win.waitForSelector("#pin-error:not([hidden])");
     assert.match(await win.$eval("#pin-error", (el) => el.textContent), /Wrong PIN/);
-    await win.type("#pin-input", card.info.pin);
+    await win.type("#pin-input", env.card.info.pin);
     await Promise.all([page.waitForNavigation({ timeout: 30000 }), win.click("#ok")]);
     await page.waitForSelector("#confirmation-edipi");
     assert.equal(await page.$eval("#confirmation-edipi", (el) => el.textContent), "1234567890");
-    assert.match(stack.hostLog(), /backend loaded backend=\/usr\/lib\/x86_64-linux-gnu\/opensc-pkcs11\.so/, "the host served from the module");
-    assert.doesNotMatch(stack.hostLog(), /backend loaded backend=pcsc/);
+    assert.match(env.stack.hostLog(), /backend loaded backend=\/usr\/lib\/x86_64-linux-gnu\/opensc-pkcs11\.so/, "the host served from the module");
+    assert.doesNotMatch(env.stack.hostLog(), /backend loaded backend=pcsc/);
     await page.close();
   });
 }
