@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::CardError;
-use crate::model::{CardCertificate, Purpose, ReaderStatus};
+use crate::model::{CardCertificate, CardInsertion, Purpose, ReaderStatus};
 use crate::pin::Pin;
 use crate::session::SignatureInput;
 use crate::Token;
@@ -185,18 +185,8 @@ impl Token for Chain {
             .sign_input(certificate, input, pin)
     }
 
-    fn sign_in_session(
-        &mut self,
-        certificate: &CardCertificate,
-        input: &SignatureInput,
-        pin: Option<&Pin>,
-    ) -> Result<Vec<u8>, CardError> {
-        self.backend_for(&certificate.reader)
-            .sign_in_session(certificate, input, pin)
-    }
-
-    fn log_out(&mut self, reader: &str) -> Result<(), CardError> {
-        self.backend_for(reader).log_out(reader)
+    fn insertion(&mut self, reader: &str) -> Result<Option<CardInsertion>, CardError> {
+        self.backend_for(reader).insertion(reader)
     }
 
     fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError> {

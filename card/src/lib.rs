@@ -35,7 +35,8 @@ pub use chain::Chain;
 pub use crypto::{Digest, HashFunction};
 pub use error::CardError;
 pub use model::{
-    CardCertificate, CardStatus, CardType, PinStatus, Purpose, ReaderEvent, ReaderStatus, Slot,
+    CardCertificate, CardInsertion, CardStatus, CardType, PinStatus, Purpose, ReaderEvent,
+    ReaderStatus, Slot,
 };
 pub use pcsc_backend::PcscBackend;
 pub use pin::Pin;
@@ -97,27 +98,13 @@ pub trait Token: Send {
         pin: Option<&Pin>,
     ) -> Result<Vec<u8>, CardError>;
 
-    /// Sign in a login session: with `pin`, verify it first and leave the card verified; with
-    /// none, sign on the card's standing verification, or fail with
-    /// [`CardError::PinRequired`] (no try spent) when the card is not verified. The PIN is
-    /// never kept here: the card holds the session, until [`Token::log_out`], removal or reset.
-    /// A backend without sessions verifies for this signature alone.
-    fn sign_in_session(
-        &mut self,
-        certificate: &CardCertificate,
-        input: &SignatureInput,
-        pin: Option<&Pin>,
-    ) -> Result<Vec<u8>, CardError> {
-        match pin {
-            Some(pin) => self.sign_input(certificate, input, Some(pin)),
-            None => Err(CardError::PinRequired),
-        }
-    }
-
-    /// End the login session of the card in `reader` (see [`Token::sign_in_session`]).
-    fn log_out(&mut self, reader: &str) -> Result<(), CardError> {
+    /// The insertion of the card now in `reader` (an opaque value that changes when a card is
+    /// removed or put in), without talking to the card; `None` when the reader is empty or the
+    /// backend cannot tell insertions apart. What is remembered for one insertion (a PIN held
+    /// for TLS logins) must be forgotten when this changes.
+    fn insertion(&mut self, reader: &str) -> Result<Option<CardInsertion>, CardError> {
         let _ = reader;
-        Ok(())
+        Ok(None)
     }
 
     /// Check `pin` on the card in `reader`, and leave the card not verified.

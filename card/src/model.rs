@@ -145,6 +145,27 @@ pub struct CardCertificate {
     pub info: CertificateInfo,
 }
 
+/// One insertion of a card in a reader ([`crate::Token::insertion`]): equal values mean the
+/// same card has stayed in the same reader since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardInsertion {
+    reader: String,
+    event_count: u32,
+    atr: Vec<u8>,
+}
+
+impl CardInsertion {
+    /// `event_count` is the reader's card event counter (pcsc-lite's, which moves on every
+    /// insertion and removal).
+    pub fn new(reader: &str, event_count: u32, atr: &[u8]) -> Self {
+        Self {
+            reader: reader.to_owned(),
+            event_count,
+            atr: atr.to_vec(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PinStatus {
     /// Tries left before the PIN blocks; `None` when the card does not say.

@@ -22,7 +22,9 @@ use pcsc::{Card, Context, Disposition, Protocols, ReaderState, Scope, ShareMode,
 use crate::certificate::inspect;
 use crate::disk_cache::{CardRecord, DiskCache};
 use crate::error::CardError;
-use crate::model::{CardCertificate, CardStatus, CardType, Purpose, ReaderStatus, Slot};
+use crate::model::{
+    CardCertificate, CardInsertion, CardStatus, CardType, Purpose, ReaderStatus, Slot,
+};
 use crate::pin::Pin;
 use crate::session::{self, PinUse, SignatureInput};
 use crate::transport::{Channel, Protocol, Transport};
@@ -640,23 +642,11 @@ impl Token for PcscBackend {
         self.sign_with(certificate, input, pin)
     }
 
-    fn sign_in_session(
-        &mut self,
-        certificate: &CardCertificate,
-        input: &SignatureInput,
-        pin: Option<&Pin>,
-    ) -> Result<Vec<u8>, CardError> {
-        let pin = pin.map_or(PinUse::Standing, PinUse::VerifyAndStay);
-        self.sign_with(certificate, input, pin)
-    }
-
-    fn log_out(&mut self, reader: &str) -> Result<(), CardError> {
+    fn insertion(&mut self, reader: &str) -> Result<Option<CardInsertion>, CardError> {
         self.with_service(|backend| {
-            let card_type = backend
-                .contents_for(reader, Purpose::Authentication)?
-                .card_type;
-            let result = backend.with_card(reader, |ch| session::log_out(ch, card_type));
-            backend.forget_on_removal(reader, result)
+            Ok(backend
+                .insertion(reader)?
+                .map(|insertion| CardInsertion::new(reader, insertion.event_count, &insertion.atr)))
         })
     }
 

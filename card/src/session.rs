@@ -145,18 +145,15 @@ impl SignatureInput {
     }
 }
 
-/// How a signature treats the PIN.
+/// How a signature treats the PIN. There is no way to leave the card verified: a card left
+/// verified in a shared reader signs for any program that asks (docs/pkcs11.md, "PIN
+/// caching").
 #[derive(Debug, Clone, Copy)]
 pub enum PinUse<'a> {
-    /// Verify this PIN right before signing and log out after: a PIN typed for one signature.
+    /// Verify this PIN right before signing and log out after, in the same transaction.
     Verify(&'a Pin),
-    /// Verify this PIN and leave the card verified: a login session, ended by
-    /// [`log_out`], the card's removal or reset. Legacy CAC applets cannot stay verified
-    /// without staying so for everyone (no logout), so they are reset as with `Verify`.
-    VerifyAndStay(&'a Pin),
-    /// No VERIFY: the key needs no PIN, or the card is still verified from a
-    /// `VerifyAndStay`. A card that is not answers [`CardError::PinRequired`], which costs no
-    /// PIN try.
+    /// No VERIFY: the key needs no PIN. A card that wants one answers
+    /// [`CardError::PinRequired`], which costs no PIN try.
     Standing,
 }
 
@@ -187,11 +184,10 @@ pub fn sign_input(
             )))
         }
     };
-    let (pin, stay_verified) = match pin {
-        _ if !slot.pin_required() => (None, false),
-        PinUse::Verify(pin) => (Some(pin), false),
-        PinUse::VerifyAndStay(pin) => (Some(pin), true),
-        PinUse::Standing => (None, false),
+    let pin = match pin {
+        _ if !slot.pin_required() => None,
+        PinUse::Verify(pin) => Some(pin),
+        PinUse::Standing => None,
     };
     match card_type {
         CardType::Piv => {
@@ -202,9 +198,8 @@ pub fn sign_input(
                 piv::verify_pin(ch, pin)?;
             }
             let output = piv::general_authenticate(ch, slot, key, &input);
-            // Log out whether or not the signature worked: the PIN is not left verified,
-            // unless the caller keeps a login session.
-            if pin.is_some() && !stay_verified {
+            // Log out whether or not the signature worked: the PIN is never left verified.
+            if pin.is_some() {
                 piv::logout(ch)?;
             }
             let output = output.map_err(not_verified_is_pin_required)?;
@@ -250,20 +245,6 @@ fn not_verified_is_pin_required(err: CardError) -> CardError {
             ..
         } => CardError::PinRequired,
         err => err,
-    }
-}
-
-/// End a login session ([`PinUse::VerifyAndStay`]): the PIV PIN's security status is reset.
-/// Legacy CAC applets were never left verified.
-pub fn log_out(ch: &mut Channel<'_>, card_type: CardType) -> Result<(), CardError> {
-    match card_type {
-        CardType::Piv => {
-            if !piv::select(ch)? {
-                return Err(CardError::UnsupportedCard("the PIV applet vanished".into()));
-            }
-            piv::logout(ch)
-        }
-        CardType::Cac | CardType::Unknown => Ok(()),
     }
 }
 

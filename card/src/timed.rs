@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::crypto::Digest;
 use crate::error::CardError;
-use crate::model::{CardCertificate, Purpose, ReaderStatus};
+use crate::model::{CardCertificate, CardInsertion, Purpose, ReaderStatus};
 use crate::pin::Pin;
 use crate::{SignatureInput, Token};
 
@@ -261,19 +261,9 @@ impl Token for TimedToken {
         self.run(move |token| token.sign_input(&certificate, &input, pin.as_ref()))
     }
 
-    fn sign_in_session(
-        &mut self,
-        certificate: &CardCertificate,
-        input: &SignatureInput,
-        pin: Option<&Pin>,
-    ) -> Result<Vec<u8>, CardError> {
-        let (certificate, input, pin) = (certificate.clone(), input.clone(), pin.cloned());
-        self.run(move |token| token.sign_in_session(&certificate, &input, pin.as_ref()))
-    }
-
-    fn log_out(&mut self, reader: &str) -> Result<(), CardError> {
+    fn insertion(&mut self, reader: &str) -> Result<Option<CardInsertion>, CardError> {
         let reader = reader.to_owned();
-        self.run(move |token| token.log_out(&reader))
+        self.run(move |token| token.insertion(&reader))
     }
 
     fn verify_pin(&mut self, reader: &str, pin: &Pin) -> Result<(), CardError> {

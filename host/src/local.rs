@@ -2,11 +2,14 @@
 //! the browser that started this host, asks for a TLS signature whose PIN CAC Bridge's window
 //! collects (docs/protocol.md, "The local channel").
 //!
-//! `<runtime dir>/host-<browser pid>.sock`, where the runtime dir is `$XDG_RUNTIME_DIR/cacbridge`
-//! (or `/tmp/cacbridge-<uid>`), created 0700 and refused when anyone else owns it or can enter
-//! it; the module applies the same rule (pkcs11/src/window.rs). Each connection's peer must run
-//! as this user and be the browser that started this host, or a process of that browser
-//! (Chromium's network service). One request a connection, framed as native messages are.
+//! `$XDG_RUNTIME_DIR/cacbridge/host-<browser pid>.sock`, the directory created 0700 and refused
+//! when anyone else owns it or can enter it; the module applies the same rule
+//! (pkcs11/src/window.rs). Without `XDG_RUNTIME_DIR` (no login session) there is no channel: a
+//! shared directory such as /tmp could be taken by another user first. Each connection's peer
+//! must be the very process that started this host, the browser's main process, where both
+//! Chromium (its SSLPrivateKey service) and Firefox (PSM) make client signatures: not a child,
+//! not another program the browser started. That process is alive (it is this host's parent),
+//! so no other process can hold its pid. One request a connection, framed as native messages.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -24,93 +27,124 @@ fn own_uid() -> std::io::Result<u32> {
     Ok(std::fs::metadata("/proc/self")?.uid())
 }
 
-/// The directory of this user's host sockets.
-pub fn socket_dir() -> std::io::Result<PathBuf> {
-    let uid = own_uid()?;
-    Ok(
-        match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-            Some(runtime) => PathBuf::from(runtime).join("cacbridge"),
-            None => PathBuf::from(format!("/tmp/cacbridge-{uid}")),
-        },
-    )
+/// The directory of this user's host sockets, `None` outside a login session.
+pub fn socket_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(|runtime| PathBuf::from(runtime).join("cacbridge"))
 }
 
-/// The bound socket; removed when dropped.
+/// A process as it was when first seen: a pid names it only with its start time (clock ticks
+/// since boot, field 22 of /proc/<pid>/stat), since pids are reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl ProcessIdentity {
+    pub fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+        let start_time = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(19)?
+            .parse()
+            .ok()?;
+        Some(Self { pid, start_time })
+    }
+
+    /// Whether this process is still the one running under its pid.
+    fn still_running(&self) -> bool {
+        Self::of(self.pid) == Some(*self)
+    }
+}
+
+/// The bound socket; removed when dropped, unless another host has bound the name since.
 pub struct LocalChannel {
     path: PathBuf,
+    inode: (u64, u64),
     listener: UnixListener,
+    browser: ProcessIdentity,
 }
 
 impl Drop for LocalChannel {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
-/// Bind the socket for the browser process `browser_pid` (this host's parent).
-pub fn open(browser_pid: u32) -> std::io::Result<LocalChannel> {
-    let dir = socket_dir()?;
+/// Bind the socket for the browser process that started this host (its parent).
+pub fn open() -> std::io::Result<LocalChannel> {
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+    let browser_pid = std::os::unix::process::parent_id();
+    let browser = ProcessIdentity::of(browser_pid)
+        .ok_or_else(|| refuse(format!("cannot read the browser process {browser_pid}")))?;
+    let dir = socket_dir().ok_or_else(|| refuse("no XDG_RUNTIME_DIR (no login session)".into()))?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)?;
-    let metadata = std::fs::metadata(&dir)?;
-    if metadata.uid() != own_uid()? || metadata.permissions().mode() & 0o077 != 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!("{} is not this user's private directory", dir.display()),
-        ));
+    let metadata = std::fs::symlink_metadata(&dir)?;
+    if !metadata.is_dir()
+        || metadata.uid() != own_uid()?
+        || metadata.permissions().mode() & 0o077 != 0
+    {
+        return Err(refuse(format!(
+            "{} is not this user's private directory",
+            dir.display()
+        )));
     }
     let path = dir.join(format!("host-{browser_pid}.sock"));
-    // A socket left by a host that died: nobody answers on it any more.
+    // A socket left by a host that died, or the socket of an earlier host of this browser:
+    // the newest host answers.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
-    Ok(LocalChannel { path, listener })
+    let bound = std::fs::symlink_metadata(&path)?;
+    Ok(LocalChannel {
+        path,
+        inode: (bound.dev(), bound.ino()),
+        listener,
+        browser,
+    })
 }
 
 /// Answer the module's requests until the host exits.
 pub async fn serve(channel: LocalChannel, host: Arc<Host>) {
     tracing::info!(socket = %channel.path.display(), "local channel open");
+    let browser = channel.browser;
     loop {
         let Ok((stream, _)) = channel.listener.accept().await else {
             continue;
         };
         let host = Arc::clone(&host);
         tokio::spawn(async move {
-            if let Err(err) = answer(stream, host).await {
+            if let Err(err) = answer(stream, browser, host).await {
                 tracing::info!(%err, "local channel connection ended");
             }
         });
     }
 }
 
-/// Whether `pid` is `ancestor` or one of its descendants (walking up /proc's parent links).
-fn descends_from(pid: u32, ancestor: u32) -> bool {
-    let mut current = pid;
-    for _ in 0..32 {
-        if current == ancestor {
-            return true;
-        }
-        let parent = std::fs::read_to_string(format!("/proc/{current}/stat"))
-            .ok()
-            .and_then(|stat| {
-                // Field 4; the command name (field 2) may hold spaces, so count from ')'.
-                stat.rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse::<u32>()
-                    .ok()
-            });
-        match parent {
-            Some(parent) if parent > 1 => current = parent,
-            _ => return false,
-        }
-    }
-    false
+/// Whether the peer of a connection is `browser` itself, still running: the same pid (a
+/// live process's pid is its own), the same start time, and still this host's parent.
+fn is_the_browser(peer_pid: Option<i32>, browser: ProcessIdentity) -> bool {
+    peer_pid.and_then(|pid| u32::try_from(pid).ok()) == Some(browser.pid)
+        && std::os::unix::process::parent_id() == browser.pid
+        && browser.still_running()
 }
 
-async fn answer(stream: UnixStream, host: Arc<Host>) -> std::io::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    browser: ProcessIdentity,
+    host: Arc<Host>,
+) -> std::io::Result<()> {
     let peer = stream.peer_cred()?;
     if peer.uid() != own_uid()? {
         tracing::warn!(
@@ -119,16 +153,11 @@ async fn answer(stream: UnixStream, host: Arc<Host>) -> std::io::Result<()> {
         );
         return Ok(());
     }
-    // Only the browser that started this host (its main process or one of its children, where
-    // the PKCS#11 module runs) may ask: another program of the same user must not be able to
-    // have the card sign what it likes, even with the person's PIN.
-    let browser = std::os::unix::process::parent_id();
-    let from_the_browser = peer
-        .pid()
-        .and_then(|pid| u32::try_from(pid).ok())
-        .is_some_and(|pid| descends_from(pid, browser));
-    if !from_the_browser {
-        tracing::warn!(pid = ?peer.pid(), "local channel: not this host's browser, refused");
+    // Only the browser that started this host may ask: another program of the same user, or
+    // one the browser started (another extension's native host, an application it opened),
+    // must not be able to have the card sign what it likes.
+    if !is_the_browser(peer.pid(), browser) {
+        tracing::warn!(pid = ?peer.pid(), browser = browser.pid, "local channel: not this host's browser, refused");
         return Ok(());
     }
     let mut framed = Framed::new(stream, NativeMessagingCodec::inbound());

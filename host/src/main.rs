@@ -465,7 +465,7 @@ fn say(line: &str) {
 /// on Windows a named pipe would do, not built yet).
 #[cfg(unix)]
 fn local_channel(host: Arc<Host>) -> Option<tokio::task::JoinHandle<()>> {
-    match cacbridge_host::local::open(std::os::unix::process::parent_id()) {
+    match cacbridge_host::local::open() {
         Ok(channel) => Some(tokio::spawn(cacbridge_host::local::serve(channel, host))),
         Err(err) => {
             tracing::warn!(%err, "no local channel: TLS portals get the browser's PIN prompt");
@@ -488,6 +488,7 @@ fn serve(caller: Caller) -> ExitCode {
     }
     logging::init();
     tracing::info!(pid = std::process::id(), %caller, version = HOST_VERSION, "host started");
+    cacbridge_host::held_pin::keep_memory_private();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -520,8 +521,8 @@ fn serve(caller: Caller) -> ExitCode {
         if let Some(local) = local {
             local.abort();
         }
-        // The browser is gone: no card stays verified for a TLS login it no longer makes.
-        host.end_pin_sessions().await;
+        // The browser is gone: no PIN is held for a TLS login it no longer makes.
+        host.end_pin_sessions();
         exit
     });
     // The stdin reader may still be parked in read(); don't wait for it.

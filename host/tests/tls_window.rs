@@ -135,8 +135,9 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
     };
 
     let session = {
-        // The card stays verified for the TLS login (the policy's 15 minutes by default): the
-        // next handshake signs at once, no window, and no VERIFY: the PIN was not kept.
+        // The host holds the PIN for the TLS login (the policy's 15 minutes by default): the
+        // next handshake signs at once, with no window, the held PIN verified, the signature
+        // made and the card logged out in one transaction.
         let before = card.apdus();
         let (session, signed) = sign_elsewhere(session).join().unwrap();
         assert!(openssl_verifies(
@@ -145,15 +146,92 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
             &signed.unwrap()
         ));
         let sent = card.apdu_headers().split_off(before);
-        assert!(sent.iter().any(|h| h.starts_with("0087")), "{sent:?}");
-        assert!(!sent.iter().any(|h| h.starts_with("0020")), "{sent:?}");
+        let order: Vec<&str> = sent
+            .iter()
+            .filter_map(|h| match &h[..8] {
+                "00200080" => Some("verify"),
+                "00870000" | "0087079a" | "0087079A" => Some("sign"),
+                "0020ff80" | "0020FF80" => Some("logout"),
+                _ if h.starts_with("0087") => Some("sign"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(order, ["verify", "sign", "logout"], "{sent:?}");
+        // The held PIN is in the host's memory once: the locked page, zeros after it (no
+        // stray copies; the digits alone also occur in the certificates' names).
+        let mut held = card.info.pin.as_bytes().to_vec();
+        held.extend([0u8; 8]);
+        let copies = host.memory_hits(&held);
+        assert_eq!(copies.len(), 1, "{copies:#?}");
         session
     };
 
-    // Another program logs the card out (a page-API signature does, too): the card has the
-    // last word, and the next handshake asks the window again.
+    // Between handshakes the card is not verified: another program of this user, knowing no
+    // PIN, finds an empty VERIFY refused and its GENERAL AUTHENTICATE on 9A refused (the
+    // reproduction of the review's H3: a card left verified signed a page-API login for it).
     let mut elsewhere = cacbridge_card::PcscBackend::new();
-    cacbridge_card::Token::log_out(&mut elsewhere, card.reader).unwrap();
+    assert_eq!(
+        empty_verify(card.reader),
+        "63c3",
+        "PIN status, not verified"
+    );
+    assert!(!card_is_verified(&mut elsewhere, &card));
+
+    // A process the browser started (sh -> python3, as another extension's native host or an
+    // application the browser opened would be) is refused too: no signature, no window.
+    let grandchild = runtime.path().join("grandchild.txt");
+    // `; true`: sh forks python3 rather than exec it, so python3 is a grandchild.
+    let status = std::process::Command::new("sh")
+        .args(["-c", "python3 -c \"$1\"; true", "sh"])
+        .arg(module_like_client(
+            &socket,
+            &authentication_id(&card),
+            &grandchild,
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let said = read_when_written(&grandchild);
+    assert!(said.starts_with("refused"), "{said}");
+    no_window_opened(&mut host, "g");
+
+    // The card taken out and put back: the held PIN was for that insertion, so the next
+    // handshake asks the window again.
+    let mut card = card;
+    drop(session);
+    card.remove();
+    card.reinsert();
+    let (session, authentication) = key_session(&pkcs11);
+    let sign_elsewhere = |session: cryptoki::session::Session| {
+        std::thread::spawn(move || {
+            let signed = session.sign(&Mechanism::Sha256RsaPkcs, authentication, message);
+            (session, signed)
+        })
+    };
+    let session = {
+        let signer = sign_elsewhere(session);
+        let request = next_event(&mut host, "pin-request");
+        let right = host.call(
+            "r1",
+            "tls-pin",
+            json!({"requestId": request["requestId"], "pin": card.info.pin}),
+        );
+        assert_eq!(right["result"]["done"], true, "{right}");
+        let (session, signed) = signer.join().unwrap();
+        signed.unwrap();
+        session
+    };
+    // Out and in once more, so that the next handshakes start without a held PIN.
+    drop(session);
+    card.remove();
+    card.reinsert();
+    let (session, authentication) = key_session(&pkcs11);
+    let sign_elsewhere = |session: cryptoki::session::Session| {
+        std::thread::spawn(move || {
+            let signed = session.sign(&Mechanism::Sha256RsaPkcs, authentication, message);
+            (session, signed)
+        })
+    };
 
     let session = {
         // The person cancels: the handshake's signature fails as cancelled.
@@ -250,7 +328,8 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         }
     }
 
-    // A TLS login ends when the browser does: the host logs the card out as it exits.
+    // A TLS login ends when the browser does: the held PIN goes with the host, and the card
+    // was never left verified.
     let (session, signed) = {
         let signer = sign_elsewhere(session);
         let request = next_event(&mut host, "pin-request");
@@ -263,22 +342,77 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         signer.join().unwrap()
     };
     signed.unwrap();
-    assert!(
-        card_is_verified(&mut elsewhere, &card),
-        "verified for the TLS login"
-    );
+    assert!(!card_is_verified(&mut elsewhere, &card), "left verified");
     drop(session);
     drop(pkcs11);
     host.close_stdin();
     assert!(host.wait().success());
-    assert!(
-        !card_is_verified(&mut elsewhere, &card),
-        "still verified after the host ended"
+    assert!(!card_is_verified(&mut elsewhere, &card));
+    assert_eq!(empty_verify(card.reader), "63c3");
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn a_host_killed_between_verify_and_logout_leaves_the_card_unverified() {
+    let _guard = lock();
+    let scratch = tempfile::tempdir().unwrap();
+    let verify_log = scratch.path().join("verify.log");
+    // Each APDU answered after 400 ms: the host is killed while the card signs, after the
+    // PIN went to it and before the logout.
+    let card = VirtualCard::insert_with(
+        "doe",
+        0,
+        cacbridge_testbed::CardOptions {
+            apdu_delay: Some(Duration::from_millis(400)),
+            verify_log: Some(verify_log.clone()),
+            ..Default::default()
+        },
     );
+    std::env::set_var("XDG_RUNTIME_DIR", scratch.path());
+    let pkcs11 = Pkcs11::new(browser_module(scratch.path())).unwrap();
+    pkcs11.initialize(CInitializeArgs::OsThreads).unwrap();
+    let mut host = HostProcess::spawn_with_env(
+        &[CHROME_ORIGIN],
+        "debug",
+        &[("XDG_RUNTIME_DIR", scratch.path().to_str().unwrap())],
+    );
+    let (session, key) = key_session(&pkcs11);
+    let signer = std::thread::spawn(move || {
+        session
+            .sign(&Mechanism::Sha256RsaPkcs, key, b"handshake")
+            .is_ok()
+    });
+    let request = next_event(&mut host, "pin-request");
+    host.send(&json!({"id": "p", "command": "tls-pin",
+        "arguments": {"requestId": request["requestId"], "pin": card.info.pin}}));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&verify_log)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no VERIFY reached the card"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &host.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    host.wait();
+    assert!(!signer.join().unwrap(), "no signature from a killed host");
+    // pcscd ends the dead client's transaction with a reset (pcsc-lite's MSGRemoveContext),
+    // which clears the PIN's security status.
+    assert_eq!(empty_verify(card.reader), "63c3", "left verified");
+    let mut elsewhere = cacbridge_card::PcscBackend::new();
+    assert!(!card_is_verified(&mut elsewhere, &card));
 }
 
 /// Whether the card signs with its authentication key without a PIN now (it never spends a
-/// try: an unverified card answers 6982).
+/// try: an unverified card answers 6982). The PKCS#1 block is a valid one: the virtual card
+/// signs any block once verified.
 fn card_is_verified(token: &mut cacbridge_card::PcscBackend, card: &VirtualCard) -> bool {
     use cacbridge_card::{CardError, SignatureInput, Token};
     let certificate = token
@@ -288,7 +422,7 @@ fn card_is_verified(token: &mut cacbridge_card::PcscBackend, card: &VirtualCard)
         .find(|c| c.slot == cacbridge_card::Slot::PivAuthentication)
         .unwrap();
     let block = SignatureInput::RsaBlock(vec![0x01; 256]);
-    match token.sign_in_session(&certificate, &block, None) {
+    match token.sign_input(&certificate, &block, None) {
         Ok(_) => true,
         Err(CardError::PinRequired) => false,
         Err(err) => panic!("{err}"),
@@ -313,4 +447,87 @@ fn over_the_local_channel(socket: &Path, request: Value) -> Value {
     let mut reply = vec![0u8; u32::from_ne_bytes(length) as usize];
     stream.read_exact(&mut reply).unwrap();
     serde_json::from_slice(&reply).unwrap()
+}
+
+/// A session on the module's first token and its authentication key.
+fn key_session(pkcs11: &Pkcs11) -> (cryptoki::session::Session, cryptoki::object::ObjectHandle) {
+    let slot = pkcs11.get_slots_with_token().unwrap()[0];
+    let session = pkcs11.open_ro_session(slot).unwrap();
+    let key = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap()[0];
+    (session, key)
+}
+
+/// SELECT PIV and an empty VERIFY, as any program on the reader may send: the status word in
+/// hex (9000 when the card is verified, 63cX with the tries left when not).
+fn empty_verify(reader: &str) -> String {
+    let context = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = std::ffi::CString::new(reader).unwrap();
+    let card = context
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap();
+    let mut buffer = [0u8; 258];
+    let select = [
+        0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00,
+    ];
+    let answer = card.transmit(&select, &mut buffer).unwrap();
+    assert_eq!(answer[answer.len() - 2..], [0x90, 0x00]);
+    let answer = card
+        .transmit(&[0x00, 0x20, 0x00, 0x80], &mut buffer)
+        .unwrap();
+    let status = hex(&answer[answer.len() - 2..]);
+    let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+    status
+}
+
+/// The id of the card's authentication certificate.
+fn authentication_id(card: &VirtualCard) -> String {
+    use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(card.info.certificate("9A")))
+}
+
+/// A Python program that asks the socket for a `tls-sign` as the module would and writes to
+/// `outcome` whether it was answered, with its chain of parent pids.
+fn module_like_client(socket: &Path, id: &str, outcome: &Path) -> String {
+    format!(
+        "import os, socket, struct, json\n\
+         s = socket.socket(socket.AF_UNIX); s.connect({socket:?})\n\
+         body = json.dumps({{'id': 1, 'command': 'tls-sign', 'arguments': {{'certificateId': '{id}', 'kind': 'ec-hash', 'input': 'VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU='}}}}).encode()\n\
+         try: s.sendall(struct.pack('=I', len(body)) + body); answer = s.recv(4)\n\
+         except (BrokenPipeError, ConnectionResetError): answer = b''\n\
+         pid = os.getpid(); chain = []\n\
+         while pid > 1 and len(chain) < 10:\n\
+         \x20   chain.append(pid); pid = int(open(f'/proc/{{pid}}/stat').read().rsplit(')', 1)[1].split()[1])\n\
+         open({outcome:?}, 'w').write(('answered' if answer else 'refused') + ' ' + repr(chain))\n",
+        socket = socket.to_str().unwrap(),
+        outcome = outcome.to_str().unwrap(),
+    )
+}
+
+/// The file's words once they are in it.
+fn read_when_written(path: &Path) -> String {
+    for _ in 0..100 {
+        let said = std::fs::read_to_string(path).unwrap_or_default();
+        if !said.is_empty() {
+            return said;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} was never written", path.display())
+}
+
+/// A status request answered with no `pin-request` before it.
+fn no_window_opened(host: &mut HostProcess, id: &str) {
+    host.send(&json!({"id": id, "command": "status", "arguments": {}}));
+    loop {
+        let message = host.recv().unwrap();
+        assert_ne!(message["event"], "pin-request", "a window opened");
+        if message["id"] == id {
+            break;
+        }
+    }
 }

@@ -28,16 +28,12 @@ pub trait WindowSigner: Send + Sync {
     fn sign(&self, certificate: &CardCertificate, input: &SignatureInput) -> Result<Vec<u8>, Rv>;
 }
 
-/// The directory of the host's local sockets for this user: `$XDG_RUNTIME_DIR/cacbridge`, or
-/// `/tmp/cacbridge-<uid>` without one (the host uses the same rule, host/src/local.rs).
+/// The directory of the host's local sockets for this user: `$XDG_RUNTIME_DIR/cacbridge`; none
+/// outside a login session (the host uses the same rule, host/src/local.rs).
 pub fn socket_dir() -> Option<PathBuf> {
-    let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    Some(
-        match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-            Some(runtime) => PathBuf::from(runtime).join("cacbridge"),
-            None => PathBuf::from(format!("/tmp/cacbridge-{uid}")),
-        },
-    )
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(|runtime| PathBuf::from(runtime).join("cacbridge"))
 }
 
 /// This process and its ancestors, nearest first: a browser may load the module in a child

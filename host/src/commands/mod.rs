@@ -75,9 +75,9 @@ pub struct Host {
     /// TLS signatures from the browser's PKCS#11 module waiting for the window's PIN.
     windows: Arc<tls::PendingWindows>,
     /// One TLS PIN window at a time: handshakes that start together wait for the first PIN
-    /// and then sign in the login it leaves on the card.
+    /// and then sign with the PIN it held.
     tls_window_turn: tokio::sync::Mutex<()>,
-    /// Cards left verified by a TLS login, until the policy's timeout.
+    /// PINs held for TLS logins, until the policy's timeout.
     pin_sessions: Arc<tls::PinSessions>,
 }
 
@@ -151,9 +151,10 @@ impl Host {
             })
     }
 
-    /// `tls-sign` from the browser's PKCS#11 module (the local channel): on a card still
-    /// verified by an earlier TLS login the card signs at once; otherwise CAC Bridge's window
-    /// collects the PIN, then the card signs. A wrong PIN lets the person try again.
+    /// `tls-sign` from the browser's PKCS#11 module (the local channel): with a PIN held from
+    /// an earlier TLS login on this card, the card verifies it, signs and logs out at once;
+    /// otherwise CAC Bridge's window collects the PIN, then the card signs. A wrong PIN lets
+    /// the person try again.
     pub async fn tls_sign(
         &self,
         arguments: &crate::messaging::protocol::Arguments,
@@ -164,21 +165,45 @@ impl Host {
             .on_lane(move |token| tls::tls_certificate(token, &request))
             .await?;
         let _turn = self.tls_window_turn.lock().await;
-        if self.pin_sessions.active(&certificate.reader) {
+        if let Some(held) = self
+            .pin_sessions
+            .held(&certificate.reader, &certificate.info.id)
+        {
             let (on_card, signed_input) = (certificate.clone(), input.clone());
             let signed = self
-                .on_lane(move |token| Ok(token.sign_in_session(&on_card, &signed_input, None)))
-                .await?;
+                .on_lane(move |token| {
+                    // Another card, or this one taken out and back: the PIN is not its.
+                    if token.insertion(&on_card.reader)?.as_ref() != Some(&held.insertion) {
+                        return Ok(None);
+                    }
+                    Ok(Some(token.sign_input(
+                        &on_card,
+                        &signed_input,
+                        Some(&held.pin),
+                    )))
+                })
+                .await;
             match signed {
-                Ok(signature) => {
-                    tracing::info!("TLS signature in the card's login session");
+                Ok(Some(Ok(signature))) => {
+                    tracing::info!("TLS signature with the PIN held for this login");
                     return Ok(tls::signature_result(&signature));
                 }
-                // Removed, reset or logged out since: the card says the PIN is needed again.
-                Err(CardError::PinRequired) => {
+                // Wrong now (changed elsewhere), blocked, removed: never sent again.
+                Ok(Some(Err(err))) => {
                     self.pin_sessions.end(&certificate.reader);
+                    tracing::info!(%err, "the held PIN did not sign; asking the window");
+                    if !matches!(err, CardError::PinIncorrect { .. }) {
+                        return Err(err.into());
+                    }
                 }
-                Err(err) => return Err(err.into()),
+                Ok(None) => {
+                    self.pin_sessions.end(&certificate.reader);
+                    tracing::info!("another card insertion: the held PIN is forgotten");
+                }
+                Err(err) => {
+                    self.pin_sessions.end(&certificate.reader);
+                    return Err(err);
+                }
             }
         }
         self.sign_after_window(certificate, input).await
@@ -231,19 +256,25 @@ impl Host {
             let tls::PinAttempt { pin, outcome } = attempt;
             let signed = self
                 .on_lane(move |token| {
-                    let signed = if session.is_zero() {
-                        token.sign_input(&on_card, &signed_input, Some(&pin))
-                    } else {
-                        token.sign_in_session(&on_card, &signed_input, Some(&pin))
-                    };
-                    signed.map_err(WireError::from)
+                    // The insertion before and after: a PIN is held only for the card that
+                    // took it, never for one swapped in meanwhile.
+                    let before = token.insertion(&on_card.reader).ok().flatten();
+                    let signature = token
+                        .sign_input(&on_card, &signed_input, Some(&pin))
+                        .map_err(WireError::from)?;
+                    let after = token.insertion(&on_card.reader).ok().flatten();
+                    let insertion = before.filter(|before| after.as_ref() == Some(before));
+                    Ok((signature, insertion, pin))
                 })
                 .await;
             match signed {
-                Ok(signature) => {
+                Ok((signature, insertion, pin)) => {
                     let _ = outcome.send(Ok(()));
-                    if !session.is_zero() {
-                        self.start_pin_session(&certificate.reader, session);
+                    match insertion {
+                        Some(insertion) if !session.is_zero() => {
+                            self.hold_pin(&certificate, insertion, &pin, session);
+                        }
+                        _ => {}
                     }
                     break Ok(tls::signature_result(&signature));
                 }
@@ -260,28 +291,34 @@ impl Host {
         outcome
     }
 
-    /// Remember the card in `reader` as verified for `length`, and log it out then.
-    fn start_pin_session(&self, reader: &str, length: std::time::Duration) {
-        let until = self.pin_sessions.start(reader, length);
-        let (sessions, token, reader) = (
-            Arc::clone(&self.pin_sessions),
-            self.token.clone(),
-            reader.to_owned(),
-        );
+    /// Hold `pin` for TLS logins with `certificate` on this insertion for `length`, and forget
+    /// it then.
+    fn hold_pin(
+        &self,
+        certificate: &CardCertificate,
+        insertion: cacbridge_card::CardInsertion,
+        pin: &cacbridge_card::Pin,
+        length: std::time::Duration,
+    ) {
+        let reader = certificate.reader.clone();
+        let Some(until) =
+            self.pin_sessions
+                .start(&reader, insertion, &certificate.info.id, pin, length)
+        else {
+            return;
+        };
+        let sessions = Arc::clone(&self.pin_sessions);
         tokio::spawn(async move {
             tokio::time::sleep_until(until).await;
             if sessions.end_if(&reader, until) {
-                log_out_on_lane(token, vec![reader]).await;
+                tracing::info!(%reader, "TLS login ended: the held PIN is wiped");
             }
         });
     }
 
-    /// Log out every card a TLS login left verified (the host is ending).
-    pub async fn end_pin_sessions(&self) {
-        let readers = self.pin_sessions.end_all();
-        if !readers.is_empty() {
-            log_out_on_lane(self.token.clone(), readers).await;
-        }
+    /// Forget every held PIN (the host is ending).
+    pub fn end_pin_sessions(&self) {
+        self.pin_sessions.end_all();
     }
 
     /// Queue `work` on the card lane; its reply is written when it is done.
@@ -326,20 +363,6 @@ impl Host {
             Err(err) => Route::Reply(Outbound::error(Some(id), err)),
         }
     }
-}
-
-/// Log the cards in `readers` out, on the card lane.
-async fn log_out_on_lane(token: SharedToken, readers: Vec<String>) {
-    let mut lane = token.lock_owned().await;
-    let _ = tokio::task::spawn_blocking(move || {
-        for reader in readers {
-            match lane.log_out(&reader) {
-                Ok(()) => tracing::info!(%reader, "TLS login ended: card logged out"),
-                Err(err) => tracing::info!(%reader, %err, "TLS login ended; no card to log out"),
-            }
-        }
-    })
-    .await;
 }
 
 impl Handler for Host {

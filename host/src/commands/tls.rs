@@ -16,10 +16,11 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use cacbridge_card::{KeyAlgorithm, Pin, Purpose, SignatureInput};
+use cacbridge_card::{CardInsertion, KeyAlgorithm, Pin, Purpose, SignatureInput};
 
 use super::rules::{find, pin_argument, wrong_role};
 use crate::arguments::{check_certificate_id, invalid, required_string};
+use crate::held_pin::HeldPin;
 use crate::messaging::protocol::{Arguments, ErrorCode, WireError};
 use crate::usage::usable_for;
 
@@ -61,54 +62,92 @@ impl PendingWindows {
     }
 }
 
-/// Cards left verified after a TLS login, by reader, with when that ends. The card holds the
-/// login (its PIN security status), never this process: an entry only says a signature may be
-/// tried without asking, and the card has the last word ([`cacbridge_card::CardError::PinRequired`]
-/// after a removal, a reset or another program's logout).
+/// The PINs of TLS logins, by reader: each for one insertion of one card and one certificate,
+/// until the policy's timeout. The card is never left verified (a card verified in a shared
+/// reader signs for any program); every later signature sends the held PIN again, signs and
+/// logs out in one transaction ([`HeldPin`]).
 #[derive(Default)]
 pub struct PinSessions {
-    until: Mutex<HashMap<String, Instant>>,
+    logins: Mutex<HashMap<String, HeldLogin>>,
+}
+
+struct HeldLogin {
+    insertion: CardInsertion,
+    certificate_id: String,
+    pin: HeldPin,
+    until: Instant,
+}
+
+/// A held PIN, taken out for one signature.
+pub struct HeldForSignature {
+    pub pin: Pin,
+    pub insertion: CardInsertion,
 }
 
 impl PinSessions {
-    /// A session on the card in `reader` from now, for `length`; returns when it ends.
-    pub fn start(&self, reader: &str, length: Duration) -> Instant {
+    /// Hold `pin` for the card `insertion` in `reader` and its certificate `certificate_id`,
+    /// from now for `length`; returns when it ends, or `None` when the PIN cannot be held
+    /// safely (no locked memory).
+    pub fn start(
+        &self,
+        reader: &str,
+        insertion: CardInsertion,
+        certificate_id: &str,
+        pin: &Pin,
+        length: Duration,
+    ) -> Option<Instant> {
+        let pin = HeldPin::new(pin)?;
         let until = Instant::now() + length;
-        self.lock().insert(reader.to_owned(), until);
-        until
+        self.lock().insert(
+            reader.to_owned(),
+            HeldLogin {
+                insertion,
+                certificate_id: certificate_id.to_owned(),
+                pin,
+                until,
+            },
+        );
+        Some(until)
     }
 
-    /// Whether the card in `reader` should still be verified.
-    pub fn active(&self, reader: &str) -> bool {
-        self.lock()
-            .get(reader)
-            .is_some_and(|until| *until > Instant::now())
+    /// The PIN held for `certificate_id` in `reader`, if its time has not run out.
+    pub fn held(&self, reader: &str, certificate_id: &str) -> Option<HeldForSignature> {
+        let mut logins = self.lock();
+        let login = logins.get(reader)?;
+        if login.until <= Instant::now() || login.certificate_id != certificate_id {
+            logins.remove(reader);
+            return None;
+        }
+        Some(HeldForSignature {
+            pin: login.pin.pin()?,
+            insertion: login.insertion.clone(),
+        })
     }
 
-    /// Forget the session in `reader`; whether there was one.
+    /// Forget the PIN held for `reader`; whether there was one.
     pub fn end(&self, reader: &str) -> bool {
         self.lock().remove(reader).is_some()
     }
 
-    /// End the session in `reader` if it is the one that ends at `until` (a PIN typed again
-    /// since started a new one, with its own end).
+    /// Forget the PIN held for `reader` if it is the one that ends at `until` (a PIN typed
+    /// again since started a new login, with its own end).
     pub fn end_if(&self, reader: &str, until: Instant) -> bool {
-        let mut sessions = self.lock();
-        if sessions.get(reader) == Some(&until) {
-            sessions.remove(reader);
+        let mut logins = self.lock();
+        if logins.get(reader).is_some_and(|login| login.until == until) {
+            logins.remove(reader);
             true
         } else {
             false
         }
     }
 
-    /// End every session; the readers they were in.
-    pub fn end_all(&self) -> Vec<String> {
-        self.lock().drain().map(|(reader, _)| reader).collect()
+    /// Forget every held PIN.
+    pub fn end_all(&self) {
+        self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.until.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HeldLogin>> {
+        self.logins.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -160,10 +199,10 @@ pub fn tls_certificate(
     }
     let fits = match (&request.input, certificate.info.key_algorithm) {
         (SignatureInput::RsaBlock(block), key @ KeyAlgorithm::Rsa { .. }) => {
-            block.len() == key.size_bytes()
+            block.len() == key.size_bytes() && is_tls_rsa_block(block)
         }
         (SignatureInput::EcHash(hash), KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384) => {
-            matches!(hash.len(), 20 | 32 | 48 | 64)
+            matches!(hash.len(), 20 | 28 | 32 | 48 | 64)
         }
         _ => false,
     };
@@ -176,6 +215,49 @@ pub fn tls_certificate(
             "the input does not fit the certificate's key",
         ))
     }
+}
+
+/// Whether `block` is what a TLS client signature pads: EMSA-PKCS1-v1_5 over a SHA-1 or SHA-2
+/// DigestInfo (TLS 1.2) or over MD5 || SHA-1 (TLS 1.0 and 1.1), or an EMSA-PSS encoding (TLS
+/// 1.3, TLS 1.2's rsa_pss). Anything else (a raw block, a decryption) is no handshake's.
+fn is_tls_rsa_block(block: &[u8]) -> bool {
+    /// DER DigestInfo prefixes (RFC 8017, 9.2 note 1) with the hash length each carries.
+    const DIGEST_INFOS: [(&[u8], usize); 5] = [
+        (
+            b"\x30\x21\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00\x04\x14",
+            20,
+        ),
+        (
+            b"\x30\x2d\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x04\x05\x00\x04\x1c",
+            28,
+        ),
+        (
+            b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20",
+            32,
+        ),
+        (
+            b"\x30\x41\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x02\x05\x00\x04\x30",
+            48,
+        ),
+        (
+            b"\x30\x51\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x03\x05\x00\x04\x40",
+            64,
+        ),
+    ];
+    const MD5_SHA1: usize = 36;
+    if let [0x00, 0x01, rest @ ..] = block {
+        let padding = rest.iter().take_while(|b| **b == 0xFF).count();
+        let Some((0x00, payload)) = rest[padding..].split_first() else {
+            return false;
+        };
+        return padding >= 8
+            && (payload.len() == MD5_SHA1
+                || DIGEST_INFOS.iter().any(|(prefix, hash)| {
+                    payload.len() == prefix.len() + hash && payload.starts_with(prefix)
+                }));
+    }
+    // EMSA-PSS: the encoded message ends in 0xBC, its top bit clear.
+    block.last() == Some(&0xBC) && block.first().is_some_and(|b| b & 0x80 == 0)
 }
 
 /// What the window is told about the request: the certificate it is for.
@@ -227,29 +309,74 @@ pub fn signature_result(signature: &[u8]) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[test]
+    fn only_tls_signature_blocks_are_signed() {
+        let digest = cacbridge_card::Digest::of(cacbridge_card::HashFunction::Sha256, b"hs");
+        let tls12 = cacbridge_card::crypto::pkcs1_v15_block(&digest, 256).unwrap();
+        assert!(is_tls_rsa_block(&tls12));
+        let mut tls10 = vec![0x00, 0x01];
+        tls10.resize(256 - 37, 0xFF);
+        tls10.push(0x00);
+        tls10.extend([0x5A; 36]);
+        assert!(is_tls_rsa_block(&tls10));
+        let mut pss = vec![0x4F; 255];
+        pss.push(0xBC);
+        assert!(is_tls_rsa_block(&pss));
+
+        // A raw block (a decryption, or anything a caller likes), a short padding, a payload of
+        // no hash's size, a PSS-looking block with its top bit set.
+        assert!(!is_tls_rsa_block(&[0x01; 256]));
+        let mut short = vec![0x00, 0x01, 0xFF, 0x00];
+        short.resize(256, 0x33);
+        assert!(!is_tls_rsa_block(&short));
+        let mut odd = tls10.clone();
+        odd[256 - 37] = 0xFF;
+        odd[256 - 36] = 0x00;
+        assert!(!is_tls_rsa_block(&odd));
+        let mut high = pss.clone();
+        high[0] = 0x80;
+        assert!(!is_tls_rsa_block(&high));
+    }
+
+    fn insertion(count: u32) -> CardInsertion {
+        CardInsertion::new("reader", count, &[0x3B, 0x88])
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_pin_session_ends_on_time_and_an_old_timer_spares_a_newer_one() {
+    async fn a_held_pin_ends_on_time_and_an_old_timer_spares_a_newer_one() {
         let sessions = PinSessions::default();
-        let first = sessions.start("reader", Duration::from_secs(60));
-        assert!(sessions.active("reader"));
-        assert!(!sessions.active("other reader"));
+        let pin = Pin::new("123456").unwrap();
+        let minute = Duration::from_secs(60);
+        let first = sessions
+            .start("reader", insertion(1), "cert", &pin, minute)
+            .unwrap();
+        let held = sessions.held("reader", "cert").unwrap();
+        assert_eq!(held.pin.digits(), b"123456");
+        assert_eq!(held.insertion, insertion(1));
+        assert!(sessions.held("reader", "another cert").is_none());
+        assert!(
+            sessions.held("reader", "cert").is_none(),
+            "asked for another certificate: forgotten"
+        );
+        sessions.start("reader", insertion(1), "cert", &pin, minute);
+        assert!(sessions.held("other reader", "cert").is_none());
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(!sessions.active("reader"), "past its end");
+        assert!(sessions.held("reader", "cert").is_none(), "past its end");
 
-        // The PIN typed again: a new session, which the first one's timer leaves alone.
-        let second = sessions.start("reader", Duration::from_secs(60));
+        // The PIN typed again: a new login, which the first one's timer leaves alone.
+        let second = sessions
+            .start("reader", insertion(2), "cert", &pin, minute)
+            .unwrap();
         assert!(!sessions.end_if("reader", first));
-        assert!(sessions.active("reader"));
+        assert!(sessions.held("reader", "cert").is_some());
         assert!(sessions.end_if("reader", second));
-        assert!(!sessions.active("reader"));
+        assert!(sessions.held("reader", "cert").is_none());
 
-        sessions.start("a", Duration::from_secs(60));
-        sessions.start("b", Duration::from_secs(60));
-        let mut ended = sessions.end_all();
-        ended.sort();
-        assert_eq!(ended, ["a", "b"]);
+        sessions.start("a", insertion(1), "cert", &pin, minute);
+        sessions.end_all();
         assert!(!sessions.end("a"));
     }
 }
