@@ -92,12 +92,19 @@ pub struct DiskCache {
 }
 
 impl DiskCache {
-    /// The per-user cache, if this machine lets us prove which pcscd counts the events.
+    /// The per-user cache, if this machine lets us prove which pcscd counts the events. None
+    /// for root on a cache under another user's home (`sudo -E cacbridge-host list`): that
+    /// user's file and links are not for root to read or write.
     pub fn for_user() -> Option<Self> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
         let base = std::env::var_os("XDG_CACHE_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+            .or_else(|| home.as_ref().map(|home| home.join(".cache")))?;
+        if root_among_others(&base) || home.is_some_and(|home| root_among_others(&home)) {
+            tracing::debug!("no certificate cache: root on another user's files");
+            return None;
+        }
         Self::at(base.join("cacbridge").join("cards.json"))
     }
 
@@ -168,8 +175,30 @@ impl DiskCache {
     }
 }
 
-/// Write `bytes` to `path` through a temporary file (mode 0600) renamed over it, in a
-/// directory only the user can enter.
+/// Whether this process runs as root and `path` (or the nearest part of it that exists)
+/// belongs to another user.
+fn root_among_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let uid = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| m.uid());
+        if uid(Path::new("/proc/self")) != Some(0) {
+            return false;
+        }
+        path.ancestors()
+            .find_map(uid)
+            .is_some_and(|owner| owner != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file (mode 0600, created new: never through a
+/// link or a file someone left there) renamed over it, in a directory only the user can
+/// enter.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
     let mut builder = std::fs::DirBuilder::new();
@@ -178,8 +207,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)?;
     let temporary = dir.join(format!(".cards.{}.tmp", std::process::id()));
+    // A leftover of a process that had this pid: removing a link removes the link only.
+    let _ = std::fs::remove_file(&temporary);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let result = options
@@ -394,6 +425,34 @@ mod tests {
         }
         for purpose in [Purpose::Authentication, Purpose::Signature, Purpose::All] {
             assert_eq!(purpose_from_name(purpose_name(purpose)), Some(purpose));
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_temporary_file_is_never_written_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("someone-elses");
+        std::fs::write(&target, "kept").unwrap();
+        let path = dir.path().join("cards.json");
+        let temporary = dir.path().join(format!(".cards.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&target, &temporary).unwrap();
+        write_private(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}");
+        assert!(std::fs::symlink_metadata(&temporary).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn root_keeps_out_of_another_users_cache() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cacbridge/cards.json");
+        assert!(!root_among_others(&cache), "one's own directory");
+        if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
+            std::os::unix::fs::chown(dir.path(), Some(4242), Some(4242)).unwrap();
+            assert!(root_among_others(&cache));
         }
     }
 }

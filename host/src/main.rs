@@ -154,7 +154,21 @@ fn home() -> PathBuf {
     dirs::home_dir().unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// A person's own setup is theirs to make: as root (`sudo -E`, `sudo HOME=...`) on another
+/// user's home, writing there would follow that user's links. The refusal, when so.
+fn refuse_root_on_anothers_home(system: bool) -> Option<ExitCode> {
+    let owner = module_install::root_on_anothers_home(&home()).filter(|_| !system)?;
+    eprintln!(
+        "cacbridge-host: {} belongs to uid {owner}: run this as that user, without sudo (or use --system as root)",
+        home().display()
+    );
+    Some(ExitCode::from(1))
+}
+
 fn install(system: bool, pin_entry: module_install::PinEntry) -> ExitCode {
+    if let Some(refused) = refuse_root_on_anothers_home(system) {
+        return refused;
+    }
     let host = match std::env::current_exe().and_then(|p| p.canonicalize()) {
         Ok(path) => path,
         Err(err) => {
@@ -193,6 +207,9 @@ fn install(system: bool, pin_entry: module_install::PinEntry) -> ExitCode {
 }
 
 fn uninstall(system: bool) -> ExitCode {
+    if let Some(refused) = refuse_root_on_anothers_home(system) {
+        return refused;
+    }
     match cacbridge_host::install::uninstall(&home(), system) {
         Ok(files) => {
             for file in &files {
@@ -222,12 +239,14 @@ fn doctor_fix() {
     say("Fixing:");
     let mut did = Vec::new();
     // Manifests: missing everywhere, or a user's pointing at a host that is gone.
+    // As root on another user's home, none of it: that user's links would be followed.
+    let as_the_user = module_install::root_on_anothers_home(&home()).is_none();
     let verdicts = cacbridge_host::install::check(&home());
     let none = verdicts.iter().all(|(_, verdict)| verdict.is_err());
     let stale = verdicts
         .iter()
         .any(|(_, verdict)| matches!(verdict, Err(reason) if reason != "no manifest"));
-    if none || stale {
+    if as_the_user && (none || stale) {
         match std::env::current_exe().and_then(|p| p.canonicalize()) {
             Ok(host) => match cacbridge_host::install::install(&home(), false, &host) {
                 Ok(files) => did.push(format!(

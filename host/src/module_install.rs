@@ -50,8 +50,44 @@ fn firefox_manifest_dir(home: &Path, system: bool) -> PathBuf {
     }
 }
 
-/// Run an NSS tool; its output, or why it failed.
+/// Whether this process runs as root on a home that belongs to someone else (`sudo -E`,
+/// `sudo HOME=...`, `su -m`): then nothing in it may be parsed, loaded or followed, since
+/// its owner controls every file and link there. The home's owner, when so.
+pub fn root_on_anothers_home(home: &Path) -> Option<u32> {
+    if own_uid() != Some(0) {
+        return None;
+    }
+    let owner = std::fs::symlink_metadata(home)
+        .ok()
+        .and_then(|m| owner_of(&m))
+        .map_or(u32::MAX, |(uid, _)| uid);
+    (owner != 0).then_some(owner)
+}
+
+/// The database directory an NSS tool's arguments name (`-d` or `-dbdir`, `sql:` stripped).
+fn database_argument<'a>(args: &[&'a str]) -> Option<&'a str> {
+    let at = args.iter().position(|a| *a == "-d" || *a == "-dbdir")?;
+    let value = args.get(at + 1)?;
+    Some(value.strip_prefix("sql:").unwrap_or(value))
+}
+
+/// Run an NSS tool; its output, or why it failed. Never as root on a database another user
+/// owns: NSS loads every library the database's pkcs11.txt lists, so that user's code would
+/// run as root (the second security review's H1).
 fn nss_tool(program: &str, args: &[&str]) -> Result<String, String> {
+    if own_uid() == Some(0) {
+        let owner = database_argument(args).and_then(|dir| {
+            std::fs::symlink_metadata(dir)
+                .ok()
+                .or_else(|| std::fs::symlink_metadata(Path::new(dir).parent()?).ok())
+                .and_then(|m| owner_of(&m))
+        });
+        if owner.is_some_and(|(uid, _)| uid != 0) {
+            return Err(format!(
+                "{program} refused: as root it would load the modules another user's database lists; run it as that user"
+            ));
+        }
+    }
     let out = Command::new(program)
         .args(args)
         .output()
@@ -93,15 +129,73 @@ fn second_name(target: &Path, name: &Path) -> std::io::Result<()> {
     return std::fs::copy(target, name).map(|_| ());
 }
 
-/// Give `file` to `uid`:`gid` (root only).
+/// Give the NSS database under `home` (the directory and its three files), where root made
+/// them, back to `uid`:`gid`, as root and without trusting the home's owner: every component
+/// is opened without following links (`O_NOFOLLOW`, `O_DIRECTORY` for directories), a file
+/// must be a regular file with one link, and the descriptor so checked is what is `fchown`ed.
+/// One line per thing done or refused.
 #[cfg(unix)]
-fn give_to(file: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    std::os::unix::fs::chown(file, Some(uid), Some(gid))
+fn give_back_nssdb(home: &Path, uid: u32, gid: u32) -> Vec<String> {
+    use rustix::fs::{fchown, fstat, open, openat, FileType, Mode, OFlags};
+    use rustix::process::{Gid, Uid};
+    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let file = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let owner = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    let dir = nssdb(home);
+    let opened = open(home, directory, Mode::empty())
+        .and_then(|home| openat(&home, ".pki", directory, Mode::empty()))
+        .and_then(|pki| openat(&pki, "nssdb", directory, Mode::empty()));
+    let nssdb_fd = match opened {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Vec::new(),
+        Err(err) => {
+            return vec![format!(
+                "not fixed: {}: {err} (a link, or not a directory: left alone)",
+                dir.display()
+            )]
+        }
+    };
+    let give = |fd: &rustix::fd::OwnedFd, path: PathBuf| -> Option<String> {
+        let stat = match fstat(fd) {
+            Ok(stat) if stat.st_uid == uid => return None,
+            Ok(stat) => stat,
+            Err(err) => return Some(format!("not fixed: {}: {err}", path.display())),
+        };
+        let kind = FileType::from_raw_mode(stat.st_mode);
+        let plain =
+            kind == FileType::Directory || (kind == FileType::RegularFile && stat.st_nlink == 1);
+        if !plain {
+            return Some(format!(
+                "not fixed: {} is not a plain file with one name: left alone",
+                path.display()
+            ));
+        }
+        Some(match fchown(fd, owner.0, owner.1) {
+            Ok(()) => format!(
+                "fixed: {} now belongs to the home's owner (uid {uid})",
+                path.display()
+            ),
+            Err(err) => format!("not fixed: {}: {err}", path.display()),
+        })
+    };
+    let mut said: Vec<String> = give(&nssdb_fd, dir.clone()).into_iter().collect();
+    for name in ["cert9.db", "key4.db", "pkcs11.txt"] {
+        match openat(&nssdb_fd, name, file, Mode::empty()) {
+            Ok(fd) => said.extend(give(&fd, dir.join(name))),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(rustix::io::Errno::LOOP) => said.push(format!(
+                "not fixed: {} is a symbolic link: left alone",
+                dir.join(name).display()
+            )),
+            Err(err) => said.push(format!("not fixed: {}: {err}", dir.join(name).display())),
+        }
+    }
+    said
 }
 
 #[cfg(not(unix))]
-fn give_to(_file: &Path, _uid: u32, _gid: u32) -> std::io::Result<()> {
-    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+fn give_back_nssdb(_home: &Path, _uid: u32, _gid: u32) -> Vec<String> {
+    Vec::new()
 }
 
 /// Files of `dir` that belong to someone other than the user running this.
@@ -122,7 +216,8 @@ fn files_not_owned_by(dir: &Path, uid: u32) -> Vec<PathBuf> {
             }
         })
         .filter(|p| {
-            std::fs::metadata(p).is_ok_and(|m| owner_of(&m).is_some_and(|(owner, _)| owner != uid))
+            std::fs::symlink_metadata(p)
+                .is_ok_and(|m| owner_of(&m).is_some_and(|(owner, _)| owner != uid))
         })
         .collect()
 }
@@ -551,10 +646,23 @@ fn trusts_dod_roots(listing: &str) -> bool {
 /// `doctor --fix`'s part for the NSS database Chrome and Chromium use: files made by root in a
 /// person's database (the classic `sudo certutil` mistake) given back to the home's owner when
 /// running as root; OpenSC or CACKey registered beside CAC Bridge (the card twice, two PIN
-/// prompts) unregistered. One line per thing done or left, saying what.
+/// prompts) unregistered, only when running as the database's user (as root NSS would load
+/// that user's libraries). One line per thing done or left, saying what.
 pub fn fix_nssdb(home: &Path) -> Vec<String> {
     let mut said = Vec::new();
     let dir = nssdb(home);
+    if let Some(owner) = root_on_anothers_home(home) {
+        let gid = std::fs::symlink_metadata(home)
+            .ok()
+            .and_then(|m| owner_of(&m))
+            .map_or(owner, |(_, gid)| gid);
+        said.extend(give_back_nssdb(home, owner, gid));
+        said.push(format!(
+            "not fixed as root: {} is uid {owner}'s; run `cacbridge-host doctor --fix` as that user (without sudo) for the rest",
+            home.display()
+        ));
+        return said;
+    }
     if !dir.exists() {
         return said;
     }
@@ -580,25 +688,13 @@ pub fn fix_nssdb(home: &Path) -> Vec<String> {
             },
         );
     }
-    // Files of the database that are not the home owner's (root's, after `sudo certutil`);
-    // last, because modutil rewrites files as whoever runs it.
-    if let Some((uid, gid)) = std::fs::metadata(home).ok().and_then(|m| owner_of(&m)) {
+    // Files of the database that are not the home owner's (root's, after `sudo certutil`).
+    if let Some((uid, _)) = std::fs::metadata(home).ok().and_then(|m| owner_of(&m)) {
         let misowned = files_not_owned_by(&dir, uid);
-        if !misowned.is_empty() && own_uid() == Some(0) {
-            for file in &misowned {
-                said.push(match give_to(file, uid, gid) {
-                    Ok(()) => format!(
-                        "fixed: {} now belongs to the home's owner (uid {uid})",
-                        file.display()
-                    ),
-                    Err(err) => format!("not fixed: {}: {err}", file.display()),
-                });
-            }
-        } else if !misowned.is_empty() {
+        if !misowned.is_empty() {
             said.push(format!(
-                "not fixed: {} belongs to another user; run `sudo chown -R \"$USER:\" {}`",
-                misowned[0].display(),
-                dir.display()
+                "not fixed: {} belongs to another user; run `sudo cacbridge-host doctor --fix` to give it back",
+                misowned[0].display()
             ));
         }
     }

@@ -183,13 +183,49 @@ fn doctor_explains_snap_and_flatpak_browsers_found_under_a_fake_root() {
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("is a Snap"));
 }
 
+/// `cacbridge-host COMMAND` run as `uid` (what the person runs, without sudo).
+fn host_as(uid: u32, home: &Path, command: &str) -> String {
+    let out = Command::new("setpriv")
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+            HOST.into(),
+        ])
+        .args(command.split(' '))
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn chown_all(path: &Path, uid: u32) {
+    let status = Command::new("chown")
+        .args(["-R", "--no-dereference", &format!("{uid}:{uid}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn owner(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(path).unwrap().uid()
+}
+
 #[test]
 #[ignore = "needs pcscd and virtual cards: run scripts/test"]
-fn doctor_fix_rewrites_stale_manifests_returns_a_root_made_database_and_drops_a_second_module() {
+fn doctor_fix_as_root_on_a_users_home_gives_files_back_and_loads_and_follows_nothing() {
     let _guard = lock();
     let home = tempfile::tempdir().unwrap();
     host(home.path(), "install");
-    let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
+    let nssdb = home.path().join(".pki/nssdb");
+    let database = format!("sql:{}", nssdb.display());
     // A manifest left pointing at a host that moved.
     let manifest = home
         .path()
@@ -207,35 +243,112 @@ fn doctor_fix_rewrites_stale_manifests_returns_a_root_made_database_and_drops_a_
             "-dbdir", &database, "-add", "OpenSC", "-libfile", OPENSC, "-force",
         ],
     );
-    // The home belongs to someone; its database was made by root (`sudo certutil`).
-    let someone = 4242;
-    std::os::unix::fs::chown(home.path(), Some(someone), Some(someone)).unwrap();
+    // The user's own library, listed a second time under OpenSC's name (the review's H1): NSS
+    // would run its constructor as whoever opens the database.
+    let hostile = home.path().join("hostile.so");
+    let marker = std::env::temp_dir().join(format!("cacbridge-h1-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let source = home.path().join("hostile.c");
+    std::fs::write(
+        &source,
+        format!(
+            "#include <stdio.h>\n#include <unistd.h>\n\
+             __attribute__((constructor)) static void ran(void) {{\n\
+             FILE *f = fopen({marker:?}, \"a\"); if (f) {{ fprintf(f, \"uid %d\\n\", (int)getuid()); fclose(f); }} }}\n"
+        ),
+    )
+    .unwrap();
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&hostile)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let mut modules = std::fs::read_to_string(nssdb.join("pkcs11.txt")).unwrap();
+    modules.push_str(&format!(
+        "\nlibrary={}\nname=OpenSC 2\nNSS=trustOrder=100\n",
+        hostile.display()
+    ));
+    std::fs::write(nssdb.join("pkcs11.txt"), modules).unwrap();
 
+    // Everything is the person's (uid 4242), but the database: made by root (`sudo certutil`).
+    let someone = 4242;
+    chown_all(home.path(), someone);
+    for file in ["", "cert9.db", "key4.db", "pkcs11.txt"] {
+        std::os::unix::fs::chown(nssdb.join(file), Some(0), Some(0)).unwrap();
+    }
+    // A root-owned secret the person links into their home (the review's H2): a manifest
+    // path made a link to it.
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("secret");
+    std::fs::write(&secret, "root's").unwrap();
+    let firefox_manifest = home
+        .path()
+        .join(".mozilla/native-messaging-hosts/org.cacbridge.host.json");
+    std::fs::remove_file(&firefox_manifest).unwrap();
+    std::os::unix::fs::symlink(&secret, &firefox_manifest).unwrap();
+
+    // Root, with the person's HOME (`sudo -E cacbridge-host doctor --fix`).
     let said = host(home.path(), "doctor --fix");
+    for file in ["", "cert9.db", "key4.db", "pkcs11.txt"] {
+        assert_eq!(owner(&nssdb.join(file)), someone, "{file}: {said}");
+    }
     assert!(
-        said.contains("fixed: ") && said.contains("manifest(s) written"),
+        said.contains("run `cacbridge-host doctor --fix` as that user"),
         "{said}"
     );
+    assert!(!marker.exists(), "the user's library ran as root: {said}");
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "root's",
+        "{said}"
+    );
+    assert_eq!(owner(&secret), 0);
+    let modules = std::fs::read_to_string(nssdb.join("pkcs11.txt")).unwrap();
+    assert!(
+        modules.contains("name=OpenSC\n"),
+        "modutil ran as root: {said}"
+    );
+    assert!(!said.contains("manifest(s) written"), "{said}");
+    // `install` as root on that home is refused as well.
+    let refused = Command::new(HOST)
+        .arg("install")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("run this as that user"));
+
+    // Links in the database are not followed: cert9.db made a link to a root-owned file.
+    std::os::unix::fs::chown(nssdb.join("key4.db"), Some(0), Some(0)).unwrap();
+    let cert9 = nssdb.join("cert9.db");
+    let kept = home.path().join("cert9.kept");
+    std::fs::rename(&cert9, &kept).unwrap();
+    std::os::unix::fs::symlink(&secret, &cert9).unwrap();
+    let said = host(home.path(), "doctor --fix");
+    assert_eq!(owner(&secret), 0, "followed the link: {said}");
+    assert!(
+        said.contains("cert9.db is a symbolic link: left alone"),
+        "{said}"
+    );
+    assert_eq!(owner(&nssdb.join("key4.db")), someone, "{said}");
+    std::fs::remove_file(&cert9).unwrap();
+    std::fs::rename(&kept, &cert9).unwrap();
+    std::fs::remove_file(&firefox_manifest).unwrap();
+
+    // The person runs it: the manifests are rewritten and the second modules go, in their own
+    // process (their library runs as them, as it would in their browser).
+    let said = host_as(someone, home.path(), "doctor --fix");
+    assert!(said.contains("manifest(s) written"), "{said}");
     let fixed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     assert_eq!(fixed["path"], path.as_str(), "{said}");
-    assert!(said.contains("OpenSC"), "{said}");
-    let modules = std::fs::read_to_string(home.path().join(".pki/nssdb/pkcs11.txt")).unwrap();
-    assert!(!modules.contains("name=OpenSC"), "{modules}");
+    let modules = std::fs::read_to_string(nssdb.join("pkcs11.txt")).unwrap();
+    assert!(!modules.contains("name=OpenSC\n"), "{modules}");
     assert!(modules.contains("name=CAC Bridge"), "{modules}");
-    use std::os::unix::fs::MetadataExt as _;
-    for file in ["cert9.db", "key4.db", "pkcs11.txt"] {
-        let owner = std::fs::metadata(home.path().join(".pki/nssdb").join(file))
-            .unwrap()
-            .uid();
-        assert_eq!(owner, someone, "{file}: {said}");
+    if let Ok(ran) = std::fs::read_to_string(&marker) {
+        assert!(!ran.contains("uid 0"), "{ran}");
     }
-    // Run again: nothing left to fix.
-    std::os::unix::fs::chown(home.path(), Some(0), Some(0)).unwrap();
-    for file in ["", "cert9.db", "key4.db", "pkcs11.txt"] {
-        let _ =
-            std::os::unix::fs::chown(home.path().join(".pki/nssdb").join(file), Some(0), Some(0));
-    }
-    let again = host(home.path(), "doctor --fix");
-    assert!(again.contains("nothing to fix"), "{again}");
+    let _ = std::fs::remove_file(&marker);
 }
