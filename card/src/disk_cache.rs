@@ -435,7 +435,9 @@ mod tests {
         let target = dir.path().join("someone-elses");
         std::fs::write(&target, "kept").unwrap();
         let path = dir.path().join("cards.json");
-        let temporary = dir.path().join(format!(".cards.{}.tmp", std::process::id()));
+        let temporary = dir
+            .path()
+            .join(format!(".cards.{}.tmp", std::process::id()));
         std::os::unix::fs::symlink(&target, &temporary).unwrap();
         write_private(&path, b"{}").unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept");
