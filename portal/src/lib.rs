@@ -93,21 +93,27 @@ mod tests {
         let address = "192.0.2.7";
         let backoff = |failures| throttle::backoff(failures, throttle::ADDRESS_FREE_FAILURES);
         for _ in 0..throttle::ADDRESS_FREE_FAILURES - 1 {
-            db.address_failed(address, 1000, &backoff).await.unwrap();
+            assert!(db.address_attempt(address, 1000, &backoff).await.unwrap());
             assert_eq!(db.address_retry_after(address, 1000).await.unwrap(), None);
         }
-        db.address_failed(address, 1000, &backoff).await.unwrap();
+        assert!(db.address_attempt(address, 1000, &backoff).await.unwrap());
         assert_eq!(
             db.address_retry_after(address, 1000).await.unwrap(),
             Some(2)
         );
-        db.address_failed(address, 1001, &backoff).await.unwrap();
+        // While it waits, an attempt is refused and counts nothing.
+        assert!(!db.address_attempt(address, 1001, &backoff).await.unwrap());
         assert_eq!(
             db.address_retry_after(address, 1001).await.unwrap(),
+            Some(1)
+        );
+        assert!(db.address_attempt(address, 1002, &backoff).await.unwrap());
+        assert_eq!(
+            db.address_retry_after(address, 1002).await.unwrap(),
             Some(4)
         );
         db.purge(
-            1001 + throttle::ADDRESS_MEMORY_SECONDS,
+            1002 + throttle::ADDRESS_MEMORY_SECONDS,
             throttle::ADDRESS_MEMORY_SECONDS,
         )
         .await

@@ -120,8 +120,15 @@ pub(crate) enum Attempt {
     },
 }
 
+/// How long an account's attempt slot is held at most (an instance that dies mid-check frees
+/// it then): far beyond an Argon2 check, short for a person.
+const ATTEMPT_SLOT_SECONDS: i64 = 30;
+
 /// Check `password` for `username`, throttled per client address and per account, with
-/// Argon2 on the blocking pool behind the semaphore.
+/// Argon2 on the blocking pool behind the semaphore. Both throttles decide before the check,
+/// atomically in the database every instance shares: the account's slot lets one guess at a
+/// time be checked (a burst of guesses cannot all read the same count, the second security
+/// review's M1), and the address's attempt is counted before its check.
 pub(crate) async fn password_attempt(
     state: &AppState,
     address: IpAddr,
@@ -130,53 +137,78 @@ pub(crate) async fn password_attempt(
 ) -> Result<Attempt, PortalError> {
     let now = now();
     let address = address.to_string();
-    if let Some(seconds) = state.db.address_retry_after(&address, now).await? {
+    let wait_for_account = |user: &db::User| Attempt::Wait {
+        // Another guess in flight: a moment.
+        seconds: (user.retry_at - now).max(1),
+        locked: user.locked_until > now,
+    };
+    // The account's slot first: an account that must wait costs its address nothing.
+    let claim = {
+        use argon2::password_hash::rand_core::RngCore as _;
+        (OsRng.next_u64() >> 1) as i64
+    };
+    let claimed = match &user {
+        Some(user) => {
+            let claimed = state
+                .db
+                .claim_password_attempt(user.id, now, claim, now + ATTEMPT_SLOT_SECONDS)
+                .await?;
+            match claimed {
+                Some(failed_logins) => Some(failed_logins),
+                None => {
+                    let current = state.db.user_by_id(user.id).await?;
+                    return Ok(wait_for_account(current.as_ref().unwrap_or(user)));
+                }
+            }
+        }
+        None => None,
+    };
+    let backoff = |failures| throttle::backoff(failures, throttle::ADDRESS_FREE_FAILURES);
+    if !state.db.address_attempt(&address, now, &backoff).await? {
+        if let Some(user) = &user {
+            state.db.release_password_attempt(user.id, claim).await?;
+        }
+        let seconds = state
+            .db
+            .address_retry_after(&address, now)
+            .await?
+            .unwrap_or(1);
         return Ok(Attempt::Wait {
             seconds,
             locked: false,
         });
     }
-    if let Some(user) = user.as_ref().filter(|u| u.retry_at > now) {
-        return Ok(Attempt::Wait {
-            seconds: user.retry_at - now,
-            locked: user.locked_until > now,
-        });
-    }
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches = state.password_checks.matches(hash, password).await;
-    match user {
-        Some(user) if matches => {
+    match (user, claimed) {
+        (Some(user), Some(_)) if matches => {
             state.db.password_succeeded(&user).await?;
             state.db.address_succeeded(&address).await?;
             Ok(Attempt::Right(user))
         }
-        user => {
-            state
+        (Some(user), Some(failed_logins)) => {
+            let retry_at =
+                |failures| now + throttle::backoff(failures, throttle::ACCOUNT_FREE_FAILURES);
+            let failure = db::PasswordFailure {
+                now,
+                retry_at: &retry_at,
+                lock_after: throttle::LOCK_AFTER_FAILURES,
+                lock_seconds: throttle::LOCK_SECONDS,
+            };
+            let after = state
                 .db
-                .address_failed(&address, now, &|failures| {
-                    throttle::backoff(failures, throttle::ADDRESS_FREE_FAILURES)
-                })
+                .password_failed(&user, failed_logins, claim, &failure)
                 .await?;
-            if let Some(user) = user {
-                let retry_at =
-                    |failures| now + throttle::backoff(failures, throttle::ACCOUNT_FREE_FAILURES);
-                let failure = db::PasswordFailure {
-                    now,
-                    retry_at: &retry_at,
-                    lock_after: throttle::LOCK_AFTER_FAILURES,
-                    lock_seconds: throttle::LOCK_SECONDS,
-                };
-                let after = state.db.password_failed(&user, &failure).await?;
-                if after.locked_until > now {
-                    tracing::warn!(user = user.id, "account locked after wrong passwords");
-                    return Ok(Attempt::Wait {
-                        seconds: after.locked_until - now,
-                        locked: true,
-                    });
-                }
+            if after.locked_until > now {
+                tracing::warn!(user = user.id, "account locked after wrong passwords");
+                return Ok(Attempt::Wait {
+                    seconds: after.locked_until - now,
+                    locked: true,
+                });
             }
             Ok(Attempt::Wrong)
         }
+        _ => Ok(Attempt::Wrong),
     }
 }
 

@@ -843,8 +843,8 @@ fn kill_9_mid_registration_leaves_no_half_written_rows_on_postgresql_or_sqlite()
 }
 
 /// The account throttle's writes, the same on both databases: failures count up, the
-/// `lock_after`-th locks (the streak restarts, retry and lock end together, the lock's time
-/// is kept), and a failure after a lock counts again without touching the lock's record.
+/// `lock_after`-th locks (the streak restarts, the lock's time is kept), no write shortens a
+/// stored wait, and a failure after a lock counts again without touching the lock's record.
 async fn account_failures_count_and_lock(db: &cacbridge_portal::db::Db) {
     let id = db.create_user("throttled", "hash", 1000).await.unwrap();
     let retry_at = |failures: u32| 5000 + i64::from(failures);
@@ -857,7 +857,10 @@ async fn account_failures_count_and_lock(db: &cacbridge_portal::db::Db) {
     let mut user = db.user_by_id(id).await.unwrap().unwrap();
     let mut seen = Vec::new();
     for now in [2000, 2001, 2002, 2003] {
-        user = db.password_failed(&user, &failure(now)).await.unwrap();
+        user = db
+            .password_failed(&user, user.failed_logins, 7, &failure(now))
+            .await
+            .unwrap();
         seen.push((
             user.failed_logins,
             user.retry_at,
@@ -870,11 +873,74 @@ async fn account_failures_count_and_lock(db: &cacbridge_portal::db::Db) {
         [
             (1, 5001, 0, None),
             (2, 5002, 0, None),
-            (0, 2902, 2902, Some(2002)),
-            (1, 5001, 2902, Some(2002)),
+            // A stored wait is never shortened: the lock's own end (2902) is earlier than
+            // the wait already stored (5002).
+            (0, 5002, 2902, Some(2002)),
+            (1, 5002, 2902, Some(2002)),
         ],
         "{}",
         db.kind()
+    );
+}
+
+/// One guess per account in flight: a claimed slot refuses a second claim, the failure written
+/// under it frees it, a wait already stored is never shortened, and a released slot is free.
+async fn one_attempt_slot_per_account(db: &cacbridge_portal::db::Db) {
+    let id = db.create_user("slotted", "hash", 1000).await.unwrap();
+    let retry_at = |failures: u32| 3000 + i64::from(failures);
+    let failure = cacbridge_portal::db::PasswordFailure {
+        now: 2000,
+        retry_at: &retry_at,
+        lock_after: 10,
+        lock_seconds: 900,
+    };
+    assert_eq!(
+        db.claim_password_attempt(id, 2000, 11, 2030).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        db.claim_password_attempt(id, 2000, 12, 2030).await.unwrap(),
+        None
+    );
+    let user = db.user_by_id(id).await.unwrap().unwrap();
+    let user = db.password_failed(&user, 0, 11, &failure).await.unwrap();
+    assert_eq!(
+        (user.failed_logins, user.retry_at),
+        (1, 3001),
+        "{}",
+        db.kind()
+    );
+    // Waiting until 3001: no slot before then.
+    assert_eq!(
+        db.claim_password_attempt(id, 3000, 13, 3030).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.claim_password_attempt(id, 3001, 13, 3031).await.unwrap(),
+        Some(1)
+    );
+    // A late write computed from a lower count cannot shorten the stored wait.
+    let shorter = |_: u32| 2500;
+    let late = cacbridge_portal::db::PasswordFailure {
+        retry_at: &shorter,
+        ..failure
+    };
+    let user = db.password_failed(&user, 0, 99, &late).await.unwrap();
+    assert_eq!(user.retry_at, 3001, "{}", db.kind());
+    assert_eq!(
+        db.claim_password_attempt(id, 3001, 14, 3031).await.unwrap(),
+        None,
+        "13 still holds it"
+    );
+    db.release_password_attempt(id, 13).await.unwrap();
+    assert_eq!(
+        db.claim_password_attempt(id, 3001, 14, 3031).await.unwrap(),
+        Some(1)
+    );
+    // A slot left by a crashed instance frees itself at its end.
+    assert_eq!(
+        db.claim_password_attempt(id, 3031, 15, 3061).await.unwrap(),
+        Some(1)
     );
 }
 
@@ -891,6 +957,75 @@ fn the_account_throttle_writes_the_same_on_postgresql_and_sqlite() {
         ] {
             let db = cacbridge_portal::db::Db::open(&location).await.unwrap();
             account_failures_count_and_lock(&db).await;
+            one_attempt_slot_per_account(&db).await;
         }
+    });
+}
+
+/// 40 wrong passwords for one account sent at once, spread over `portals`: each guess the
+/// portals checked is counted, and one at a time is checked (the review's M1: all 40 were
+/// checked, the count read before Argon2 went up by one). `failures` reads the account's
+/// failures since its last login.
+fn a_burst_of_guesses_is_checked_one_at_a_time(portals: &[&Portal], failures: &dyn Fn() -> String) {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(40));
+    let guesses: Vec<_> = (0..40)
+        .map(|i| {
+            let browser = portals[i % portals.len()].browser();
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let page = browser.get("/login");
+                let form = [
+                    ("csrf", page.csrf()),
+                    ("username", "demo".to_owned()),
+                    ("password", format!("wrong-guess-{i}")),
+                ];
+                let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                barrier.wait();
+                browser.post("/login", &form).status
+            })
+        })
+        .collect();
+    let statuses: Vec<StatusCode> = guesses.into_iter().map(|g| g.join().unwrap()).collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(checked + refused, 40, "{statuses:?}");
+    assert_eq!(
+        failures(),
+        checked.to_string(),
+        "every checked guess counted"
+    );
+    // One in flight at a time, and waits after the account's 3 free failures: a burst gets
+    // only a few guesses checked.
+    assert!(
+        (1..=3).contains(&checked),
+        "{checked} checked: {statuses:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+fn a_burst_of_wrong_passwords_cannot_race_the_lockout_on_sqlite_or_two_postgresql_instances() {
+    let _guard = lock();
+    let sqlite = Portal::start();
+    a_burst_of_guesses_is_checked_one_at_a_time(&[&sqlite], &|| {
+        let conn = rusqlite::Connection::open(sqlite._data.path().join("portal.db")).unwrap();
+        conn.query_row(
+            "SELECT failures_since_login FROM users WHERE username = 'demo'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+        .to_string()
+    });
+    let db = PostgresServer::start();
+    let (a, b) = two_instances(&db);
+    a_burst_of_guesses_is_checked_one_at_a_time(&[&a, &b], &|| {
+        db.query("SELECT failures_since_login FROM users WHERE username = 'demo'")
     });
 }

@@ -96,8 +96,8 @@ struct FailureRecord {
 }
 
 impl PasswordFailure<'_> {
-    fn record(&self, user: &User) -> FailureRecord {
-        let failures = user.failed_logins + 1;
+    fn record(&self, failed_logins: u32) -> FailureRecord {
+        let failures = failed_logins + 1;
         if failures >= self.lock_after {
             FailureRecord {
                 failed_logins: 0,
@@ -170,16 +170,39 @@ impl Db {
         each!(self, db => db.user_by_id(id))
     }
 
-    /// A wrong password for `user`: the next try waits (exponential back-off), and the
-    /// `lock_after`-th in a row locks the account for `lock_seconds`. Returns the account as it
-    /// now is.
+    /// Take `user`'s one password-attempt slot before its password is checked, so that one
+    /// guess at a time is in flight for an account, at every instance: `None` while another
+    /// guess is being checked or the account must wait; else the wrong passwords in a row so
+    /// far, exact since no other guess can move them until this one is written. A slot left by
+    /// a crashed instance frees itself at `until`.
+    pub async fn claim_password_attempt(
+        &self,
+        user_id: i64,
+        now: i64,
+        claim: i64,
+        until: i64,
+    ) -> Result<Option<u32>> {
+        each!(self, db => db.claim_password_attempt(user_id, now, claim, until))
+    }
+
+    /// Give the slot back unused (the address must wait).
+    pub async fn release_password_attempt(&self, user_id: i64, claim: i64) -> Result<()> {
+        each!(self, db => db.release_password_attempt(user_id, claim))
+    }
+
+    /// A wrong password for `user`, whose slot `claim` holds and who had `failed_logins`
+    /// wrong passwords in a row when it was claimed: the next try waits (exponential
+    /// back-off), and the `lock_after`-th in a row locks the account for `lock_seconds`. A
+    /// stored wait is never shortened. Frees the slot; returns the account as it now is.
     pub async fn password_failed(
         &self,
         user: &User,
+        failed_logins: u32,
+        claim: i64,
         failure: &PasswordFailure<'_>,
     ) -> Result<User> {
-        let record = failure.record(user);
-        each!(self, db => db.password_failed(user, &record))
+        let record = failure.record(failed_logins);
+        each!(self, db => db.password_failed(user, &record, claim))
     }
 
     /// The right password: the streak ends; the wrong passwords since the last login are kept
@@ -258,15 +281,17 @@ impl Db {
         each!(self, db => db.address_retry_after(address, now))
     }
 
-    /// A wrong password from `address`: its count goes up, and its next try waits
-    /// `backoff(count)` seconds.
-    pub async fn address_failed(
+    /// A password attempt from `address`, counted before it is checked (a right password
+    /// then clears the count): false, counting nothing, while the address must wait; else its
+    /// count goes up and its next try waits `backoff(count)` seconds, never less than a wait
+    /// already stored. Atomic at every instance, so a burst cannot all pass one check.
+    pub async fn address_attempt(
         &self,
         address: &str,
         now: i64,
         backoff: &(dyn Fn(u32) -> i64 + Sync),
-    ) -> Result<()> {
-        each!(self, db => db.address_failed(address, now, backoff))
+    ) -> Result<bool> {
+        each!(self, db => db.address_attempt(address, now, backoff))
     }
 
     pub async fn address_succeeded(&self, address: &str) -> Result<()> {

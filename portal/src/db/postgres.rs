@@ -68,6 +68,9 @@ const MIGRATIONS: &[&str] = &[
         what TEXT NOT NULL,
         registration_id BIGINT REFERENCES registrations(id) ON DELETE SET NULL
      );",
+    // 2: one password guess per account in flight (SQLite's migration 4)
+    "ALTER TABLE users ADD COLUMN attempt_until BIGINT NOT NULL DEFAULT 0;
+     ALTER TABLE users ADD COLUMN attempt_claim BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// The advisory lock instances take to migrate one at a time ("CACB").
@@ -193,20 +196,55 @@ impl Postgres {
             .map(|r| user_row(&r)))
     }
 
+    pub async fn claim_password_attempt(
+        &self,
+        user_id: i64,
+        now: i64,
+        claim: i64,
+        until: i64,
+    ) -> Result<Option<u32>> {
+        // One statement: the row lock makes a second claim wait, then see this one's
+        // attempt_until and claim nothing.
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "UPDATE users SET attempt_until = $4, attempt_claim = $3
+                 WHERE id = $1 AND attempt_until <= $2 AND retry_at <= $2
+                 RETURNING failed_logins",
+                &[&user_id, &now, &claim, &until],
+            )
+            .await?;
+        Ok(row.map(|r| r.get::<_, i32>(0).max(0) as u32))
+    }
+
+    pub async fn release_password_attempt(&self, user_id: i64, claim: i64) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE users SET attempt_until = 0 WHERE id = $1 AND attempt_claim = $2",
+                &[&user_id, &claim],
+            )
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn password_failed(
         &self,
         user: &User,
         record: &FailureRecord,
+        claim: i64,
     ) -> Result<User> {
         let row = self
             .client()
             .await?
             .query_opt(
                 &format!(
-                    "UPDATE users SET failed_logins = $2, retry_at = $3,
-                         locked_until = CASE WHEN $4::BIGINT IS NULL THEN locked_until ELSE $3 END,
+                    "UPDATE users SET failed_logins = $2, retry_at = GREATEST(retry_at, $3),
+                         locked_until = CASE WHEN $4::BIGINT IS NULL THEN locked_until ELSE GREATEST(locked_until, $3) END,
                          last_locked_at = COALESCE($4, last_locked_at),
-                         failures_since_login = failures_since_login + 1
+                         failures_since_login = failures_since_login + 1,
+                         attempt_until = CASE WHEN attempt_claim = $5 THEN 0 ELSE attempt_until END
                      WHERE id = $1 RETURNING {USER_COLUMNS}"
                 ),
                 &[
@@ -214,6 +252,7 @@ impl Postgres {
                     &(record.failed_logins as i32),
                     &record.retry_at,
                     &record.locked_at,
+                    &claim,
                 ],
             )
             .await?;
@@ -225,7 +264,7 @@ impl Postgres {
             .await?
             .execute(
                 "UPDATE users SET failures_before_login = failures_since_login, failures_since_login = 0,
-                     failed_logins = 0, retry_at = 0, locked_until = 0 WHERE id = $1",
+                     failed_logins = 0, retry_at = 0, locked_until = 0, attempt_until = 0 WHERE id = $1",
                 &[&user.id],
             )
             .await?;
@@ -432,31 +471,37 @@ impl Postgres {
             .filter(|wait| *wait > 0))
     }
 
-    pub async fn address_failed(
+    pub async fn address_attempt(
         &self,
         address: &str,
         now: i64,
         backoff: &(dyn Fn(u32) -> i64 + Sync),
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let failures: i32 = tx
-            .query_one(
+        // The upsert holds the row until commit: a concurrent attempt from the address waits,
+        // then sees the retry_at this one set.
+        let failures: Option<i32> = tx
+            .query_opt(
                 "INSERT INTO address_failures (address, failures, retry_at, last_failure) VALUES ($1, 1, 0, $2)
                  ON CONFLICT (address) DO UPDATE SET failures = address_failures.failures + 1,
                      last_failure = excluded.last_failure
+                     WHERE address_failures.retry_at <= $2
                  RETURNING failures",
                 &[&address, &now],
             )
             .await?
-            .get(0);
+            .map(|r| r.get(0));
+        let Some(failures) = failures else {
+            return Ok(false);
+        };
         tx.execute(
-            "UPDATE address_failures SET retry_at = $2 WHERE address = $1",
+            "UPDATE address_failures SET retry_at = GREATEST(retry_at, $2) WHERE address = $1",
             &[&address, &(now + backoff(failures.max(0) as u32))],
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn address_succeeded(&self, address: &str) -> Result<()> {

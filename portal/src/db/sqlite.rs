@@ -71,6 +71,9 @@ const MIGRATIONS: &[&str] = &[
         what TEXT NOT NULL,
         registration_id INTEGER REFERENCES registrations(id) ON DELETE SET NULL
      );",
+    // 4: one password guess per account in flight (its claim, until when)
+    "ALTER TABLE users ADD COLUMN attempt_until INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE users ADD COLUMN attempt_claim INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// A database in memory, migrated (tests).
@@ -174,17 +177,52 @@ impl Sqlite {
             .optional()?)
     }
 
-    pub(super) fn password_failed(&self, user: &User, record: &FailureRecord) -> Result<User> {
+    pub fn claim_password_attempt(
+        &self,
+        user_id: i64,
+        now: i64,
+        claim: i64,
+        until: i64,
+    ) -> Result<Option<u32>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "UPDATE users SET attempt_until = ?4, attempt_claim = ?3
+                 WHERE id = ?1 AND attempt_until <= ?2 AND retry_at <= ?2
+                 RETURNING failed_logins",
+                params![user_id, now, claim, until],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn release_password_attempt(&self, user_id: i64, claim: i64) -> Result<()> {
         self.conn().execute(
-            "UPDATE users SET failed_logins = ?2, retry_at = ?3,
-                 locked_until = CASE WHEN ?4 IS NULL THEN locked_until ELSE ?3 END,
+            "UPDATE users SET attempt_until = 0 WHERE id = ?1 AND attempt_claim = ?2",
+            params![user_id, claim],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn password_failed(
+        &self,
+        user: &User,
+        record: &FailureRecord,
+        claim: i64,
+    ) -> Result<User> {
+        self.conn().execute(
+            "UPDATE users SET failed_logins = ?2, retry_at = max(retry_at, ?3),
+                 locked_until = CASE WHEN ?4 IS NULL THEN locked_until ELSE max(locked_until, ?3) END,
                  last_locked_at = COALESCE(?4, last_locked_at),
-                 failures_since_login = failures_since_login + 1 WHERE id = ?1",
+                 failures_since_login = failures_since_login + 1,
+                 attempt_until = CASE WHEN attempt_claim = ?5 THEN 0 ELSE attempt_until END
+             WHERE id = ?1",
             params![
                 user.id,
                 record.failed_logins,
                 record.retry_at,
-                record.locked_at
+                record.locked_at,
+                claim
             ],
         )?;
         Ok(self.user_by_id(user.id)?.unwrap_or_else(|| user.clone()))
@@ -193,7 +231,7 @@ impl Sqlite {
     pub fn password_succeeded(&self, user: &User) -> Result<()> {
         self.conn().execute(
             "UPDATE users SET failures_before_login = failures_since_login, failures_since_login = 0,
-                 failed_logins = 0, retry_at = 0, locked_until = 0 WHERE id = ?1",
+                 failed_logins = 0, retry_at = 0, locked_until = 0, attempt_until = 0 WHERE id = ?1",
             params![user.id],
         )?;
         Ok(())
@@ -360,27 +398,33 @@ impl Sqlite {
         Ok(retry_at.map(|at| at - now).filter(|wait| *wait > 0))
     }
 
-    pub fn address_failed(
+    pub fn address_attempt(
         &self,
         address: &str,
         now: i64,
         backoff: &(dyn Fn(u32) -> i64 + Sync),
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let failures: u32 = tx.query_row(
-            "INSERT INTO address_failures (address, failures, retry_at, last_failure) VALUES (?1, 1, 0, ?2)
-             ON CONFLICT (address) DO UPDATE SET failures = failures + 1, last_failure = excluded.last_failure
-             RETURNING failures",
-            params![address, now],
-            |r| r.get(0),
-        )?;
+        let failures: Option<u32> = tx
+            .query_row(
+                "INSERT INTO address_failures (address, failures, retry_at, last_failure) VALUES (?1, 1, 0, ?2)
+                 ON CONFLICT (address) DO UPDATE SET failures = failures + 1, last_failure = excluded.last_failure
+                     WHERE address_failures.retry_at <= ?2
+                 RETURNING failures",
+                params![address, now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(failures) = failures else {
+            return Ok(false);
+        };
         tx.execute(
-            "UPDATE address_failures SET retry_at = ?2 WHERE address = ?1",
+            "UPDATE address_failures SET retry_at = max(retry_at, ?2) WHERE address = ?1",
             params![address, now + backoff(failures)],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     pub fn address_succeeded(&self, address: &str) -> Result<()> {
