@@ -153,6 +153,12 @@ pub struct Identity {
 }
 
 /// What else a portal requires of a certificate, beyond the authentication profile
+/// A certificate that passed every check but revocation, with what revocation needs.
+struct Checked {
+    info: cacbridge_cert::CertificateInfo,
+    issuer: revocation::Issuer,
+}
+
 /// ([`cacbridge_cert::check_authentication_profile`]), which is always enforced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyPolicy {
@@ -257,9 +263,13 @@ impl Verifier {
                 key: key.name(),
             });
         }
-        let identity = self.verify_certificate(&token.certificate, now)?;
+        // The certificate's own checks, then the signature, and only then revocation: a
+        // token whose signature fails never makes this verifier ask a responder (anyone with a
+        // public certificate and a zero signature could otherwise learn whether it is revoked
+        // and have the server fetch on demand: the second security review's M3).
+        let checked = self.check_certificate(&token.certificate, now)?;
         check_signature(&token, expected_origin, nonce)?;
-        Ok(identity)
+        self.check_revocation(&token.certificate, checked, now)
     }
 
     /// Verify a certificate whose key the holder has already proved to hold some other way (a
@@ -267,6 +277,13 @@ impl Verifier {
     /// profile, the chain to the trust store (with its intermediates), the issuer family and
     /// policy allow-lists. The same rules as a token's certificate.
     pub fn verify_certificate(&self, der: &[u8], now: SystemTime) -> Result<Identity, VerifyError> {
+        let checked = self.check_certificate(der, now)?;
+        self.check_revocation(der, checked, now)
+    }
+
+    /// Everything about a certificate that needs no network: dates, profile, chain, issuer
+    /// family, policies.
+    fn check_certificate(&self, der: &[u8], now: SystemTime) -> Result<Checked, VerifyError> {
         let info = cacbridge_cert::inspect(der).map_err(|e| VerifyError::BadCertificate(e.0))?;
         let seconds = now
             .duration_since(UNIX_EPOCH)
@@ -288,6 +305,17 @@ impl Verifier {
         let issuer = self.check_chain(der, now)?;
         self.check_issuer_family(&info)?;
         self.check_policies(der)?;
+        Ok(Checked { info, issuer })
+    }
+
+    /// Revocation, for a certificate [`Verifier::check_certificate`] passed; its identity.
+    fn check_revocation(
+        &self,
+        der: &[u8],
+        checked: Checked,
+        now: SystemTime,
+    ) -> Result<Identity, VerifyError> {
+        let Checked { info, issuer } = checked;
         let revocation = self
             .revocation
             .check(der, &issuer, now)

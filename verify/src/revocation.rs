@@ -111,6 +111,13 @@ const CLOCK_SKEW: u64 = 300;
 /// An OCSP answer with no nextUpdate is current for this long after its thisUpdate (and never
 /// cached).
 const MAX_AGE_WITHOUT_NEXT_UPDATE: u64 = 3600;
+/// A verified CRL is kept at most this long, whatever its nextUpdate says (DoD CRLs run a week):
+/// a CA's emergency reissue is seen within hours.
+const MAX_CRL_CACHE: u64 = 6 * 3600;
+/// Revocation fetches in flight at once, and how long a check waits for its turn: slow
+/// responders tie up this many threads, never the whole blocking pool.
+const MAX_FETCHES_IN_FLIGHT: usize = 8;
+const FETCH_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const BASIC_RESPONSE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
@@ -139,12 +146,19 @@ struct CachedOcsp {
     until: u64,
 }
 
+/// A cached CRL's key: its URL and the issuer key it verified under.
+type CrlKey = (String, Vec<u8>);
+
 pub(crate) struct RevocationChecker {
     settings: RevocationSettings,
     agent: ureq::Agent,
     ocsp_cache: Mutex<HashMap<Vec<u8>, CachedOcsp>>,
-    /// Parsed once, shared by the checks that use it: a DoD CRL runs to megabytes.
-    crl_cache: Mutex<HashMap<String, (Arc<webpki::CertRevocationList<'static>>, u64)>>,
+    /// Parsed once, shared by the checks that use it: a DoD CRL runs to megabytes. Keyed by URL
+    /// and the issuer's key, and only after the CRL verified under that key: a forged CRL is
+    /// never kept (the second security review's M2).
+    crl_cache: Mutex<HashMap<CrlKey, (Arc<webpki::CertRevocationList<'static>>, u64)>>,
+    /// Fetches in flight (at most [`MAX_FETCHES_IN_FLIGHT`]).
+    in_flight: (Mutex<usize>, std::sync::Condvar),
     /// HTTP exchanges made (tests and diagnostics: the cache's effect).
     fetches: std::sync::atomic::AtomicU64,
 }
@@ -154,7 +168,8 @@ impl RevocationChecker {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(settings.timeout))
             .http_status_as_error(true)
-            .max_redirects(2)
+            // A responder's redirect could point anywhere (an internal address): none followed.
+            .max_redirects(0)
             .build()
             .new_agent();
         Self {
@@ -162,8 +177,29 @@ impl RevocationChecker {
             agent,
             ocsp_cache: Mutex::new(HashMap::new()),
             crl_cache: Mutex::new(HashMap::new()),
+            in_flight: (Mutex::new(0), std::sync::Condvar::new()),
             fetches: Default::default(),
         }
+    }
+
+    /// Run `fetch` when one of the fetch slots is free, waiting at most
+    /// [`FETCH_QUEUE_TIMEOUT`] for it.
+    fn gated<T>(&self, fetch: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+        let (count, freed) = &self.in_flight;
+        {
+            let guard = count.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut guard, waited) = freed
+                .wait_timeout_while(guard, FETCH_QUEUE_TIMEOUT, |n| *n >= MAX_FETCHES_IN_FLIGHT)
+                .unwrap_or_else(|p| p.into_inner());
+            if waited.timed_out() && *guard >= MAX_FETCHES_IN_FLIGHT {
+                return Err("too many revocation checks in progress".into());
+            }
+            *guard += 1;
+        }
+        let result = fetch();
+        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        freed.notify_one();
+        result
     }
 
     pub fn policy(&self) -> RevocationPolicy {
@@ -287,17 +323,21 @@ impl RevocationChecker {
         body: &[u8],
         limit: u64,
     ) -> Result<Vec<u8>, String> {
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut response = request.send(body).map_err(|e| e.to_string())?;
-        read_limited(response.body_mut(), limit)
+        self.gated(|| {
+            self.fetches
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut response = request.send(body).map_err(|e| e.to_string())?;
+            read_limited(response.body_mut(), limit)
+        })
     }
 
     fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, String> {
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut response = self.agent.get(url).call().map_err(|e| e.to_string())?;
-        read_limited(response.body_mut(), limit)
+        self.gated(|| {
+            self.fetches
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut response = self.agent.get(url).call().map_err(|e| e.to_string())?;
+            read_limited(response.body_mut(), limit)
+        })
     }
 
     fn ocsp(
@@ -371,13 +411,16 @@ impl RevocationChecker {
     }
 
     fn crl(&self, der: &[u8], issuer: &Issuer, url: &str, now_s: u64) -> Answer {
+        let key = (url.to_owned(), issuer.spki.clone());
         let cached = {
             let cache = self.crl_cache.lock().unwrap_or_else(|p| p.into_inner());
             cache
-                .get(url)
+                .get(&key)
                 .filter(|(_, until)| now_s < *until)
                 .map(|(crl, _)| Arc::clone(crl))
         };
+        // A CRL fetched now, to be kept once it verified, and until when.
+        let mut fetched = None;
         let crl = match cached {
             Some(crl) => crl,
             None => {
@@ -396,12 +439,9 @@ impl RevocationChecker {
                     Ok(crl) => Arc::new(webpki::CertRevocationList::Owned(crl)),
                     Err(e) => return Answer::Invalid(format!("CRL: {e:?}")),
                 };
-                if let Some(until) = next_update.filter(|until| now_s < *until) {
-                    self.crl_cache
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(url.to_owned(), (Arc::clone(&crl), until));
-                }
+                fetched = next_update
+                    .filter(|until| now_s < *until)
+                    .map(|until| until.min(now_s + MAX_CRL_CACHE));
                 crl
             }
         };
@@ -421,7 +461,7 @@ impl RevocationChecker {
         let time = UnixTime::since_unix_epoch(Duration::from_secs(now_s));
         // The certificate against its issuer alone, now with the CRL: webpki checks the CRL's
         // signature by that issuer, its scope and its dates.
-        match end_entity.verify_for_usage(
+        let verdict = end_entity.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
             std::slice::from_ref(&issuer.anchor),
             &[],
@@ -429,7 +469,16 @@ impl RevocationChecker {
             webpki::KeyUsage::client_auth(),
             Some(options),
             None,
-        ) {
+        );
+        // Kept only when webpki accepted the CRL (its signature by this issuer, its scope and
+        // dates): the certificate is good or revoked under it.
+        if let (Some(until), Ok(_) | Err(webpki::Error::CertRevoked)) = (fetched, &verdict) {
+            self.crl_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, (Arc::clone(&crl), until));
+        }
+        match verdict {
             Ok(_) => Answer::Good,
             Err(webpki::Error::CertRevoked) => Answer::Revoked,
             Err(webpki::Error::CrlExpired { .. }) => {

@@ -569,6 +569,20 @@ fn crls_from_the_distribution_point_cached_until_next_update() {
         1,
         "one download, then the cache"
     );
+    // Kept 6 hours at most, whatever its nextUpdate (1 day) says.
+    let hours = |h: u64| Duration::from_secs(h * 3600);
+    verifier
+        .verify_certificate(&pki.cert("good"), now + hours(5))
+        .unwrap();
+    assert_eq!(pki.crl.hits.load(Ordering::SeqCst), 1);
+    verifier
+        .verify_certificate(&pki.cert("good"), now + hours(7))
+        .unwrap();
+    assert_eq!(
+        pki.crl.hits.load(Ordering::SeqCst),
+        2,
+        "refetched after 6 h"
+    );
 
     // Past its nextUpdate (1 day) the CRL is fetched again; the server's copy is as stale.
     let later = SystemTime::now() + 2 * DAY;
@@ -576,7 +590,7 @@ fn crls_from_the_distribution_point_cached_until_next_update() {
         .verify_certificate(&pki.cert("good"), later)
         .unwrap_err();
     assert_eq!(err.code(), "revocation-unavailable", "{err}");
-    assert_eq!(pki.crl.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(pki.crl.hits.load(Ordering::SeqCst), 3);
     assert_eq!(
         verifier
             .verify_certificate(&pki.cert("revoked"), later)
@@ -585,6 +599,101 @@ fn crls_from_the_distribution_point_cached_until_next_update() {
         "revocation-unavailable",
         "webpki will not read an expired CRL at all"
     );
+}
+
+#[test]
+#[ignore = "needs the openssl tool: run scripts/test"]
+fn a_forged_crl_is_never_cached_and_the_real_one_is_used_once_it_is_back() {
+    let pki = Pki::new();
+    let d = pki.dir.path();
+    // A CRL with the CA's name, signed by another key, listing the good certificate (the
+    // review's M2: served over plain HTTP, it was cached until its nextUpdate and kept the
+    // CA's every certificate refused after the real CRL was back).
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "forged.key",
+            "-out",
+            "forged.pem",
+            "-subj",
+            "/O=Test/CN=REVOCATION TEST ID CA-1",
+            "-days",
+            "30",
+        ],
+    );
+    std::fs::write(
+        d.join("forged.cnf"),
+        CA_CONFIG
+            .replace("index.txt", "forged-index.txt")
+            .replace("crlnumber", "forged-crlnumber")
+            .replace("ca.pem", "forged.pem")
+            .replace("ca.key", "forged.key"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("forged-index.txt"),
+        "R\t350101000000Z\t260101000000Z,keyCompromise\t2001\tunknown\t/CN=GOOD.USER.1000000001\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("forged-crlnumber"), "01\n").unwrap();
+    std::fs::rename(d.join("ca.crl"), d.join("real.crl")).unwrap();
+    openssl(
+        d,
+        &["ca", "-config", "forged.cnf", "-gencrl", "-out", "ca.crl"],
+    );
+
+    let verifier = pki.verifier(crl_only(RevocationPolicy::Require));
+    let now = SystemTime::now();
+    for _ in 0..2 {
+        let err = verifier
+            .verify_certificate(&pki.cert("good"), now)
+            .unwrap_err();
+        assert_eq!(err.code(), "revocation-invalid", "{err}");
+    }
+    assert_eq!(
+        pki.crl.hits.load(Ordering::SeqCst),
+        2,
+        "the forged CRL was kept"
+    );
+    // The real CRL back: the next check fetches it, and it is the one kept.
+    std::fs::rename(d.join("real.crl"), d.join("ca.crl")).unwrap();
+    assert!(verifier.verify_certificate(&pki.cert("good"), now).is_ok());
+    assert!(verifier.verify_certificate(&pki.cert("good"), now).is_ok());
+    assert_eq!(pki.crl.hits.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+#[ignore = "needs the openssl tool: run scripts/test"]
+fn a_token_whose_signature_fails_makes_no_revocation_fetch() {
+    use base64::Engine as _;
+    let pki = Pki::new();
+    let verifier = pki.verifier(settings(RevocationPolicy::Require));
+    // A revoked certificate anyone could have, and a signature of zeros (the review's M3: the
+    // answer said "revoked", after an OCSP and a CRL fetch made on the caller's behalf).
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let token = serde_json::json!({
+        "format": "cacbridge:1",
+        "unverifiedCertificate": b64.encode(pki.cert("revoked")),
+        "algorithm": "ES256",
+        "signature": b64.encode([0u8; 64]),
+        "appVersion": "cacbridge-host/0.1.0",
+    })
+    .to_string();
+    let nonce = "A".repeat(44);
+    let err = verifier
+        .verify(&token, "https://portal.example", &nonce, SystemTime::now())
+        .unwrap_err();
+    assert_eq!(err.code(), "bad-signature", "{err}");
+    assert_eq!(verifier.revocation_fetches(), 0);
+    assert_eq!(pki.crl.hits.load(Ordering::SeqCst), 0);
 }
 
 #[test]
