@@ -75,6 +75,10 @@ pub fn certificate_id(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
+/// The RSA key sizes a certificate may carry: PIV and CAC cards hold 1024 to 4096 bits.
+pub const RSA_KEY_BITS_MIN: usize = 1024;
+pub const RSA_KEY_BITS_MAX: usize = 4096;
+
 /// Parse a certificate.
 pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
     let bad = CertificateError;
@@ -85,8 +89,15 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
 
     let spki = cert.public_key();
     let key_algorithm = match spki.parsed().map_err(|e| bad(e.to_string()))? {
-        x509_parser::public_key::PublicKey::RSA(rsa) => KeyAlgorithm::Rsa {
-            bits: rsa.key_size(),
+        // A size outside what cards hold (a hostile card, a damaged cache) is refused here,
+        // so no caller sizes buffers from it.
+        x509_parser::public_key::PublicKey::RSA(rsa) => match rsa.key_size() {
+            bits @ RSA_KEY_BITS_MIN..=RSA_KEY_BITS_MAX => KeyAlgorithm::Rsa { bits },
+            bits => {
+                return Err(bad(format!(
+                "an RSA key of {bits} bits (cards hold {RSA_KEY_BITS_MIN} to {RSA_KEY_BITS_MAX})"
+            )))
+            }
         },
         x509_parser::public_key::PublicKey::EC(_) => {
             let curve = spki
@@ -299,7 +310,40 @@ fn rfc3339(time: &ASN1Time) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    #[ignore = "needs the openssl tool: run scripts/test"]
+    fn an_rsa_key_of_a_size_no_card_holds_is_refused() {
+        let dir = std::env::temp_dir().join(format!("cacbridge-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:512",
+                "-nodes",
+                "-subj",
+                "/CN=SMALL",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("small.key"))
+            .args(["-outform", "DER", "-out"])
+            .arg(dir.join("small.der"))
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let der = std::fs::read(dir.join("small.der")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = inspect(&der).unwrap_err();
+        assert!(err.0.contains("512 bits"), "{}", err.0);
+    }
 
     #[test]
     fn edipi_comes_from_dod_style_names() {

@@ -185,10 +185,15 @@ fn mgf1(hash: HashFunction, seed: &[u8], length: usize) -> Vec<u8> {
 /// EMSA-PSS encoding (RFC 8017 9.1.1) of `m_hash` for a `bits`-bit key, with a random salt,
 /// left-padded to the modulus length: the block the card's raw RSA signs.
 fn emsa_pss(m_hash: &[u8], params: &PssParams, bits: usize) -> Result<Vec<u8>, Rv> {
-    let em_bits = bits - 1;
+    // Checked: a key size from a certificate is input (cert::inspect refuses odd ones too).
+    let em_bits = bits.checked_sub(1).ok_or(CKR_KEY_SIZE_RANGE)?;
     let em_len = em_bits.div_ceil(8);
     let h_len = params.hash.output_len();
-    if em_len < h_len + params.salt_len + 2 {
+    let needed = h_len
+        .checked_add(params.salt_len)
+        .and_then(|n| n.checked_add(2))
+        .ok_or(CKR_KEY_SIZE_RANGE)?;
+    if em_len < needed || bits > cacbridge_card::certificate::RSA_KEY_BITS_MAX {
         return Err(CKR_KEY_SIZE_RANGE);
     }
     let mut salt = vec![0u8; params.salt_len];
@@ -315,6 +320,39 @@ mod pss_tests {
         m_prime.extend_from_slice(m_hash);
         m_prime.extend_from_slice(salt);
         params.hash.hash(&m_prime) == h
+    }
+
+    #[test]
+    fn a_key_size_from_a_hostile_certificate_is_refused_not_allocated() {
+        let params = PssParams {
+            hash: HashFunction::Sha256,
+            mgf_hash: HashFunction::Sha256,
+            salt_len: usize::MAX - 1,
+        };
+        let m_hash = HashFunction::Sha256.hash(b"handshake");
+        for (bits, params) in [
+            (
+                0,
+                PssParams {
+                    salt_len: 32,
+                    ..params
+                },
+            ),
+            (
+                1 << 40,
+                PssParams {
+                    salt_len: 32,
+                    ..params
+                },
+            ),
+            (2048, params),
+        ] {
+            assert_eq!(
+                emsa_pss(&m_hash, &params, bits),
+                Err(CKR_KEY_SIZE_RANGE),
+                "{bits}"
+            );
+        }
     }
 
     #[test]
