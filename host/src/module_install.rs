@@ -338,8 +338,9 @@ fn firefox_policy_entries(
 }
 
 /// Merge CAC Bridge's entries into the policy file (loading `module`; with `addon`, installing
-/// the add-on too); every other policy is kept, and a file that is not a JSON object is left
-/// alone with an error.
+/// the add-on too); every other policy is kept, an administrator's own entry for the add-on or
+/// the module (a block included) is never replaced, and a file that is not a JSON object is
+/// left alone with an error.
 fn add_firefox_policy(file: &Path, module: &Path, addon: bool) -> Result<String, String> {
     let mut policies: serde_json::Value = match std::fs::read_to_string(file) {
         Ok(text) => serde_json::from_str(&text)
@@ -352,6 +353,7 @@ fn add_firefox_policy(file: &Path, module: &Path, addon: bool) -> Result<String,
             file.display()
         ));
     }
+    let mut kept = Vec::new();
     for (place, key, value) in firefox_policy_entries(module, addon) {
         let mut holder = &mut policies;
         for part in place.split('/').skip(1) {
@@ -366,22 +368,35 @@ fn add_firefox_policy(file: &Path, module: &Path, addon: bool) -> Result<String,
                 .entry(part)
                 .or_insert_with(|| serde_json::json!({}));
         }
-        holder
-            .as_object_mut()
-            .ok_or_else(|| {
-                format!(
-                    "{}: unexpected layout at {place}; not changed",
-                    file.display()
-                )
-            })?
-            .insert(key, value);
+        let holder = holder.as_object_mut().ok_or_else(|| {
+            format!(
+                "{}: unexpected layout at {place}; not changed",
+                file.display()
+            )
+        })?;
+        match holder.get(&key) {
+            Some(existing) if !is_ours(place, existing) => {
+                kept.push(format!("{place}/{key}"));
+            }
+            _ => {
+                holder.insert(key, value);
+            }
+        }
     }
     write(
         file,
         &(serde_json::to_string_pretty(&policies).unwrap_or_default() + "\n"),
     )?;
+    let kept = if kept.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the administrator's own {} kept as they are)",
+            kept.join(", ")
+        )
+    };
     Ok(format!(
-        "{}: Firefox loads the module{} for every user",
+        "{}: Firefox loads the module{} for every user{kept}",
         file.display(),
         if addon {
             " and installs the add-on"
@@ -389,6 +404,22 @@ fn add_firefox_policy(file: &Path, module: &Path, addon: bool) -> Result<String,
             ""
         }
     ))
+}
+
+/// Whether a policy entry at `place` is one CAC Bridge wrote: the module under one of its own
+/// library names, or the add-on installed as CAC Bridge installs it. Anything else is an
+/// administrator's, neither replaced nor removed.
+fn is_ours(place: &str, value: &serde_json::Value) -> bool {
+    if place.ends_with("SecurityDevices/Add") {
+        return value.as_str().is_some_and(|path| {
+            Path::new(path)
+                .file_name()
+                .is_some_and(|name| name == BROWSER_LIBRARY || name == LIBRARY)
+        });
+    }
+    value.get("installation_mode") == Some(&serde_json::json!("normal_installed"))
+        && value.get("install_url") == Some(&serde_json::json!(FIREFOX_ADDON_URL))
+        && value.as_object().is_some_and(|o| o.len() == 2)
 }
 
 /// Take CAC Bridge's entries out of the policy file again, and the objects they leave empty;
@@ -402,11 +433,17 @@ fn remove_firefox_policy(file: &Path) -> Result<Option<String>, String> {
         .map_err(|e| format!("{}: not valid JSON ({e}); not changed", file.display()))?;
     let mut removed = false;
     for (place, key, _) in firefox_policy_entries(Path::new(""), true) {
-        removed |= policies
+        let Some(holder) = policies
             .pointer_mut(place)
             .and_then(|holder| holder.as_object_mut())
-            .and_then(|holder| holder.remove(&key))
-            .is_some();
+        else {
+            continue;
+        };
+        // Only what CAC Bridge wrote: an administrator's entry under the same key stays.
+        if holder.get(&key).is_some_and(|value| is_ours(place, value)) {
+            holder.remove(&key);
+            removed = true;
+        }
         // Prune what became empty, innermost first.
         let mut parts: Vec<&str> = place.split('/').skip(1).collect();
         while let Some(last) = parts.pop() {
@@ -940,6 +977,24 @@ mod tests {
             system_integration(root.path(), false, module).unwrap(),
             None
         );
+
+        // The administrator's own entries for the add-on (a block) and the module name (their
+        // path): neither replaced on install nor removed on removal.
+        let theirs = serde_json::json!({"policies": {
+            "ExtensionSettings": {FIREFOX_EXTENSION_ID: {"installation_mode": "blocked"}},
+            "SecurityDevices": {"Add": {MODULE_NAME: "/opt/site/approved-pkcs11.so"}}}});
+        std::fs::write(&file, theirs.to_string()).unwrap();
+        let said = system_integration(root.path(), true, module)
+            .unwrap()
+            .unwrap();
+        assert!(said.contains("administrator's own"), "{said}");
+        let during: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(during, theirs);
+        system_integration(root.path(), false, module).unwrap();
+        let after: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(after, theirs);
     }
 
     #[test]
