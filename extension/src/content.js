@@ -132,8 +132,10 @@
   };
 
   /**
-   * Say, next to the link to the CAC host, whether everything it needs is there. Only what is
-   * missing is named: the page learns no holder and no dates.
+   * Say, next to the link to the CAC host, whether everything it needs is there. The page can
+   * read only whether it is ready (`data-cacbridge-mtls`): what the person is told (what is
+   * missing, what to do) is in a closed shadow root, out of reach of the page's scripts, so the
+   * portal learns neither the card's state nor anything about its certificate.
    * @param {string} selector the profile's link or button
    */
   function checkBeforeCacHost(selector) {
@@ -144,11 +146,13 @@
       return; // a malformed selector in a policy
     }
     if (!link) return;
+    const holder = document.createElement("div");
+    holder.id = "cacbridge-mtls-readiness";
+    link.before(holder);
     const banner = document.createElement("div");
-    banner.id = "cacbridge-mtls-readiness";
     banner.setAttribute("role", "status");
     banner.style.cssText = "border:1px solid #1f3a5f;padding:0.5em 0.75em;margin:0.5em 0;font-weight:600";
-    link.before(banner);
+    holder.attachShadow({ mode: "closed" }).append(banner);
     const check = async () => {
       const answer = await api.runtime.sendMessage({ type: "mtls-readiness", documentOrigin: self.origin }).catch(() => null);
       const result = answer?.ok ? answer.result : null;

@@ -124,3 +124,26 @@ test("the checklist warns a month before the PIV Authentication certificate expi
   const later = await readiness(hostWith(45 * day), list, "https://portal.example.mil");
   assert.equal(later.items.find((i) => i.id === "expiry"), undefined);
 });
+
+test("what a portal page's readiness note learns is ready or not: no expiry warning", async () => {
+  const { mtlsReadiness } = await import("../src/background/readiness.js");
+  const day = 86_400_000;
+  const host = {
+    ensureConnected: async () => ({ version: "0.1.0" }),
+    request: async (/** @type {string} */ command) => {
+      if (command === "status") return { readers: [{ name: "R", cardPresent: true, cardType: "PIV", pinRetriesLeft: 3, pinBlocked: false }] };
+      if (command === "list-certificates") return { certificates: [{ notAfter: new Date(Date.now() + 3 * day).toISOString() }] };
+      return { tlsModule: true, dodRoots: true };
+    },
+  };
+  const answer = await mtlsReadiness(host);
+  assert.deepEqual(answer, {
+    host: true,
+    items: [
+      { id: "card", ok: true },
+      { id: "certificates", ok: true },
+      { id: "module", ok: true },
+      { id: "roots", ok: true },
+    ],
+  });
+});

@@ -120,8 +120,10 @@ export async function mtlsReadiness(host, module) {
   let connected = true;
   await host.ensureConnected().catch(() => (connected = false));
   const items = connected ? [...(await cardItems(host)), ...(await browserItems(host, module))] : [];
+  // A warning (the certificate expires soon) is not something missing, and the page that
+  // shows this note must not learn it.
   return {
-    items: items.filter((item) => item.id !== "reader").map(({ id, ok }) => ({ id, ok })),
+    items: items.filter((item) => item.id !== "reader" && !(/** @type {any} */ (item).warning)).map(({ id, ok }) => ({ id, ok })),
     host: connected,
   };
 }
