@@ -96,8 +96,9 @@ async function load() {
     details.action !== "tls"
       ? `${details.origin} asks to use your CAC to ${verb} it.`
       : details.origin
-        ? `${details.origin} asks for your CAC certificate to sign you in.`
-        : "A site asks for your CAC certificate to sign you in. The browser does not say which: go on only if you just opened a portal that uses your CAC.";
+        ? // A guess (the one page loading when the module asked), said as one.
+          `This browser asks for your CAC certificate to sign you in to a site, most likely ${details.origin} (the page now loading; the browser does not say for certain).`
+        : "This browser asks for your CAC certificate to sign you in to a site. It does not say which: go on only if you just opened a portal that uses your CAC.";
   $("document-signature").hidden = details.action !== "sign";
   if (details.action === "sign") {
     $("sign-origin").textContent = details.origin;
