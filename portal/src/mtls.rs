@@ -17,13 +17,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum_server::accept::Accept;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 
 use cacbridge_verify::TrustStore;
@@ -136,37 +134,98 @@ pub fn server_config(
 }
 
 /// The TLS acceptor of the mTLS listener: after the handshake, the connection's service
-/// gets the client's certificate as a request extension ([`PeerCertificate`]).
+/// gets the client's certificate as a request extension ([`PeerCertificate`]). A slow client
+/// cannot hold the listener (the second security review's L4): its ClientHello must come
+/// within [`HELLO_TIMEOUT`], and one address has at most [`HANDSHAKES_PER_ADDRESS`] handshakes
+/// in progress; only a handshake under way gets the long [`HANDSHAKE_TIMEOUT`] (the PIN).
 #[derive(Clone)]
-pub struct PeerCertificateAcceptor(RustlsAcceptor);
+pub struct PeerCertificateAcceptor {
+    config: Arc<rustls::ServerConfig>,
+    in_progress: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
 
 /// How long a TLS handshake may take: the person types the card's PIN in the middle of it
 /// (the browser asks for the signature that proves the client certificate), so the usual 10 s
 /// would cut most people off. The PIN windows give up after 120 s.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+/// A connection's first message, the ClientHello, comes at once from any browser.
+pub const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Handshakes one client address may have in progress (a browser opens a few connections at
+/// once; several people may share an address).
+pub const HANDSHAKES_PER_ADDRESS: usize = 16;
 
 impl PeerCertificateAcceptor {
     pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
-        Self(
-            RustlsAcceptor::new(RustlsConfig::from_config(config))
-                .handshake_timeout(HANDSHAKE_TIMEOUT),
-        )
+        Self {
+            config,
+            in_progress: Arc::default(),
+        }
     }
 }
 
-impl<I, S> Accept<I, S> for PeerCertificateAcceptor
+/// One handshake of `address` counted while it lives.
+struct HandshakeSlot {
+    address: std::net::IpAddr,
+    in_progress: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl HandshakeSlot {
+    fn take(acceptor: &PeerCertificateAcceptor, address: std::net::IpAddr) -> Option<Self> {
+        let mut counts = acceptor
+            .in_progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(address).or_insert(0);
+        if *count >= HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            address,
+            in_progress: Arc::clone(&acceptor.in_progress),
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut counts = self.in_progress.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
+impl<S> Accept<tokio::net::TcpStream, S> for PeerCertificateAcceptor
 where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Send + 'static,
 {
-    type Stream = TlsStream<I>;
+    type Stream = TlsStream<tokio::net::TcpStream>;
     type Service = <axum::Extension<PeerCertificate> as tower_layer::Layer<S>>::Service;
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
 
-    fn accept(&self, stream: I, service: S) -> Self::Future {
-        let tls = self.0.clone();
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        let acceptor = self.clone();
         Box::pin(async move {
-            let (stream, service) = tls.accept(stream, service).await?;
+            let refused =
+                |why: &str| io::Error::new(io::ErrorKind::ConnectionRefused, why.to_owned());
+            let address = stream.peer_addr()?.ip();
+            let _slot = HandshakeSlot::take(&acceptor, address).ok_or_else(|| {
+                tracing::warn!(%address, "too many TLS handshakes in progress from one address");
+                refused("too many handshakes from this address")
+            })?;
+            let hello =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+            let start = tokio::time::timeout(HELLO_TIMEOUT, hello)
+                .await
+                .map_err(|_| refused("no ClientHello in time"))??;
+            let stream =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(acceptor.config))
+                    .await
+                    .map_err(|_| refused("the handshake took too long"))??;
             let connection = stream.get_ref().1;
             let der = connection
                 .peer_certificates()

@@ -275,6 +275,22 @@ Confirm with your account password and click <strong>Register</strong>.</p>
     )
 }
 
+/// The mutual-TLS host's CAC login: the card the browser presented, and the button that logs
+/// in with it.
+pub fn cac_login_mtls(csrf: &str, name: &str, edipi: &str) -> String {
+    format!(
+        r#"<h2>Log in with CAC</h2>
+<p>Your browser presented the CAC of <strong>{name}</strong> (DoD ID {edipi}).</p>
+<form method="post" action="/login/cac" id="mtls-login">
+<input type="hidden" name="csrf" value="{csrf}">
+<p><button type="submit" id="mtls-login-button">Log in with this CAC</button></p>
+</form>"#,
+        name = esc(name),
+        edipi = esc(edipi),
+        csrf = esc(csrf),
+    )
+}
+
 /// The mutual-TLS host's page for a verified card that no account holds yet.
 pub fn link_card_mtls(csrf: &str, name: &str, edipi: &str, message: Option<&str>) -> String {
     let message = notice(message.map(|m| (m, true)));

@@ -208,9 +208,24 @@ fn register_then_log_in_with_the_card_signing_each_handshake() {
         [(1, fingerprint, "registration".to_owned())]
     );
 
-    // Another person's session: CAC login with the card alone.
+    // Another person's session: CAC login with the card alone. The GET shows the card and a
+    // button, and logs nobody in (a link on another site cannot: the review's L4); the POST
+    // without the page's CSRF token is refused.
     let stranger = Browser::new(&card, "DOE.JOHN.A.1234567890");
-    let (status, redirect, _) = stranger.request(&format!("{mtls}/login/cac"), None, true);
+    let (status, _, page) = stranger.request(&format!("{mtls}/login/cac"), None, true);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"mtls-login-button\""), "{page}");
+    let (status, redirect, _) =
+        stranger.request(&format!("{}/account", portal.origin), None, false);
+    assert_eq!(
+        (status, redirect.ends_with("/login")),
+        (303, true),
+        "no session from a GET"
+    );
+    let (status, _, _) = stranger.request(&format!("{mtls}/login/cac"), Some("csrf=forged"), true);
+    assert_eq!(status, 403, "a forged form");
+    let form = format!("csrf={}", field(&page, "csrf"));
+    let (status, redirect, _) = stranger.request(&format!("{mtls}/login/cac"), Some(&form), true);
     assert_eq!(status, 303);
     assert_eq!(redirect, format!("{}/account", portal.origin));
     let (status, _, page) = stranger.request(&redirect, None, false);
@@ -229,7 +244,9 @@ fn an_unregistered_p384_card_logs_in_once_with_the_password_and_is_registered() 
     let portal = mtls_portal();
     let mtls = portal.mtls_origin.clone().unwrap();
     let browser = Browser::new(&card, "SMITH.JANE.1098765432");
-    let (status, _, page) = browser.request(&format!("{mtls}/login/cac"), None, true);
+    let (_, _, page) = browser.request(&format!("{mtls}/login/cac"), None, true);
+    let form = format!("csrf={}", field(&page, "csrf"));
+    let (status, _, page) = browser.request(&format!("{mtls}/login/cac"), Some(&form), true);
     assert_eq!(status, 200);
     assert!(
         page.contains("is not registered to an account yet"),
@@ -274,4 +291,49 @@ fn hex_sha256(der: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn silent_connections_cannot_hold_the_cac_host() {
+    use std::io::Read as _;
+    let _guard = lock();
+    let portal = mtls_portal();
+    let mtls = portal.mtls_origin.clone().unwrap();
+    let address = mtls
+        .trim_start_matches("https://")
+        .replace("localhost", "127.0.0.1");
+    // Slow-loris: connections that never send a ClientHello (the review's L4: each held a
+    // handshake for 180 s). One address gets 16 handshakes in progress; the 17th is closed
+    // at once, and the silent ones after 10 s.
+    let started = std::time::Instant::now();
+    let silent: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(&address).unwrap();
+    extra
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(extra.read(&mut byte).unwrap_or(0), 0, "closed at once");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    for mut stream in silent {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        assert_eq!(stream.read(&mut byte).unwrap_or(0), 0);
+    }
+    let held = started.elapsed();
+    assert!(
+        held >= std::time::Duration::from_secs(9) && held < std::time::Duration::from_secs(15),
+        "{held:?}"
+    );
+    // The host still serves: a handshake without a card gets the guide's 403 page.
+    let out = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{mtls}/login/cac"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
 }

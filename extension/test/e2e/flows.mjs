@@ -962,6 +962,9 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
     assert.ok(page.url().endsWith("/login"), page.url());
     const windowsBefore = (await stack.browser.pages()).length;
     await page.goto(`${MTLS_ORIGIN}/login/cac`, { timeout: 60000 });
+    // The GET shows the card the handshake presented; the person's click logs in (a POST with
+    // the page's CSRF token: another site cannot log anyone in).
+    await Promise.all([page.waitForNavigation({ timeout: 60000 }), page.click("#mtls-login-button")]);
     assert.ok(page.url().startsWith(`${PORTAL_ORIGIN}/account`), page.url());
     assert.match(await page.content(), /Signed in as <strong>demo<\/strong>/);
     assert.equal((await stack.browser.pages()).length, windowsBefore, "no PIN window: the card is still verified");

@@ -38,7 +38,10 @@ pub fn mtls_router(state: Arc<AppState>) -> Router {
     let pages = Router::new()
         .route("/", get(mtls::home))
         .route("/login", get(mtls::to_main_login))
-        .route("/login/cac", get(mtls::cac_login))
+        .route(
+            "/login/cac",
+            get(mtls::cac_login_page).post(mtls::cac_login),
+        )
         .route("/login/cac/link", post(mtls::cac_link))
         .route("/account/cac", get(mtls::cac_page))
         .route("/account/cac/register", post(mtls::cac_register));

@@ -174,14 +174,48 @@ pub(crate) async fn cac_register(
     }
 }
 
-/// CAC login: the certificate of the handshake is the proof. A registered card signs in; an
-/// unregistered one is held in the session until the password links it.
-pub(crate) async fn cac_login(
+/// CAC login's first step: the handshake's certificate, verified, and a button that logs in
+/// with it. A GET changes nothing (no session made or ended): a link or an image on another
+/// site cannot log a person in or out (login CSRF).
+pub(crate) async fn cac_login_page(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<PeerCertificate>,
     jar: CookieJar,
 ) -> Result<Response> {
     let (visitor, jar) = Visitor::load(&state, jar).await?;
+    let identity = presented(&state, &peer).await?;
+    let body = pages::cac_login_mtls(
+        &visitor.csrf(&state),
+        holder(&identity),
+        identity.edipi.as_deref().unwrap_or("-"),
+    );
+    let page = render(
+        &state,
+        &visitor,
+        None,
+        "Log in with CAC",
+        String::new(),
+        &body,
+    );
+    Ok((jar, page).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    csrf: String,
+}
+
+/// CAC login: the certificate of the handshake is the proof, the form's CSRF token that the
+/// person asked. A registered card signs in; an unregistered one is held in the session until
+/// the password links it.
+pub(crate) async fn cac_login(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerCertificate>,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Result<Response> {
+    let (visitor, jar) = Visitor::load(&state, jar).await?;
+    visitor.check_csrf(&state, &form.csrf)?;
     let identity = presented(&state, &peer).await?;
     if let Some(registration) = state
         .db
