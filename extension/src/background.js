@@ -13,6 +13,7 @@ import { pageRequest } from "./background/page-requests.js";
 import { ensureModuleLoaded } from "./background/pkcs11-module.js";
 import { openTlsWindow } from "./background/tls-window.js";
 import { BUILT_IN_MTLS_PROFILES } from "./lib/build-config.js";
+import { WINDOW_TIMEOUT_MS } from "./lib/wire.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const DIALOG = api.runtime.getURL("ui/dialog.html");
@@ -37,7 +38,7 @@ const flows = new Flows({
   closeWindow: (windowId) => {
     api.windows.remove(windowId).catch(() => {});
   },
-  userTimeout: 120_000,
+  userTimeout: WINDOW_TIMEOUT_MS,
   cancelCooldown: 5_000,
 });
 

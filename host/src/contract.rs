@@ -60,7 +60,12 @@ pub fn extension_module() -> String {
     );
     let _ = writeln!(
         out,
-        "/** The longest origin the host accepts. */\nexport const ORIGIN_MAX = {MAX_ORIGIN};"
+        "/** The longest origin the host accepts. */\nexport const ORIGIN_MAX = {MAX_ORIGIN};\n"
+    );
+    let _ = writeln!(
+        out,
+        "/** How long the person has in CAC Bridge's window (the host's TLS requests wait as long). */\nexport const WINDOW_TIMEOUT_MS = {};",
+        cacbridge_channel::WINDOW_TIMEOUT.as_millis()
     );
     out
 }

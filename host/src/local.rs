@@ -3,15 +3,15 @@
 //! collects (docs/protocol.md, "The local channel").
 //!
 //! `$XDG_RUNTIME_DIR/cacbridge/host-<browser pid>.sock`, the directory created 0700 and refused
-//! when anyone else owns it or can enter it; the module applies the same rule
-//! (pkcs11/src/window.rs). Without `XDG_RUNTIME_DIR` (no login session) there is no channel: a
-//! shared directory such as /tmp could be taken by another user first. Each connection's peer
+//! when anyone else owns it or can enter it; the rules, which the module shares, are the
+//! `cacbridge-channel` crate's. Without `XDG_RUNTIME_DIR` (no login session) there is no
+//! channel: a shared directory such as /tmp could be taken by another user first. Each connection's peer
 //! must be the very process that started this host, the browser's main process, where both
 //! Chromium (its SSLPrivateKey service) and Firefox (PSM) make client signatures: not a child,
 //! not another program the browser started. That process is alive (it is this host's parent),
 //! so no other process can hold its pid. One request a connection, framed as native messages.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,48 +19,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::Framed;
 
+use cacbridge_channel::{own_uid, socket_dir, socket_path, ProcessIdentity};
+
 use crate::commands::Host;
 use crate::messaging::codec::NativeMessagingCodec;
 use crate::messaging::protocol::{parse_request, ErrorCode, Outbound, WireError};
-
-fn own_uid() -> std::io::Result<u32> {
-    Ok(std::fs::metadata("/proc/self")?.uid())
-}
-
-/// The directory of this user's host sockets, `None` outside a login session.
-pub fn socket_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|v| !v.is_empty())
-        .map(|runtime| PathBuf::from(runtime).join("cacbridge"))
-}
-
-/// A process as it was when first seen: a pid names it only with its start time (clock ticks
-/// since boot, field 22 of /proc/<pid>/stat), since pids are reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcessIdentity {
-    pub pid: u32,
-    pub start_time: u64,
-}
-
-impl ProcessIdentity {
-    pub fn of(pid: u32) -> Option<Self> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-        let start_time = stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(19)?
-            .parse()
-            .ok()?;
-        Some(Self { pid, start_time })
-    }
-
-    /// Whether this process is still the one running under its pid.
-    fn still_running(&self) -> bool {
-        Self::of(self.pid) == Some(*self)
-    }
-}
 
 /// The bound socket; removed when dropped, unless another host has bound the name since.
 pub struct LocalChannel {
@@ -91,17 +54,13 @@ pub fn open() -> std::io::Result<LocalChannel> {
         .recursive(true)
         .mode(0o700)
         .create(&dir)?;
-    let metadata = std::fs::symlink_metadata(&dir)?;
-    if !metadata.is_dir()
-        || metadata.uid() != own_uid()?
-        || metadata.permissions().mode() & 0o077 != 0
-    {
+    if !cacbridge_channel::is_private_dir(&dir) {
         return Err(refuse(format!(
             "{} is not this user's private directory",
             dir.display()
         )));
     }
-    let path = dir.join(format!("host-{browser_pid}.sock"));
+    let path = socket_path(&dir, browser_pid);
     // A socket left by a host that died, or the socket of an earlier host of this browser:
     // the newest host answers.
     let _ = std::fs::remove_file(&path);

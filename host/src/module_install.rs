@@ -20,7 +20,7 @@ pub const FIREFOX_MANIFEST_NAME: &str = "cacbridge";
 pub const LIBRARY: &str = "libcacbridge_pkcs11.so";
 /// The name browsers load the same library under: the module then takes the PIN from CAC
 /// Bridge's window instead of the browser's prompt (pkcs11/src/ffi.rs, docs/pkcs11.md).
-pub const BROWSER_LIBRARY: &str = "libcacbridge_pkcs11_browser.so";
+pub use cacbridge_channel::BROWSER_LIBRARY;
 const FIREFOX_EXTENSION_ID: &str = "cacbridge@cacbridge.app";
 /// Where Debian's firefox-esr reads enterprise policies.
 const FIREFOX_POLICIES: &str = "/etc/firefox/policies/policies.json";
@@ -114,11 +114,14 @@ fn owner_of(_metadata: &std::fs::Metadata) -> Option<(u32, u32)> {
 }
 
 /// The user this process runs as.
+#[cfg(unix)]
 pub fn own_uid() -> Option<u32> {
-    std::fs::metadata("/proc/self")
-        .ok()
-        .and_then(|m| owner_of(&m))
-        .map(|(uid, _)| uid)
+    cacbridge_channel::own_uid().ok()
+}
+
+#[cfg(not(unix))]
+pub fn own_uid() -> Option<u32> {
+    None
 }
 
 /// A second name for `target` (a symbolic link; a copy where there are none).

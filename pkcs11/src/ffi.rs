@@ -27,7 +27,7 @@ pub(crate) fn install(module: Module) {
 /// The library file name browsers load (`cacbridge-host install` registers this name, a link
 /// to the same library): the PIN goes to CAC Bridge's window instead of the browser's prompt.
 /// Programs (pkcs11-tool, OpenSSL, ssh) load `libcacbridge_pkcs11.so` and log in as usual.
-pub const BROWSER_LIBRARY: &str = "libcacbridge_pkcs11_browser.so";
+pub use cacbridge_channel::BROWSER_LIBRARY;
 
 /// Whether this library was loaded under [`BROWSER_LIBRARY`]'s name.
 fn loaded_for_a_browser() -> bool {

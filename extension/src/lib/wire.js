@@ -65,3 +65,6 @@ export const HASH_FUNCTIONS = Object.freeze({ "SHA-256": 32, "SHA-384": 48, "SHA
 
 /** The longest origin the host accepts. */
 export const ORIGIN_MAX = 255;
+
+/** How long the person has in CAC Bridge's window (the host's TLS requests wait as long). */
+export const WINDOW_TIMEOUT_MS = 120000;

@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -24,8 +22,7 @@ use crate::held_pin::HeldPin;
 use crate::messaging::protocol::{Arguments, ErrorCode, WireError};
 use crate::usage::usable_for;
 
-/// How long the person has to type the PIN.
-pub const WINDOW_TIMEOUT: Duration = Duration::from_secs(120);
+pub use cacbridge_channel::{signature_result, WINDOW_TIMEOUT};
 
 /// A PIN typed in the window, and where to say how it went.
 pub struct PinAttempt {
@@ -162,22 +159,16 @@ impl TlsSignRequest {
     pub fn parse(arguments: &Arguments) -> Result<Self, WireError> {
         let certificate_id = required_string(arguments, "certificateId")?;
         check_certificate_id(certificate_id)?;
-        let bytes = BASE64
-            .decode(required_string(arguments, "input")?)
-            .map_err(|_| invalid("input", "alphabet", "\"input\" is base64"))?;
+        let bytes = cacbridge_channel::decode_input(required_string(arguments, "input")?)
+            .ok_or_else(|| invalid("input", "alphabet", "\"input\" is base64"))?;
         if bytes.is_empty() || bytes.len() > 512 {
             return Err(invalid("input", "length", "\"input\" is 1 to 512 bytes"));
         }
-        let input = match required_string(arguments, "kind")? {
-            "rsa-block" => SignatureInput::RsaBlock(bytes),
-            "ec-hash" => SignatureInput::EcHash(bytes),
-            _ => {
-                return Err(invalid(
-                    "kind",
-                    "value",
-                    "\"kind\" is \"rsa-block\" or \"ec-hash\"",
-                ))
-            }
+        let kind = cacbridge_channel::InputKind::from_name(required_string(arguments, "kind")?)
+            .ok_or_else(|| invalid("kind", "value", "\"kind\" is \"rsa-block\" or \"ec-hash\""))?;
+        let input = match kind {
+            cacbridge_channel::InputKind::RsaBlock => SignatureInput::RsaBlock(bytes),
+            cacbridge_channel::InputKind::EcHash => SignatureInput::EcHash(bytes),
         };
         Ok(Self {
             certificate_id: certificate_id.to_owned(),
@@ -300,11 +291,6 @@ fn no_such_request() -> WireError {
         ErrorCode::WindowTimeout,
         "this request is no longer waiting for a PIN",
     )
-}
-
-/// The reply to the module once a signature is made.
-pub fn signature_result(signature: &[u8]) -> Value {
-    json!({ "signature": BASE64.encode(signature) })
 }
 
 #[cfg(test)]

@@ -14,68 +14,9 @@ use super::codec::MAX_OUTBOUND;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Every error code of the protocol (docs/protocol.md, whose table a test checks against this
-/// enum). The strings are part of the protocol and never change meaning.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    serde::Deserialize,
-    strum::EnumIter,
-    strum::IntoStaticStr,
-)]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum ErrorCode {
-    // The message itself.
-    InvalidJson,
-    InvalidRequest,
-    UnknownCommand,
-    InvalidArgument,
-    MessageTooLarge,
-    Internal,
-    // Readers and cards.
-    NoReader,
-    NoCard,
-    CardRemoved,
-    CardInUse,
-    CardReset,
-    PinInterrupted,
-    PcscUnavailable,
-    PcscError,
-    UnsupportedCard,
-    PinIncorrect,
-    PinBlocked,
-    PinFormat,
-    CardError,
-    CardTimeout,
-    CertificateNotFound,
-    KeyNotUsable,
-    ModuleError,
-    // CAC Bridge's window, for a TLS signature the browser's PKCS#11 module asked for.
-    WindowUnavailable,
-    WindowCancelled,
-    WindowTimeout,
-    // Who may ask, and for which site.
-    OriginNotAllowed,
-    PolicyError,
-    CallerNotAllowed,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Every code, in the order above.
-    pub fn all() -> impl Iterator<Item = ErrorCode> {
-        <ErrorCode as strum::IntoEnumIterator>::iter()
-    }
-}
+/// Every error code of the protocol: one owner, shared with the PKCS#11 module, which maps the
+/// local channel's refusals from it.
+pub use cacbridge_channel::ErrorCode;
 
 /// The codes the extension itself answers a page with (docs/page-api.md); the host's codes
 /// pass through to the page unchanged, so a page may see either.
@@ -104,12 +45,6 @@ impl PageErrorCode {
 
     pub fn all() -> impl Iterator<Item = PageErrorCode> {
         <PageErrorCode as strum::IntoEnumIterator>::iter()
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
