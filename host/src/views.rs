@@ -170,15 +170,16 @@ fn code_of(err: &CardError) -> ErrorCode {
         CardError::PinIncorrect { .. } => C::PinIncorrect,
         CardError::PinBlocked => C::PinBlocked,
         CardError::PinFormat => C::PinFormat,
-        CardError::CardStatus { .. } | CardError::Malformed(_) | CardError::NoResponse => {
-            C::CardError
-        }
+        // A key that wanted a PIN the request did not bring (a 9E key some card protects):
+        // the card's own rule, nothing the person can fix by typing again.
+        CardError::CardStatus { .. }
+        | CardError::Malformed(_)
+        | CardError::NoResponse
+        | CardError::PinRequired => C::CardError,
         CardError::CertificateNotFound => C::CertificateNotFound,
         CardError::KeyNotUsable(_) => C::KeyNotUsable,
         CardError::Module(_) => C::ModuleError,
         CardError::Timeout => C::CardTimeout,
-        // CardError is non-exhaustive: a new card error is a card error until named here.
-        _ => C::CardError,
     }
 }
 

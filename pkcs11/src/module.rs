@@ -31,8 +31,18 @@ pub fn rv_of(err: &CardError) -> Rv {
         CardError::PinRequired => CKR_USER_NOT_LOGGED_IN,
         CardError::KeyNotUsable(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
         CardError::CertificateNotFound => CKR_OBJECT_HANDLE_INVALID,
-        CardError::Timeout => CKR_DEVICE_ERROR,
-        _ => CKR_DEVICE_ERROR,
+        // Every other fault of the card, its reader or the service.
+        CardError::CardInUse
+        | CardError::CardReset
+        | CardError::PinInterrupted
+        | CardError::PcscUnavailable
+        | CardError::Pcsc(_)
+        | CardError::UnsupportedCard(_)
+        | CardError::CardStatus { .. }
+        | CardError::NoResponse
+        | CardError::Timeout
+        | CardError::Malformed(_)
+        | CardError::Module(_) => CKR_DEVICE_ERROR,
     }
 }
 
