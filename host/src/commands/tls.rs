@@ -7,19 +7,22 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use cacbridge_card::{CardInsertion, KeyAlgorithm, Pin, Purpose, SignatureInput};
+use cacbridge_card::{
+    CardCertificate, CardError, CardInsertion, KeyAlgorithm, Pin, Purpose, SignatureInput,
+};
 
 use super::rules::{find, pin_argument, wrong_role};
+use super::Host;
 use crate::arguments::{check_certificate_id, invalid, required_string};
 use crate::held_pin::HeldPin;
-use crate::messaging::protocol::{Arguments, ErrorCode, WireError};
+use crate::messaging::protocol::{Arguments, ErrorCode, Outbound, WireError};
 use crate::usage::usable_for;
 
 pub use cacbridge_channel::{signature_result, WINDOW_TIMEOUT};
@@ -291,6 +294,178 @@ fn no_such_request() -> WireError {
         ErrorCode::WindowTimeout,
         "this request is no longer waiting for a PIN",
     )
+}
+
+impl Host {
+    /// `tls-sign` from the browser's PKCS#11 module (the local channel): with a PIN held from
+    /// an earlier TLS login on this card, the card verifies it, signs and logs out at once;
+    /// otherwise CAC Bridge's window collects the PIN, then the card signs. A wrong PIN lets
+    /// the person try again.
+    pub async fn tls_sign(
+        &self,
+        arguments: &crate::messaging::protocol::Arguments,
+    ) -> Result<serde_json::Value, WireError> {
+        let request = TlsSignRequest::parse(arguments)?;
+        let input = request.input.clone();
+        let certificate = self
+            .on_lane(move |token| tls_certificate(token, &request))
+            .await?;
+        let _turn = self.tls_window_turn.lock().await;
+        if let Some(held) = self
+            .pin_sessions
+            .held(&certificate.reader, &certificate.info.id)
+        {
+            let (on_card, signed_input) = (certificate.clone(), input.clone());
+            let signed = self
+                .on_lane(move |token| {
+                    // Another card, or this one taken out and back: the PIN is not its.
+                    if token.insertion(&on_card.reader)?.as_ref() != Some(&held.insertion) {
+                        return Ok(None);
+                    }
+                    Ok(Some(token.sign_input(
+                        &on_card,
+                        &signed_input,
+                        Some(&held.pin),
+                    )))
+                })
+                .await;
+            match signed {
+                Ok(Some(Ok(signature))) => {
+                    tracing::info!("TLS signature with the PIN held for this login");
+                    return Ok(signature_result(&signature));
+                }
+                // Wrong now (changed elsewhere), blocked, removed: never sent again.
+                Ok(Some(Err(err))) => {
+                    self.pin_sessions.end(&certificate.reader);
+                    tracing::info!(%err, "the held PIN did not sign; asking the window");
+                    if !matches!(err, CardError::PinIncorrect { .. }) {
+                        return Err(err.into());
+                    }
+                }
+                Ok(None) => {
+                    self.pin_sessions.end(&certificate.reader);
+                    tracing::info!("another card insertion: the held PIN is forgotten");
+                }
+                Err(err) => {
+                    self.pin_sessions.end(&certificate.reader);
+                    return Err(err);
+                }
+            }
+        }
+        self.sign_after_window(certificate, input).await
+    }
+
+    /// Ask CAC Bridge's window for the PIN and sign with it; a wrong PIN lets the person try
+    /// again, until they cancel or the window times out.
+    async fn sign_after_window(
+        &self,
+        certificate: CardCertificate,
+        input: SignatureInput,
+    ) -> Result<serde_json::Value, WireError> {
+        let sink = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(mpsc::WeakSender::upgrade)
+            .ok_or_else(window_unavailable)?;
+        let (id, mut attempts) = self.windows.open();
+        let event = Outbound::Event {
+            event: "pin-request",
+            data: pin_request_event(&id, &certificate),
+        };
+        if sink.send(event).await.is_err() {
+            self.windows.close(&id);
+            return Err(window_unavailable());
+        }
+        drop(sink);
+        tracing::info!(request = %id, "TLS signature waiting for the window");
+        let session = self.policy.tls_pin_session();
+        let deadline = tokio::time::Instant::now() + WINDOW_TIMEOUT;
+        let outcome = loop {
+            let attempt = match tokio::time::timeout_at(deadline, attempts.recv()).await {
+                Err(_) => {
+                    break Err(WireError::new(
+                        ErrorCode::WindowTimeout,
+                        "nobody typed the PIN in time",
+                    ))
+                }
+                Ok(None) => {
+                    break Err(WireError::new(
+                        ErrorCode::WindowCancelled,
+                        "the person cancelled",
+                    ))
+                }
+                Ok(Some(attempt)) => attempt,
+            };
+            let (on_card, signed_input) = (certificate.clone(), input.clone());
+            let PinAttempt { pin, outcome } = attempt;
+            let signed = self
+                .on_lane(move |token| {
+                    // The insertion before and after: a PIN is held only for the card that
+                    // took it, never for one swapped in meanwhile.
+                    let before = token.insertion(&on_card.reader).ok().flatten();
+                    let signature = token
+                        .sign_input(&on_card, &signed_input, Some(&pin))
+                        .map_err(WireError::from)?;
+                    let after = token.insertion(&on_card.reader).ok().flatten();
+                    let insertion = before.filter(|before| after.as_ref() == Some(before));
+                    Ok((signature, insertion, pin))
+                })
+                .await;
+            match signed {
+                Ok((signature, insertion, pin)) => {
+                    let _ = outcome.send(Ok(()));
+                    match insertion {
+                        Some(insertion) if !session.is_zero() => {
+                            self.hold_pin(&certificate, insertion, &pin, session);
+                        }
+                        _ => {}
+                    }
+                    break Ok(signature_result(&signature));
+                }
+                Err(err) if err.code == ErrorCode::PinIncorrect => {
+                    let _ = outcome.send(Err(err));
+                }
+                Err(err) => {
+                    let _ = outcome.send(Err(err.clone()));
+                    break Err(err);
+                }
+            }
+        };
+        self.windows.close(&id);
+        outcome
+    }
+
+    /// Hold `pin` for TLS logins with `certificate` on this insertion for `length`, and forget
+    /// it then.
+    fn hold_pin(
+        &self,
+        certificate: &CardCertificate,
+        insertion: cacbridge_card::CardInsertion,
+        pin: &cacbridge_card::Pin,
+        length: std::time::Duration,
+    ) {
+        let reader = certificate.reader.clone();
+        let Some(until) =
+            self.pin_sessions
+                .start(&reader, insertion, &certificate.info.id, pin, length)
+        else {
+            return;
+        };
+        let sessions = Arc::clone(&self.pin_sessions);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until).await;
+            if sessions.end_if(&reader, until) {
+                tracing::info!(%reader, "TLS login ended: the held PIN is wiped");
+            }
+        });
+    }
+
+    /// Forget every held PIN (the host is ending).
+    pub fn end_pin_sessions(&self) {
+        self.pin_sessions.end_all();
+    }
 }
 
 #[cfg(test)]
