@@ -13,6 +13,7 @@ pub mod backends;
 pub mod caller;
 pub mod commands;
 pub mod contract;
+pub mod doctor;
 pub mod held_pin;
 pub mod install;
 #[cfg(unix)]

@@ -17,7 +17,6 @@ use cacbridge_host::messaging::protocol::{WireError, PROTOCOL_VERSION};
 use cacbridge_host::messaging::server;
 use cacbridge_host::module_install;
 use cacbridge_host::policy::Policy;
-use cacbridge_host::views;
 use cacbridge_host::{table, HOST_VERSION};
 
 #[derive(Parser)]
@@ -237,95 +236,22 @@ fn uninstall(system: bool) -> ExitCode {
 /// `cacbridge-host doctor --fix`: repair, then say what was done.
 fn doctor_fix() {
     say("Fixing:");
-    let mut did = Vec::new();
-    // Manifests: missing everywhere, or a user's pointing at a host that is gone.
-    // As root on another user's home, none of it: that user's links would be followed.
-    let as_the_user = module_install::root_on_anothers_home(&home()).is_none();
-    let verdicts = cacbridge_host::install::check(&home());
-    let none = verdicts.iter().all(|(_, verdict)| verdict.is_err());
-    let stale = verdicts
-        .iter()
-        .any(|(_, verdict)| matches!(verdict, Err(reason) if reason != "no manifest"));
-    if as_the_user && (none || stale) {
-        match std::env::current_exe().and_then(|p| p.canonicalize()) {
-            Ok(host) => match cacbridge_host::install::install(&home(), false, &host) {
-                Ok(files) => did.push(format!(
-                    "fixed: {} manifest(s) written for this user, pointing at {}",
-                    files.len(),
-                    host.display()
-                )),
-                Err(err) => did.push(format!("not fixed: manifests: {err}")),
-            },
-            Err(err) => did.push(format!("not fixed: manifests: {err}")),
-        }
-    }
-    did.extend(module_install::fix_nssdb(&home()));
-    // The smart card service: started only by root, and only through systemd.
-    let mut pcsc = cacbridge_card::PcscBackend::new();
-    if matches!(
-        cacbridge_card::Token::presence(&mut pcsc),
-        Err(CardError::PcscUnavailable)
-    ) {
-        if module_install::own_uid() == Some(0) && Path::new("/run/systemd/system").exists() {
-            let started = std::process::Command::new("systemctl")
-                .args(["start", "pcscd.socket", "pcscd.service"])
-                .status()
-                .is_ok_and(|s| s.success());
-            did.push(if started {
-                "fixed: the smart card service (pcscd) started".into()
-            } else {
-                "not fixed: systemctl could not start pcscd".into()
-            });
-        } else {
-            did.push(
-                "not fixed: the smart card service is not running: run `sudo systemctl start pcscd`"
-                    .into(),
-            );
-        }
-    }
-    if did.is_empty() {
-        did.push("nothing to fix".into());
-    }
-    for line in did {
+    let host = std::env::current_exe().and_then(|p| p.canonicalize());
+    for line in cacbridge_host::doctor::fix(&home(), host) {
         say(&format!("  {line}"));
     }
 }
 
 /// `cacbridge-host doctor [--report FILE]`.
 fn doctor(report: Option<&Path>, root: &Path) -> ExitCode {
-    let lines = doctor_lines(root);
+    let lines = cacbridge_host::doctor::checklist(root, &home());
     for line in &lines {
         say(line);
     }
     let Some(file) = report else {
         return ExitCode::SUCCESS;
     };
-    let os = std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-                .map(|v| v.trim_matches('"').to_owned())
-        })
-        .unwrap_or_else(|| std::env::consts::OS.to_owned());
-    let log = cacbridge_host::logging::log_dir()
-        .map(|dir| {
-            cacbridge_host::support::log_tail(
-                &dir.join(cacbridge_host::logging::LOG_FILE),
-                cacbridge_host::support::LOG_LINES,
-            )
-        })
-        .unwrap_or_default();
-    let bundle = cacbridge_host::support::bundle(&os, &lines, &log);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    // Only its owner reads a support bundle.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options
-        .open(file)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, bundle.as_bytes()));
-    match written {
+    match cacbridge_host::doctor::write_report(file, &lines) {
         Ok(()) => {
             say(&format!("support report written to {}", file.display()));
             ExitCode::SUCCESS
@@ -335,116 +261,6 @@ fn doctor(report: Option<&Path>, root: &Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// What `cacbridge-host doctor` says: the readiness checklist, from this side.
-fn doctor_lines(root: &Path) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    out.push(format!(
-        "cacbridge-host {HOST_VERSION} (protocol {PROTOCOL_VERSION})"
-    ));
-    let mut found = false;
-    for (location, verdict) in cacbridge_host::install::check(&home()) {
-        match verdict {
-            Ok(path) => {
-                found = true;
-                out.push(format!(
-                    "  ok    {}: {} -> {}",
-                    location.browser,
-                    location.dir.display(),
-                    path.display()
-                ));
-            }
-            Err(reason) if reason != "no manifest" => {
-                out.push(format!(
-                    "  FAIL  {}: {} ({reason})",
-                    location.browser,
-                    location.dir.display()
-                ));
-            }
-            Err(_) => {}
-        }
-    }
-    if !found {
-        out.push("  FAIL  no browser can start the host: run `cacbridge-host install`".into());
-    }
-    out.push("PKCS#11 module (mutual-TLS portals):".into());
-    for line in module_install::report(root, &home()) {
-        out.push(line.clone());
-    }
-    out.push("Backends (policy):".into());
-    let names = Policy::load().backends();
-    for loaded in cacbridge_host::backends::load(&names) {
-        match loaded.token {
-            Ok(mut token) => match token.presence() {
-                Ok(readers) => out.push(format!(
-                    "  ok    {}: loads, {} reader(s)",
-                    loaded.name,
-                    readers.len()
-                )),
-                Err(err) => out.push(format!("  WARN  {}: loads, but {err}", loaded.name)),
-            },
-            Err(err) => out.push(format!("  FAIL  {}: {err}", loaded.name)),
-        }
-    }
-    out.push("PKCS#11 modules installed (a policy's backends may name one):".into());
-    let installed = cacbridge_host::backends::installed_modules();
-    if installed.is_empty() {
-        out.push("  --    none found".into());
-    }
-    for (name, path) in installed {
-        let loaded = cacbridge_host::backends::load(&[path.to_owned()]).remove(0);
-        match loaded.token {
-            Ok(mut token) => out.push(format!(
-                "  ok    {name}: {path} loads, {} slot(s)",
-                token.presence().map(|p| p.len()).unwrap_or(0)
-            )),
-            Err(err) => out.push(format!("  FAIL  {name}: {path}: {err}")),
-        }
-    }
-    out.push("Readers and cards:".into());
-    let mut backend = cacbridge_host::backends::token(&names);
-    match backend.readers() {
-        Ok(readers) if readers.is_empty() => {
-            out.push("  FAIL  no smart card reader: connect one".into())
-        }
-        Ok(readers) => {
-            for reader in readers {
-                match reader.card {
-                    Some(card) => out.push(format!(
-                        "  ok    {}: {} card ({})",
-                        reader.name,
-                        views::card_type_name(card.card_type),
-                        card.backend
-                    )),
-                    None => out.push(format!("  --    {}: no card", reader.name)),
-                }
-            }
-        }
-        Err(err) => out.push(format!("  FAIL  smart card service: {err}")),
-    }
-    if let Ok(certificates) =
-        backend.certificates_for(None, cacbridge_card::Purpose::Authentication)
-    {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        for certificate in certificates {
-            let name = certificate
-                .info
-                .common_name
-                .as_deref()
-                .unwrap_or("the card");
-            match cacbridge_host::usage::expiry_warning(&certificate.info, now) {
-                Some(warning) => out.push(format!("  WARN  {name}: {warning}")),
-                None => out.push(format!(
-                    "  ok    {name}: PIV Authentication certificate valid until {}",
-                    &certificate.info.not_after[..10.min(certificate.info.not_after.len())]
-                )),
-            }
-        }
-    }
-    out
 }
 
 /// `cacbridge-host list`: what `status` and `list-certificates` return, for a person.
