@@ -13,7 +13,7 @@ import { pageRequest } from "./background/page-requests.js";
 import { ensureModuleLoaded } from "./background/pkcs11-module.js";
 import { openTlsWindow } from "./background/tls-window.js";
 import { BUILT_IN_MTLS_PROFILES } from "./lib/build-config.js";
-import { WINDOW_TIMEOUT_MS } from "./lib/wire.js";
+import { EVENTS, WINDOW_TIMEOUT_MS } from "./lib/wire.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const DIALOG = api.runtime.getURL("ui/dialog.html");
@@ -26,7 +26,7 @@ const host = new NativePort({
   disconnectReason: (port) => port?.error?.message ?? api.runtime.lastError?.message,
   onEvent: (event, data) => {
     // A TLS login needs the PIN: the window for it.
-    if (event === "pin-request") return void openTlsWindow(api, host, flows, data);
+    if (event === EVENTS.pinRequest) return void openTlsWindow(api, host, flows, data);
     // Card events, to the open windows; with none open, nobody listens.
     api.runtime.sendMessage({ type: "card-event", event, data }).catch(() => {});
   },

@@ -11,8 +11,26 @@ use std::fmt::Write as _;
 use crate::arguments::{
     HASH_FUNCTIONS, MAX_ORIGIN, NONCE_ALPHABET, NONCE_MAX, NONCE_MIN, PIN_DIGITS,
 };
+use crate::commands::{Command, Event};
 use crate::install::HOST_NAME;
 use crate::messaging::protocol::{ErrorCode, PageErrorCode, PROTOCOL_VERSION};
+
+/// `list-certificates` as a JavaScript name: `listCertificates`.
+fn camel(name: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '-' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 fn list(codes: impl Iterator<Item = &'static str>) -> String {
     codes
@@ -61,6 +79,22 @@ pub fn extension_module() -> String {
     let _ = writeln!(
         out,
         "/** The longest origin the host accepts. */\nexport const ORIGIN_MAX = {MAX_ORIGIN};\n"
+    );
+    let names = |pairs: Vec<(&'static str, String)>| {
+        pairs
+            .into_iter()
+            .map(|(name, key)| format!("  {key}: \"{name}\",\n"))
+            .collect::<String>()
+    };
+    let _ = writeln!(
+        out,
+        "/** The commands the host answers (docs/protocol.md). */\nexport const COMMANDS = Object.freeze({{\n{}}});\n",
+        names(Command::all().map(|c| (c.name(), camel(c.name()))).collect())
+    );
+    let _ = writeln!(
+        out,
+        "/** The events the host sends. */\nexport const EVENTS = Object.freeze({{\n{}}});\n",
+        names(Event::all().map(|e| (e.name(), camel(e.name()))).collect())
     );
     let _ = writeln!(
         out,

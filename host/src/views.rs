@@ -143,15 +143,17 @@ impl From<&ReaderStatus> for ReaderView {
 }
 
 pub fn event(event: &ReaderEvent) -> (&'static str, Value) {
-    match event {
-        ReaderEvent::ReaderAdded { reader } => ("reader-added", json!({ "reader": reader })),
-        ReaderEvent::ReaderRemoved { reader } => ("reader-removed", json!({ "reader": reader })),
+    use crate::commands::Event as E;
+    let (name, data) = match event {
+        ReaderEvent::ReaderAdded { reader } => (E::ReaderAdded, json!({ "reader": reader })),
+        ReaderEvent::ReaderRemoved { reader } => (E::ReaderRemoved, json!({ "reader": reader })),
         ReaderEvent::CardInserted { reader, atr } => (
-            "card-inserted",
+            E::CardInserted,
             json!({ "reader": reader, "atr": hex::encode_upper(atr) }),
         ),
-        ReaderEvent::CardRemoved { reader } => ("card-removed", json!({ "reader": reader })),
-    }
+        ReaderEvent::CardRemoved { reader } => (E::CardRemoved, json!({ "reader": reader })),
+    };
+    (name.name(), data)
 }
 
 /// The one place a card-layer error becomes a wire code.

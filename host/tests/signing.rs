@@ -169,6 +169,12 @@ fn only_authentication_certificates_log_in_and_only_signature_ones_sign() {
     let sig_id = certificate_id(&mut host, "9C");
     let reply = sign(&mut host, &sig_id, &hash, "SHA-256");
     assert_eq!(reply["result"]["algorithm"], "ES256", "{reply}");
+    // The signing certificate comes with the signature (the window need not list it again).
+    assert_eq!(
+        B64.decode(reply["result"]["certificate"].as_str().unwrap())
+            .unwrap(),
+        card.info.certificate("9C")
+    );
     let signature = B64
         .decode(reply["result"]["signature"].as_str().unwrap())
         .unwrap();

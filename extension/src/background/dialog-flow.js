@@ -4,6 +4,7 @@
 import { hostError } from "../lib/port.js";
 import { normalizeError } from "../lib/errors.js";
 import { chooserEntries } from "../lib/certificates.js";
+import { COMMANDS } from "../lib/wire.js";
 
 export const CARD_TIMEOUT = 60_000;
 
@@ -17,8 +18,8 @@ export async function dialogDetails(host, flow) {
   // A TLS login (the browser's PKCS#11 module asked) offers the one certificate it is for.
   const wanted = flow.action === "sign" ? "signature" : "authentication";
   const [list, status] = await Promise.all([
-    host.request("list-certificates", { purpose: wanted }, CARD_TIMEOUT).catch((e) => ({ error: e })),
-    host.request("status", {}, CARD_TIMEOUT).catch(() => ({ readers: [] })),
+    host.request(COMMANDS.listCertificates, { purpose: wanted }, CARD_TIMEOUT).catch((e) => ({ error: e })),
+    host.request(COMMANDS.status, {}, CARD_TIMEOUT).catch(() => ({ readers: [] })),
   ]);
   const purpose = flow.action === "sign" ? "sign" : "authenticate";
   const offered = flow.action === "tls" ? (list.certificates ?? []).filter((/** @type {any} */ c) => c.id === flow.request.certificateId) : list.certificates;
@@ -49,18 +50,13 @@ export async function dialogSubmit(host, flows, flow, certificateId, pin) {
   try {
     if (flow.action === "tls") {
       // The host verifies the PIN on the card and signs for the browser's TLS handshake.
-      await host.request("tls-pin", { requestId: flow.request.requestId, pin }, CARD_TIMEOUT);
+      await host.request(COMMANDS.tlsPin, { requestId: flow.request.requestId, pin }, CARD_TIMEOUT);
       flows.finish(flow, null, { done: true });
       return { done: true };
     }
-    const result = await host.request(flow.action, args, CARD_TIMEOUT);
-    let answer = result;
-    if (flow.action === "sign") {
-      // The page asked for this signature and gets the certificate that makes it checkable.
-      const list = await host.request("list-certificates", { purpose: "signature" }, CARD_TIMEOUT);
-      const cert = list.certificates.find((/** @type {any} */ c) => c.id === certificateId);
-      answer = { ...result, certificate: cert?.certificate ?? null };
-    }
+    const command = flow.action === "authenticate" ? COMMANDS.authenticate : COMMANDS.sign;
+    // `sign`'s result carries the certificate that makes it checkable, as the page gets it.
+    const answer = await host.request(command, args, CARD_TIMEOUT);
     flows.finish(flow, null, answer);
     return { done: true };
   } catch (error) {

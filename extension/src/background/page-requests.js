@@ -9,6 +9,7 @@ import { invalidPageRequest } from "../lib/page-request.js";
 import { CARD_TIMEOUT } from "./dialog-flow.js";
 import { mtlsProfileFor } from "../lib/mtls-profiles.js";
 import { mtlsReadiness } from "./readiness.js";
+import { COMMANDS } from "../lib/wire.js";
 
 /**
  * The origin of the page that sent a message, from the browser's own record. An opaque origin
@@ -69,11 +70,11 @@ export async function pageRequest({ host, flows, allowList, loadModule, mtlsProf
     // stay in the extension's own window (docs/page-api.md).
     case "status": {
       const version = await host.ensureConnected();
-      const status = await host.request("status", {}, CARD_TIMEOUT);
+      const status = await host.request(COMMANDS.status, {}, CARD_TIMEOUT);
       return pageView.status(version, status);
     }
     case "list-certificates":
-      return pageView.certificates(await host.request("list-certificates", {}, CARD_TIMEOUT), new Date());
+      return pageView.certificates(await host.request(COMMANDS.listCertificates, {}, CARD_TIMEOUT), new Date());
     case "authenticate":
     case "sign": {
       // The content script answers user-activation-required itself; this is the second line.

@@ -3,6 +3,7 @@
 import { originAllowed } from "../lib/origins.js";
 import { normalizeError } from "../lib/errors.js";
 import { CARD_TIMEOUT } from "./dialog-flow.js";
+import { COMMANDS } from "../lib/wire.js";
 
 /**
  * @param {any} host the native port
@@ -47,14 +48,14 @@ async function readinessItems(host, list, origin, module) {
  */
 async function cardItems(host) {
   const items = [];
-  const status = await host.request("status", {}, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }));
+  const status = await host.request(COMMANDS.status, {}, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }));
   const readers = status.readers ?? [];
   const withCard = readers.filter((/** @type {any} */ r) => r.cardPresent);
   items.push({ id: "reader", ok: readers.length > 0, detail: readers.map((/** @type {any} */ r) => r.name).join(", ") });
   items.push({ id: "card", ok: withCard.length > 0, detail: withCard.map((/** @type {any} */ r) => `${r.cardType} card, ${r.pinBlocked ? "PIN blocked" : `${r.pinRetriesLeft ?? "?"} PIN tries left`}`).join("; ") });
   // What a login needs: a PIV Authentication (or CAC ID) certificate, not expired.
   const listed = withCard.length
-    ? await host.request("list-certificates", { purpose: "authentication" }, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }))
+    ? await host.request(COMMANDS.listCertificates, { purpose: "authentication" }, CARD_TIMEOUT).catch((/** @type {any} */ e) => ({ error: e }))
     : { certificates: [] };
   const now = Date.now();
   const valid = (listed.certificates ?? []).filter((/** @type {any} */ c) => Date.parse(c.notAfter) > now);
@@ -91,7 +92,7 @@ export const EXPIRY_WARNING_MS = 30 * 86_400_000;
  */
 async function browserItems(host, module) {
   const items = [];
-  const setup = host ? await host.request("browser-setup", {}, CARD_TIMEOUT).catch(() => null) : null;
+  const setup = host ? await host.request(COMMANDS.browserSetup, {}, CARD_TIMEOUT).catch(() => null) : null;
   if (module?.supported) items.push({ id: "module", ok: module.loaded, detail: module.detail });
   else if (typeof setup?.tlsModule === "boolean") {
     items.push({

@@ -3,6 +3,8 @@
 // extension's window (docs/protocol.md, `pin-request`). The PIN goes from the window to the
 // host (`tls-pin`), which verifies it on the card and signs.
 
+import { COMMANDS } from "../lib/wire.js";
+
 let nextTlsFlow = -1;
 
 /**
@@ -41,6 +43,6 @@ export async function openTlsWindow(api, host, flows, request) {
   // Each request has a flow of its own: a TLS login belongs to no tab.
   const tabId = nextTlsFlow--;
   flows.run({ tabId, origin: origin ?? "", action: "tls", request }).catch(() =>
-    host.request("tls-cancel", { requestId: request.requestId }, 10_000).catch(() => {}),
+    host.request(COMMANDS.tlsCancel, { requestId: request.requestId }, 10_000).catch(() => {}),
   );
 }

@@ -3,7 +3,7 @@
 // or after a back-off when events are wanted). Pure logic: the browser API comes in as
 // `connect`, so Node tests drive it with a fake port.
 
-import { HOST_NAME, PROTOCOL } from "./wire.js";
+import { COMMANDS, HOST_NAME, PROTOCOL } from "./wire.js";
 
 export { HOST_NAME, PROTOCOL };
 
@@ -68,7 +68,7 @@ export class NativePort {
     this.port = port;
     port.onMessage.addListener((message) => this.receive(message));
     port.onDisconnect.addListener((p) => this.closed(this.deps.disconnectReason?.(p)));
-    this.connecting = this.send("version", {}, this.deps.handshakeTimeout ?? 5000, true)
+    this.connecting = this.send(COMMANDS.version, {}, this.deps.handshakeTimeout ?? 5000, true)
       .then((version) => {
         if (!version || version.protocol !== PROTOCOL) {
           this.port?.disconnect();
@@ -128,7 +128,7 @@ export class NativePort {
   /** Ask for reader and card events, and keep the port open (and reopen it) for them. */
   subscribe() {
     this.wantEvents = true;
-    return this.request("subscribe", {}, 10000);
+    return this.request(COMMANDS.subscribe, {}, 10000);
   }
 
   /** @param {any} message */

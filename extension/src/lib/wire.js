@@ -66,5 +66,28 @@ export const HASH_FUNCTIONS = Object.freeze({ "SHA-256": 32, "SHA-384": 48, "SHA
 /** The longest origin the host accepts. */
 export const ORIGIN_MAX = 255;
 
+/** The commands the host answers (docs/protocol.md). */
+export const COMMANDS = Object.freeze({
+  version: "version",
+  quit: "quit",
+  status: "status",
+  listCertificates: "list-certificates",
+  subscribe: "subscribe",
+  authenticate: "authenticate",
+  sign: "sign",
+  tlsPin: "tls-pin",
+  tlsCancel: "tls-cancel",
+  browserSetup: "browser-setup",
+});
+
+/** The events the host sends. */
+export const EVENTS = Object.freeze({
+  readerAdded: "reader-added",
+  readerRemoved: "reader-removed",
+  cardInserted: "card-inserted",
+  cardRemoved: "card-removed",
+  pinRequest: "pin-request",
+});
+
 /** How long the person has in CAC Bridge's window (the host's TLS requests wait as long). */
 export const WINDOW_TIMEOUT_MS = 120000;

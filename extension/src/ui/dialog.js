@@ -1,7 +1,7 @@
 // The certificate chooser and PIN window. The PIN goes from this window to the background
 // and on to the host; nothing else sees it, and nothing stores it.
 
-import { PIN } from "../lib/wire.js";
+import { EVENTS, PIN } from "../lib/wire.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const flow = new URLSearchParams(location.search).get("flow");
@@ -172,10 +172,10 @@ $("pin-form").addEventListener("submit", async (event) => {
 api.runtime.onMessage.addListener((message) => {
   if (message?.type !== "card-event") return;
   const state = $("card-state");
-  if (message.event === "card-removed") {
+  if (message.event === EVENTS.cardRemoved) {
     state.hidden = false;
     state.textContent = `The card was removed from ${message.data.reader}. Insert your CAC.`;
-  } else if (message.event === "card-inserted") {
+  } else if (message.event === EVENTS.cardInserted) {
     state.hidden = false;
     state.textContent = `Card inserted in ${message.data.reader}.`;
     load().catch(() => {});

@@ -28,8 +28,10 @@ use crate::policy::Policy;
 use authenticate::AuthenticateRequest;
 use sign::SignRequest;
 
-/// The protocol commands. Names are the wire names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The protocol commands; their wire names are the variants' in kebab case (generated into the
+/// extension's wire.js).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Command {
     Version,
     Quit,
@@ -45,20 +47,49 @@ pub enum Command {
 
 impl Command {
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "version" => Command::Version,
-            "quit" => Command::Quit,
-            "status" => Command::Status,
-            "list-certificates" => Command::ListCertificates,
-            "subscribe" => Command::Subscribe,
-            "authenticate" => Command::Authenticate,
-            "sign" => Command::Sign,
-            "tls-pin" => Command::TlsPin,
-            "tls-cancel" => Command::TlsCancel,
-            "browser-setup" => Command::BrowserSetup,
-            _ => return None,
-        })
+        Self::all().find(|command| command.name() == name)
     }
+
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn all() -> impl Iterator<Item = Command> {
+        <Command as strum::IntoEnumIterator>::iter()
+    }
+}
+
+/// The events the host sends; their wire names are the variants' in kebab case (generated
+/// into the extension's wire.js).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+pub enum Event {
+    ReaderAdded,
+    ReaderRemoved,
+    CardInserted,
+    CardRemoved,
+    /// CAC Bridge's window is wanted for a TLS signature (commands/tls.rs).
+    PinRequest,
+}
+
+impl Event {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn all() -> impl Iterator<Item = Event> {
+        <Event as strum::IntoEnumIterator>::iter()
+    }
+
+    /// The events `subscribe` delivers.
+    pub const READER_EVENTS: [Event; 4] = [
+        Event::ReaderAdded,
+        Event::ReaderRemoved,
+        Event::CardInserted,
+        Event::CardRemoved,
+    ];
 }
 
 type SharedToken = Arc<tokio::sync::Mutex<Box<dyn Token>>>;

@@ -63,6 +63,8 @@ pub struct DocumentSignature {
     pub signature: String,
     /// The key type and hash, JWS-style: `RS256` .. `RS512`, `ES256` .. `ES512`.
     pub algorithm: &'static str,
+    /// The signing certificate (base64 DER), which makes the signature checkable.
+    pub certificate: String,
 }
 
 pub fn sign(token: &mut dyn Token, request: SignRequest) -> Result<DocumentSignature, WireError> {
@@ -93,5 +95,6 @@ pub fn sign(token: &mut dyn Token, request: SignRequest) -> Result<DocumentSigna
     Ok(DocumentSignature {
         signature: BASE64.encode(jws_signature(key, signature)?),
         algorithm,
+        certificate: BASE64.encode(&cert.der),
     })
 }

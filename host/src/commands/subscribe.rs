@@ -41,11 +41,6 @@ pub fn subscribe(
         }));
     }
     Subscribed {
-        events: [
-            "reader-added",
-            "reader-removed",
-            "card-inserted",
-            "card-removed",
-        ],
+        events: super::Event::READER_EVENTS.map(super::Event::name),
     }
 }

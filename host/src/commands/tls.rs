@@ -371,7 +371,7 @@ impl Host {
             .ok_or_else(window_unavailable)?;
         let (id, mut attempts) = self.windows.open();
         let event = Outbound::Event {
-            event: "pin-request",
+            event: super::Event::PinRequest.name(),
             data: pin_request_event(&id, &certificate),
         };
         if sink.send(event).await.is_err() {
