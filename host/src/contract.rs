@@ -12,8 +12,7 @@ use crate::arguments::{
     HASH_FUNCTIONS, MAX_ORIGIN, NONCE_ALPHABET, NONCE_MAX, NONCE_MIN, PIN_DIGITS,
 };
 use crate::commands::{Command, Event};
-use crate::install::HOST_NAME;
-use crate::messaging::protocol::{ErrorCode, PageErrorCode, PROTOCOL_VERSION};
+use crate::messaging::protocol::{ErrorCode, PageErrorCode, HOST_NAME, PROTOCOL_VERSION};
 
 /// `list-certificates` as a JavaScript name: `listCertificates`.
 fn camel(name: &str) -> String {

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-pub const HOST_NAME: &str = "org.cacbridge.host";
+use crate::messaging::protocol::HOST_NAME;
+
 const CHROMIUM_MANIFEST: &str = include_str!("../../manifests/chromium/org.cacbridge.host.json");
 const FIREFOX_MANIFEST: &str = include_str!("../../manifests/firefox/org.cacbridge.host.json");
 

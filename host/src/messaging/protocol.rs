@@ -14,6 +14,9 @@ use super::codec::MAX_OUTBOUND;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The native-messaging host's name: the manifests' `name`, what the extension connects to.
+pub const HOST_NAME: &str = "org.cacbridge.host";
+
 /// Every error code of the protocol: one owner, shared with the PKCS#11 module, which maps the
 /// local channel's refusals from it.
 pub use cacbridge_channel::ErrorCode;
