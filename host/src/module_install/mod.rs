@@ -479,7 +479,8 @@ mod tests {
     #[test]
     fn the_packaged_firefox_manifest_is_the_one_install_writes() {
         let packaged: serde_json::Value =
-            serde_json::from_str(include_str!("../../../packaging/firefox/cacbridge.json")).unwrap();
+            serde_json::from_str(include_str!("../../../packaging/firefox/cacbridge.json"))
+                .unwrap();
         let written: serde_json::Value = serde_json::from_str(&firefox_manifest(
             &Path::new("/usr/lib/cacbridge").join(BROWSER_LIBRARY),
         ))
