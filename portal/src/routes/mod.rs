@@ -45,12 +45,24 @@ pub fn mtls_router(state: Arc<AppState>) -> Router {
         .route("/login/cac/link", post(mtls::cac_link))
         .route("/account/cac", get(mtls::cac_page))
         .route("/account/cac/register", post(mtls::cac_register));
-    shared(pages, state)
+    // Its CAC login form ends on the main host's My Account (a redirect of a form submission,
+    // which the policy's form-action governs too).
+    let form_action = format!("'self' {}", state.origin);
+    shared_with(pages, state, &form_action)
 }
 
 /// What both hosts serve besides their own pages (the printable confirmation, the 403 page,
 /// the script), and the headers every answer carries.
 fn shared(pages: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    shared_with(pages, state, "'self'")
+}
+
+/// [`shared`], with forms allowed to submit (and be redirected) to `form_action`.
+fn shared_with(pages: Router<Arc<AppState>>, state: Arc<AppState>, form_action: &str) -> Router {
+    let policy = HeaderValue::from_str(&format!(
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action {form_action}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     pages
         .route(
             "/account/cac/registrations/{id}",
@@ -59,16 +71,18 @@ fn shared(pages: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
         .route("/403", get(forbidden_page))
         .route("/static/portal.js", get(portal_js))
         .fallback(not_found)
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(move |response| {
+            security_headers(response, policy.clone())
+        }))
         .with_state(state)
 }
 
-async fn security_headers(mut response: Response) -> Response {
+/// The main host's content security policy.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'";
+
+async fn security_headers(mut response: Response, policy: HeaderValue) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),
