@@ -4,6 +4,7 @@
 //! at once and never wait behind it.
 
 pub mod authenticate;
+pub mod browser_setup;
 pub mod list_certificates;
 pub mod rules;
 pub mod sign;
@@ -306,29 +307,7 @@ impl Handler for Host {
                     }))
                 }
             },
-            Command::BrowserSetup => {
-                let chromium = matches!(self.caller, Caller::Chromium { .. });
-                Route::Deferred(Box::pin(async move {
-                    let home = dirs::home_dir().unwrap_or_default();
-                    let setup = tokio::task::spawn_blocking(move || {
-                        crate::module_install::browser_setup(&home, chromium)
-                    })
-                    .await;
-                    match setup {
-                        Ok(setup) => Outbound::Result {
-                            id,
-                            result: json!(setup),
-                        },
-                        Err(_) => Outbound::error(
-                            Some(id),
-                            WireError::new(
-                                ErrorCode::Internal,
-                                "could not read the browser's setup",
-                            ),
-                        ),
-                    }
-                }))
-            }
+            Command::BrowserSetup => browser_setup::route(id, &self.caller),
             Command::TlsCancel => {
                 if let Ok(request) = crate::arguments::required_string(&arguments, "requestId") {
                     self.windows.close(request);
