@@ -152,3 +152,82 @@ fn a_signature_needs_the_login_fits_the_key_and_comes_back_as_r_and_s() {
     assert!(!module.is_logged_in(1));
     assert!(find(&mut module, again, CKO_PRIVATE_KEY).is_empty());
 }
+
+/// CAC Bridge's window as the module sees it: what it was asked to sign, and its answer.
+struct FakeWindow {
+    asked: std::sync::Mutex<Vec<(String, cacbridge_card::SignatureInput)>>,
+    answer: Result<Vec<u8>, CK_RV>,
+}
+
+impl cacbridge_pkcs11::window::WindowSigner for FakeWindow {
+    fn sign(
+        &self,
+        certificate: &CardCertificate,
+        input: &cacbridge_card::SignatureInput,
+    ) -> Result<Vec<u8>, CK_RV> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((certificate.info.id.clone(), input.clone()));
+        self.answer.clone()
+    }
+}
+
+#[test]
+fn in_a_browser_a_signature_goes_to_the_window_without_a_login_and_the_card_is_not_asked() {
+    use std::sync::Arc;
+    // The card itself would fail any signature: only the window can make one here.
+    let refusing = |card: CardCertificate| {
+        let mut fake = token(vec![card], 3);
+        fake.signature = Err(cacbridge_card::CardError::CardRemoved);
+        fake
+    };
+    let card = certificate("DOE.JOHN.A.1234567890");
+    let id = card.info.id.clone();
+    let window = Arc::new(FakeWindow {
+        asked: std::sync::Mutex::new(Vec::new()),
+        answer: Ok(der_ecdsa()),
+    });
+    let mut module = Module::for_browser(Box::new(refusing(card)), window.clone());
+    // A browser never logs in: the keys are visible, and signing needs no C_Login.
+    assert!(!module.login_required());
+    assert_eq!(module.slot_list(true).unwrap(), vec![1]);
+    let session = module.open_session(1).unwrap();
+    let key = find(&mut module, session, CKO_PRIVATE_KEY)[0];
+    module
+        .sign_init(session, CKM_ECDSA_SHA256, None, key)
+        .unwrap();
+    module
+        .sign_update(session, b"TLS 1.3, CertificateVerify")
+        .unwrap();
+    // The window path is taken with the module's lock released (the caller completes it).
+    let finished = module.sign_final(session).unwrap();
+    let signature = finished.complete().unwrap();
+    assert_eq!(signature, [vec![0x11; 32], vec![0x22; 32]].concat());
+    let asked = window.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].0, id);
+    let expected = cacbridge_card::HashFunction::Sha256.hash(b"TLS 1.3, CertificateVerify");
+    assert_eq!(asked[0].1, cacbridge_card::SignatureInput::EcHash(expected));
+
+    // A cancel in the window is the caller's CKR_FUNCTION_CANCELED, and still no card call.
+    let cancelled = Arc::new(FakeWindow {
+        asked: std::sync::Mutex::new(Vec::new()),
+        answer: Err(CKR_FUNCTION_CANCELED),
+    });
+    let mut module = Module::for_browser(
+        Box::new(refusing(certificate("DOE.JOHN.A.1234567890"))),
+        cancelled,
+    );
+    module.slot_list(true).unwrap();
+    let session = module.open_session(1).unwrap();
+    let key = find(&mut module, session, CKO_PRIVATE_KEY)[0];
+    module
+        .sign_init(session, CKM_ECDSA_SHA256, None, key)
+        .unwrap();
+    module.sign_update(session, b"handshake").unwrap();
+    assert_eq!(
+        module.sign_final(session).unwrap().complete(),
+        Err(CKR_FUNCTION_CANCELED)
+    );
+}
