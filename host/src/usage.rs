@@ -1,8 +1,8 @@
 //! Which certificate may do what: the one rule both the certificate view (`usableFor`) and the
 //! `authenticate` and `sign` commands apply. It sits below both, knowing only the card layer.
 
-use cacbridge_card::certificate::check_authentication_profile;
 use cacbridge_card::CardCertificate;
+use cacbridge_cert::check_authentication_profile;
 
 /// Which of `authenticate` and `sign` accept this certificate: the rules both commands apply,
 /// so a chooser offers only what the host will use.
@@ -24,7 +24,7 @@ pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// What to say of an authentication certificate that has expired or expires within
 /// [`EXPIRY_WARNING_DAYS`] of `now` (Unix seconds); nothing otherwise.
-pub fn expiry_warning(info: &cacbridge_card::CertificateInfo, now: i64) -> Option<String> {
+pub fn expiry_warning(info: &cacbridge_cert::CertificateInfo, now: i64) -> Option<String> {
     let left = info.not_after_unix - now;
     let date = &info.not_after[..10.min(info.not_after.len())];
     const RENEW: &str = "renew at ID Card Office Online (certificate updates, \
@@ -52,7 +52,7 @@ mod tests {
         let mut info = cacbridge_card::testing::certificate(
             1,
             cacbridge_card::Slot::PivAuthentication,
-            cacbridge_card::KeyAlgorithm::EcP256,
+            cacbridge_cert::KeyAlgorithm::EcP256,
             &["digitalSignature"],
             &["clientAuth"],
         )
@@ -75,7 +75,8 @@ mod tests {
 
     use super::*;
     use cacbridge_card::testing::certificate as fake;
-    use cacbridge_card::{KeyAlgorithm, Slot};
+    use cacbridge_card::Slot;
+    use cacbridge_cert::KeyAlgorithm;
 
     fn certificate(slot: Slot, key_usage: &[&'static str], eku: &[&str]) -> CardCertificate {
         fake(1, slot, KeyAlgorithm::EcP256, key_usage, eku)

@@ -9,11 +9,9 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use cacbridge_card::certificate::check_authentication_profile;
-use cacbridge_card::certificate::token::{
-    authentication_message, Algorithm, AuthToken, TOKEN_FORMAT,
-};
 use cacbridge_card::{Digest, Pin, Purpose, Token};
+use cacbridge_cert::check_authentication_profile;
+use cacbridge_cert::token::{authentication_message, Algorithm, AuthToken, TOKEN_FORMAT};
 
 use super::rules::{
     card_hash, checked_origin, find, jws_signature, pin_argument, usable_for, wrong_role,

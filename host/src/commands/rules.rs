@@ -1,9 +1,10 @@
 //! The rules `authenticate` and `sign` share: which certificate may do what, the PIN and
 //! origin arguments, finding the certificate, and the JWS form of a signature.
 
-use cacbridge_card::certificate::token::Algorithm;
 use cacbridge_card::crypto::ecdsa_der_to_fixed;
-use cacbridge_card::{CardCertificate, HashFunction, KeyAlgorithm, Pin, Purpose, Token};
+use cacbridge_card::{CardCertificate, HashFunction, Pin, Purpose, Token};
+use cacbridge_cert::token::Algorithm;
+use cacbridge_cert::KeyAlgorithm;
 
 use crate::arguments::{check_origin, invalid, required_secret, required_string};
 use crate::messaging::protocol::{Arguments, ErrorCode, WireError};

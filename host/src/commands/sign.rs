@@ -4,7 +4,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
-use cacbridge_card::{Digest, HashFunction, KeyAlgorithm, Pin, Purpose, Token};
+use cacbridge_card::{Digest, HashFunction, Pin, Purpose, Token};
+use cacbridge_cert::KeyAlgorithm;
 
 use super::rules::{checked_origin, find, jws_signature, pin_argument, usable_for, wrong_role};
 use crate::arguments::{

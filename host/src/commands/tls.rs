@@ -14,9 +14,8 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use cacbridge_card::{
-    CardCertificate, CardError, CardInsertion, KeyAlgorithm, Pin, Purpose, SignatureInput,
-};
+use cacbridge_card::{CardCertificate, CardError, CardInsertion, Pin, Purpose, SignatureInput};
+use cacbridge_cert::KeyAlgorithm;
 
 use super::rules::{find, pin_argument, wrong_role};
 use super::Host;
