@@ -4,18 +4,28 @@
 use cacbridge_card::CardCertificate;
 use cacbridge_cert::check_authentication_profile;
 
+/// What a certificate's key may be used for; on the wire (`usableFor`) the commands' names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Use {
+    /// `authenticate` (and a TLS login).
+    Authenticate,
+    /// `sign`: a document signature.
+    Sign,
+}
+
 /// Which of `authenticate` and `sign` accept this certificate: the rules both commands apply,
 /// so a chooser offers only what the host will use.
-pub fn usable_for(cert: &CardCertificate) -> Vec<&'static str> {
+pub fn usable_for(cert: &CardCertificate) -> Vec<Use> {
     let authentication_profile = check_authentication_profile(&cert.info).is_ok();
-    let mut commands = Vec::new();
+    let mut uses = Vec::new();
     if cert.slot.is_authentication() && authentication_profile {
-        commands.push("authenticate");
+        uses.push(Use::Authenticate);
     }
     if cert.slot.is_signature() && !authentication_profile {
-        commands.push("sign");
+        uses.push(Use::Sign);
     }
-    commands
+    uses
 }
 
 /// How long before the authentication certificate expires `doctor` (and the extension's
@@ -90,13 +100,13 @@ mod tests {
     #[test]
     fn authentication_keys_log_in_and_signing_keys_sign() {
         let auth = certificate(Slot::PivAuthentication, AUTH_KU, AUTH_EKU);
-        assert_eq!(usable_for(&auth), ["authenticate"]);
+        assert_eq!(usable_for(&auth), [Use::Authenticate]);
         let cac_id = certificate(Slot::CacId, AUTH_KU, AUTH_EKU);
-        assert_eq!(usable_for(&cac_id), ["authenticate"]);
+        assert_eq!(usable_for(&cac_id), [Use::Authenticate]);
         let signing = certificate(Slot::DigitalSignature, SIGNING_KU, SIGNING_EKU);
-        assert_eq!(usable_for(&signing), ["sign"]);
+        assert_eq!(usable_for(&signing), [Use::Sign]);
         let cac_signing = certificate(Slot::CacEmailSignature, SIGNING_KU, SIGNING_EKU);
-        assert_eq!(usable_for(&cac_signing), ["sign"]);
+        assert_eq!(usable_for(&cac_signing), [Use::Sign]);
     }
 
     #[test]

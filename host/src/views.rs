@@ -68,7 +68,7 @@ pub struct CertificateView {
     pub email: Option<String>,
     pub pin_required: bool,
     pub pin_always: bool,
-    pub usable_for: Vec<&'static str>,
+    pub usable_for: Vec<crate::usage::Use>,
 }
 
 impl From<&CardCertificate> for CertificateView {

@@ -19,6 +19,7 @@ use super::rules::{
 use crate::arguments::{check_certificate_id, check_nonce, required_string};
 use crate::messaging::protocol::{Arguments, WireError};
 use crate::policy::Policy;
+use crate::usage::Use;
 use crate::HOST_VERSION;
 
 /// The arguments, checked before the card is touched.
@@ -54,7 +55,7 @@ pub fn authenticate(
     // FPKI: Card Authentication (9E) needs no PIN and proves nothing about the holder; Key
     // Management (9D) is for encryption. Only 9A or the CAC ID certificate log a person in,
     // and only when the certificate has the authentication profile a verifier insists on.
-    if !usable_for(&cert).contains(&"authenticate") {
+    if !usable_for(&cert).contains(&Use::Authenticate) {
         let refusal = wrong_role(&cert, "to log in");
         return Err(match check_authentication_profile(&cert.info) {
             Err(reason) => refusal.with_detail("reason", reason.to_string()),

@@ -13,6 +13,7 @@ use crate::arguments::{
 };
 use crate::messaging::protocol::{Arguments, WireError};
 use crate::policy::Policy;
+use crate::usage::Use;
 
 /// The arguments, checked before the card is touched.
 pub struct SignRequest {
@@ -72,7 +73,7 @@ pub fn sign(token: &mut dyn Token, request: SignRequest) -> Result<DocumentSigna
     let cert = find(token, &request.certificate_id, Purpose::Signature)?;
     // Any hash a page submits could be a login proof's digest for another origin: only a key a
     // verifier refuses for logins may sign it (usable_for).
-    if !usable_for(&cert).contains(&"sign") {
+    if !usable_for(&cert).contains(&Use::Sign) {
         let refusal = wrong_role(&cert, "for document signatures");
         return Err(if cert.slot.is_signature() {
             refusal.with_detail(

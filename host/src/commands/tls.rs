@@ -22,7 +22,7 @@ use super::Host;
 use crate::arguments::{check_certificate_id, invalid, required_string};
 use crate::held_pin::HeldPin;
 use crate::messaging::protocol::{Arguments, ErrorCode, Outbound, WireError};
-use crate::usage::usable_for;
+use crate::usage::{usable_for, Use};
 
 pub use cacbridge_channel::{signature_result, WINDOW_TIMEOUT};
 
@@ -187,7 +187,7 @@ pub fn tls_certificate(
     request: &TlsSignRequest,
 ) -> Result<cacbridge_card::CardCertificate, WireError> {
     let certificate = find(token, &request.certificate_id, Purpose::Authentication)?;
-    if !usable_for(&certificate).contains(&"authenticate") {
+    if !usable_for(&certificate).contains(&Use::Authenticate) {
         return Err(wrong_role(&certificate, "to log in over TLS"));
     }
     let fits = match (&request.input, certificate.info.key_algorithm) {
