@@ -7,6 +7,10 @@
 
 mod ffi;
 pub mod mechanisms;
+
+/// A PKCS#11 failure: the return value the caller gets. Here, below [`module`], so that the
+/// mechanisms and the window, which the module uses, do not depend on it.
+pub type Rv = cryptoki_sys::CK_RV;
 pub mod module;
 pub mod objects;
 pub mod window;

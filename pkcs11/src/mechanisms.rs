@@ -5,7 +5,7 @@ use cryptoki_sys::*;
 
 use cacbridge_card::{Digest, HashFunction, KeyAlgorithm, SignatureInput};
 
-use crate::module::Rv;
+use crate::Rv;
 
 const RSA_MECHANISMS: [CK_MECHANISM_TYPE; 9] = [
     // Raw RSA: what OpenSSL's pkcs11 engine uses for TLS 1.3, padding PSS itself.

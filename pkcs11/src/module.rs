@@ -16,8 +16,7 @@ use crate::mechanisms;
 use crate::objects::{objects_for, Object};
 use crate::window::WindowSigner;
 
-/// A PKCS#11 failure: the return value the caller gets.
-pub type Rv = CK_RV;
+pub use crate::Rv;
 
 /// The return value for a card-layer error.
 pub fn rv_of(err: &CardError) -> Rv {

@@ -15,7 +15,7 @@ use cacbridge_card::{CardCertificate, SignatureInput};
 use cacbridge_channel::{ErrorCode, InputKind, TlsSignArguments, TlsSignReply};
 use cryptoki_sys::*;
 
-use crate::module::Rv;
+use crate::Rv;
 
 /// Where a browser's module sends a signature that needs the PIN.
 pub trait WindowSigner: Send + Sync {

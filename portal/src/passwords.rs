@@ -15,7 +15,6 @@ use axum::response::{Html, IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::error::{plain_page, PortalError};
-use crate::state::AppState;
 use crate::{db, now, pages, throttle};
 
 /// A well-formed Argon2id hash (the default parameters of `hash_password`) whose output is
@@ -130,7 +129,8 @@ const ATTEMPT_SLOT_SECONDS: i64 = 30;
 /// time be checked (a burst of guesses cannot all read the same count, the second security
 /// review's M1), and the address's attempt is counted before its check.
 pub(crate) async fn password_attempt(
-    state: &AppState,
+    db: &db::Db,
+    checks: &PasswordChecks,
     address: IpAddr,
     user: Option<db::User>,
     password: String,
@@ -149,14 +149,13 @@ pub(crate) async fn password_attempt(
     };
     let claimed = match &user {
         Some(user) => {
-            let claimed = state
-                .db
+            let claimed = db
                 .claim_password_attempt(user.id, now, claim, now + ATTEMPT_SLOT_SECONDS)
                 .await?;
             match claimed {
                 Some(failed_logins) => Some(failed_logins),
                 None => {
-                    let current = state.db.user_by_id(user.id).await?;
+                    let current = db.user_by_id(user.id).await?;
                     return Ok(wait_for_account(current.as_ref().unwrap_or(user)));
                 }
             }
@@ -164,26 +163,22 @@ pub(crate) async fn password_attempt(
         None => None,
     };
     let backoff = |failures| throttle::backoff(failures, throttle::ADDRESS_FREE_FAILURES);
-    if !state.db.address_attempt(&address, now, &backoff).await? {
+    if !db.address_attempt(&address, now, &backoff).await? {
         if let Some(user) = &user {
-            state.db.release_password_attempt(user.id, claim).await?;
+            db.release_password_attempt(user.id, claim).await?;
         }
-        let seconds = state
-            .db
-            .address_retry_after(&address, now)
-            .await?
-            .unwrap_or(1);
+        let seconds = db.address_retry_after(&address, now).await?.unwrap_or(1);
         return Ok(Attempt::Wait {
             seconds,
             locked: false,
         });
     }
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = state.password_checks.matches(hash, password).await;
+    let matches = checks.matches(hash, password).await;
     match (user, claimed) {
         (Some(user), Some(_)) if matches => {
-            state.db.password_succeeded(&user).await?;
-            state.db.address_succeeded(&address).await?;
+            db.password_succeeded(&user).await?;
+            db.address_succeeded(&address).await?;
             Ok(Attempt::Right(user))
         }
         (Some(user), Some(failed_logins)) => {
@@ -195,8 +190,7 @@ pub(crate) async fn password_attempt(
                 lock_after: throttle::LOCK_AFTER_FAILURES,
                 lock_seconds: throttle::LOCK_SECONDS,
             };
-            let after = state
-                .db
+            let after = db
                 .password_failed(&user, failed_logins, claim, &failure)
                 .await?;
             if after.locked_until > now {

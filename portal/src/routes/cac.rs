@@ -146,7 +146,15 @@ pub(crate) async fn cac_register(
         return Ok((jar, Redirect::to("/login")).into_response());
     };
     visitor.check_csrf(&state, &form.csrf)?;
-    let user = match password_attempt(&state, peer.ip(), Some(user.clone()), form.password).await? {
+    let user = match password_attempt(
+        &state.db,
+        &state.password_checks,
+        peer.ip(),
+        Some(user.clone()),
+        form.password,
+    )
+    .await?
+    {
         Attempt::Right(user) => user,
         Attempt::Wait { seconds, locked } => {
             spend_challenge(&state, &visitor, &form.cacbridge_challenge).await;

@@ -71,7 +71,15 @@ pub(crate) async fn login(
     let (visitor, jar) = Visitor::load(&state, jar).await?;
     visitor.check_csrf(&state, &form.csrf)?;
     let user = state.db.user_by_name(&form.username).await?;
-    match password_attempt(&state, peer.ip(), user, form.password).await? {
+    match password_attempt(
+        &state.db,
+        &state.password_checks,
+        peer.ip(),
+        user,
+        form.password,
+    )
+    .await?
+    {
         Attempt::Right(user) => {
             tracing::info!(user = user.id, "password login");
             let (_, jar) = visitor
@@ -202,7 +210,15 @@ pub(crate) async fn cac_link(
         )
     })?;
     let user = state.db.user_by_name(&form.username).await?;
-    let user = match password_attempt(&state, peer.ip(), user, form.password).await? {
+    let user = match password_attempt(
+        &state.db,
+        &state.password_checks,
+        peer.ip(),
+        user,
+        form.password,
+    )
+    .await?
+    {
         Attempt::Right(user) => user,
         Attempt::Wait { seconds, locked } => {
             spend_challenge(&state, &visitor, &form.cacbridge_challenge).await;

@@ -124,8 +124,14 @@ pub(crate) async fn cac_register(
     };
     visitor.check_csrf(&state, &form.csrf)?;
     let identity = presented(&state, &peer).await?;
-    let user = match password_attempt(&state, peer_address.ip(), Some(user.clone()), form.password)
-        .await?
+    let user = match password_attempt(
+        &state.db,
+        &state.password_checks,
+        peer_address.ip(),
+        Some(user.clone()),
+        form.password,
+    )
+    .await?
     {
         Attempt::Right(user) => user,
         Attempt::Wait { seconds, locked } => {
@@ -285,7 +291,15 @@ pub(crate) async fn cac_link(
         ));
     }
     let user = state.db.user_by_name(&form.username).await?;
-    let user = match password_attempt(&state, peer_address.ip(), user, form.password).await? {
+    let user = match password_attempt(
+        &state.db,
+        &state.password_checks,
+        peer_address.ip(),
+        user,
+        form.password,
+    )
+    .await?
+    {
         Attempt::Right(user) => user,
         Attempt::Wait { seconds, locked } => {
             return Ok((jar, too_many_attempts(seconds, locked)).into_response())
