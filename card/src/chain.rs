@@ -1,4 +1,4 @@
-//! Several backends as one [`Token`], in the policy's order: the PC/SC applet code first,
+//! Several backends as one [`Backend`], in the policy's order: the PC/SC applet code first,
 //! then PKCS#11 modules for the cards it cannot read (vendor quirks, tokens behind vendor
 //! middleware). A reader served by an earlier backend is not asked of a later one, so a card
 //! both could read is listed once, and read once; a signature goes to the backend that listed
@@ -10,17 +10,17 @@ use crate::error::CardError;
 use crate::model::{CardCertificate, CardInsertion, Purpose, ReaderStatus};
 use crate::pin::Pin;
 use crate::session::SignatureInput;
-use crate::Token;
+use crate::Backend;
 
 pub struct Chain {
-    backends: Vec<Box<dyn Token>>,
+    backends: Vec<Box<dyn Backend>>,
     /// Which backend serves each reader with a readable card, from the last listing.
     serving: HashMap<String, usize>,
 }
 
 impl Chain {
     /// `backends` in order of preference; at least one.
-    pub fn new(backends: Vec<Box<dyn Token>>) -> Self {
+    pub fn new(backends: Vec<Box<dyn Backend>>) -> Self {
         assert!(!backends.is_empty(), "a chain of no backend");
         Self {
             backends,
@@ -37,7 +37,7 @@ impl Chain {
     fn collect(
         &mut self,
         reader: Option<&str>,
-        mut read: impl FnMut(&mut dyn Token, &str) -> Result<Vec<CardCertificate>, CardError>,
+        mut read: impl FnMut(&mut dyn Backend, &str) -> Result<Vec<CardCertificate>, CardError>,
     ) -> Result<Vec<CardCertificate>, CardError> {
         let mut certificates = Vec::new();
         let mut ids = HashSet::new();
@@ -81,13 +81,13 @@ impl Chain {
     }
 
     /// The backend serving `reader`: the one that listed its card, else the first.
-    fn backend_for(&mut self, reader: &str) -> &mut dyn Token {
+    fn backend_for(&mut self, reader: &str) -> &mut dyn Backend {
         let index = self.serving.get(reader).copied().unwrap_or(0);
         self.backends[index].as_mut()
     }
 }
 
-impl Token for Chain {
+impl Backend for Chain {
     fn name(&self) -> &'static str {
         self.backends[0].name()
     }

@@ -3,7 +3,7 @@
 //!
 //! Layers, bottom up: [`transport`] (ISO 7816 rules over any [`transport::Transport`]),
 //! [`piv`] and [`cac`] (one module per applet), [`session`] (multi-APDU operations),
-//! [`pcsc_backend`] (readers, connections, caching, recovery). Callers use the [`Token`] trait,
+//! [`pcsc_backend`] (readers, connections, caching, recovery). Callers use the [`Backend`] trait,
 //! which a PKCS#11 backend implements too.
 
 pub mod apdu;
@@ -42,10 +42,10 @@ pub use pcsc_backend::PcscBackend;
 pub use pin::Pin;
 pub use pkcs11_backend::Pkcs11Backend;
 pub use session::{PinUse, SignatureInput};
-pub use timed::TimedToken;
+pub use timed::TimedBackend;
 
 /// A source of certificates and signatures: the PC/SC card layer, or a PKCS#11 module.
-pub trait Token: Send {
+pub trait Backend: Send {
     /// Short name for logs and policy ("pcsc", "pkcs11").
     fn name(&self) -> &'static str;
 
@@ -76,7 +76,7 @@ pub trait Token: Send {
         Ok(certificates)
     }
 
-    /// Verify `pin` and sign `digest` with the key of `certificate` (as [`Token::certificates`]
+    /// Verify `pin` and sign `digest` with the key of `certificate` (as [`Backend::certificates`]
     /// listed it), in one card transaction. RSA keys give a PKCS#1 v1.5 signature, EC keys a
     /// DER ECDSA signature. A card no longer holding the certificate is `CertificateNotFound`.
     fn sign(

@@ -145,7 +145,7 @@ pub struct CardCertificate {
     pub info: CertificateInfo,
 }
 
-/// One insertion of a card in a reader ([`crate::Token::insertion`]): equal values mean the
+/// One insertion of a card in a reader ([`crate::Backend::insertion`]): equal values mean the
 /// same card has stayed in the same reader since.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardInsertion {
@@ -182,7 +182,7 @@ pub struct CardStatus {
     pub pin: Option<PinStatus>,
     /// Set when the card is present but could not be read.
     pub error: Option<CardError>,
-    /// The backend that serves this card ([`crate::Token::name`]: "pcsc", "pkcs11").
+    /// The backend that serves this card ([`crate::Backend::name`]: "pcsc", "pkcs11").
     pub backend: &'static str,
 }
 

@@ -28,7 +28,7 @@ use crate::model::{
 use crate::pin::Pin;
 use crate::session::{self, PinUse, SignatureInput};
 use crate::transport::{Channel, Protocol, Transport};
-use crate::Token;
+use crate::Backend;
 
 /// How long a card another program holds exclusively is waited for before `CardInUse`.
 const IN_USE_PATIENCE: Duration = Duration::from_secs(2);
@@ -541,7 +541,7 @@ impl PcscBackend {
     }
 }
 
-impl Token for PcscBackend {
+impl Backend for PcscBackend {
     fn name(&self) -> &'static str {
         "pcsc"
     }

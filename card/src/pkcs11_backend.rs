@@ -1,5 +1,5 @@
 //! A token behind a PKCS#11 module (vendor middleware, CACKey, OpenSC, an HSM), through the
-//! `cryptoki` crate: the same [`Token`] as the PC/SC backend, so every command above it works
+//! `cryptoki` crate: the same [`Backend`] as the PC/SC backend, so every command above it works
 //! unchanged.
 //!
 //! What the module gives and how it maps:
@@ -16,7 +16,7 @@
 //! - PIN tries: PKCS#11 only has flags, so "final try" is 1 left and otherwise unknown.
 //!
 //! A module can hang (OpenSC's `C_Sign` when a card is pulled mid-operation): wrap this in
-//! [`crate::timed::TimedToken::reloading`], which abandons a stuck module and loads a fresh copy.
+//! [`crate::timed::TimedBackend::reloading`], which abandons a stuck module and loads a fresh copy.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ use crate::error::CardError;
 use crate::model::{CardCertificate, CardStatus, CardType, PinStatus, ReaderStatus, Slot};
 use crate::pin::Pin;
 use crate::session::SignatureInput;
-use crate::Token;
+use crate::Backend;
 
 /// Where a listed certificate's private key is: the module's slot and the shared `CKA_ID`.
 #[derive(Debug, Clone)]
@@ -304,7 +304,7 @@ impl Pkcs11Backend {
     }
 }
 
-impl Token for Pkcs11Backend {
+impl Backend for Pkcs11Backend {
     fn name(&self) -> &'static str {
         "pkcs11"
     }

@@ -284,7 +284,7 @@ mod tests {
     use crate::crypto::HashFunction;
     use crate::testing::ScriptedCard;
 
-    /// `sign_input` for a digest, as `Token::sign` calls it.
+    /// `sign_input` for a digest, as `Backend::sign` calls it.
     fn sign(
         ch: &mut Channel<'_>,
         card_type: CardType,

@@ -1,13 +1,13 @@
-//! A [`Token`] whose every operation has a deadline. A hung reader or a card that stops
+//! A [`Backend`] whose every operation has a deadline. A hung reader or a card that stops
 //! answering blocks `SCardTransmit` for as long as it likes; a caller that must never block
-//! forever (a PKCS#11 module inside a browser) wraps its token in a [`TimedToken`].
+//! forever (a PKCS#11 module inside a browser) wraps its token in a [`TimedBackend`].
 //!
 //! The wrapped token lives on a worker thread of its own. Each operation is sent there and
 //! awaited for at most the timeout; after that the caller gets [`CardError::Timeout`] and the
 //! operation finishes (or not) on the worker. Until it does, every further operation fails at
 //! once with the same error instead of queueing behind it for another full timeout.
 //!
-//! A token that can be built again ([`TimedToken::reloading`]: a PKCS#11 module, which may
+//! A token that can be built again ([`TimedBackend::reloading`]: a PKCS#11 module, which may
 //! deadlock inside its own locks and never return) is instead abandoned at the timeout: its
 //! worker is left to its fate and a fresh token on a fresh worker serves the next operation.
 
@@ -21,13 +21,13 @@ use crate::crypto::Digest;
 use crate::error::CardError;
 use crate::model::{CardCertificate, CardInsertion, Purpose, ReaderStatus};
 use crate::pin::Pin;
-use crate::{SignatureInput, Token};
+use crate::{Backend, SignatureInput};
 
-type Job = Box<dyn FnOnce(&mut dyn Token) + Send>;
+type Job = Box<dyn FnOnce(&mut dyn Backend) + Send>;
 
 /// Builds the token again after a timeout; the argument counts the builds (1 for the first
 /// rebuild), so a PKCS#11 module can be loaded from a private copy.
-pub type Rebuild = Box<dyn FnMut(u32) -> Result<Box<dyn Token>, CardError> + Send>;
+pub type Rebuild = Box<dyn FnMut(u32) -> Result<Box<dyn Backend>, CardError> + Send>;
 
 /// How long one card operation may take: `CACBRIDGE_CARD_TIMEOUT_MS` (100 ms to 10 min), else
 /// 30 s. A slow real CAC reads its certificates in several seconds; a hung reader must not
@@ -49,7 +49,7 @@ struct Progress {
     overdue: bool,
 }
 
-pub struct TimedToken {
+pub struct TimedBackend {
     name: &'static str,
     timeout: Duration,
     jobs: Option<mpsc::Sender<Job>>,
@@ -66,7 +66,7 @@ struct Worker {
     handle: Option<JoinHandle<()>>,
 }
 
-fn start_worker(mut token: Box<dyn Token>, apdus: Arc<AtomicU64>) -> Worker {
+fn start_worker(mut token: Box<dyn Backend>, apdus: Arc<AtomicU64>) -> Worker {
     let (jobs, queue) = mpsc::channel::<Job>();
     let progress = Arc::new(Mutex::new(Progress::default()));
     let worker = {
@@ -103,9 +103,9 @@ fn start_worker(mut token: Box<dyn Token>, apdus: Arc<AtomicU64>) -> Worker {
     }
 }
 
-impl TimedToken {
+impl TimedBackend {
     /// Move `token` onto a worker thread; each operation gets `timeout`.
-    pub fn new(token: Box<dyn Token>, timeout: Duration) -> Self {
+    pub fn new(token: Box<dyn Backend>, timeout: Duration) -> Self {
         let name = token.name();
         let apdus = Arc::new(AtomicU64::new(0));
         let worker = start_worker(token, Arc::clone(&apdus));
@@ -120,9 +120,9 @@ impl TimedToken {
         }
     }
 
-    /// As [`TimedToken::new`] with `token`, and on a timeout the token is abandoned and
+    /// As [`TimedBackend::new`] with `token`, and on a timeout the token is abandoned and
     /// `rebuild` makes the one that serves from then on.
-    pub fn reloading(token: Box<dyn Token>, rebuild: Rebuild, timeout: Duration) -> Self {
+    pub fn reloading(token: Box<dyn Backend>, rebuild: Rebuild, timeout: Duration) -> Self {
         let mut timed = Self::new(token, timeout);
         timed.rebuild = Some((rebuild, 0));
         timed
@@ -152,7 +152,7 @@ impl TimedToken {
     /// Run `work` on the worker and wait for it until the deadline.
     fn run<T: Send + 'static>(
         &mut self,
-        work: impl FnOnce(&mut dyn Token) -> Result<T, CardError> + Send + 'static,
+        work: impl FnOnce(&mut dyn Backend) -> Result<T, CardError> + Send + 'static,
     ) -> Result<T, CardError> {
         let jobs = self
             .jobs
@@ -200,7 +200,7 @@ fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
     progress.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Drop for TimedToken {
+impl Drop for TimedBackend {
     fn drop(&mut self) {
         // Closing the queue ends the worker after its current operation. Wait for it unless
         // that operation is overdue (the caller must not hang on a card that never answers).
@@ -214,7 +214,7 @@ impl Drop for TimedToken {
     }
 }
 
-impl Token for TimedToken {
+impl Backend for TimedBackend {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -291,7 +291,7 @@ mod tests {
         stall: Option<Duration>,
     }
 
-    impl Token for Stalling {
+    impl Backend for Stalling {
         fn name(&self) -> &'static str {
             "stalling"
         }
@@ -323,11 +323,11 @@ mod tests {
         }
     }
 
-    fn stalling(stall: Duration) -> TimedToken {
+    fn stalling(stall: Duration) -> TimedBackend {
         stalling_with_deadline(stall, Duration::from_millis(200))
     }
 
-    fn stalling_with_deadline(stall: Duration, deadline: Duration) -> TimedToken {
+    fn stalling_with_deadline(stall: Duration, deadline: Duration) -> TimedBackend {
         let card = certificate(
             1,
             Slot::PivAuthentication,
@@ -339,7 +339,7 @@ mod tests {
             inner: FakeToken::new(vec![card]),
             stall: Some(stall),
         };
-        TimedToken::new(Box::new(token), deadline)
+        TimedBackend::new(Box::new(token), deadline)
     }
 
     #[test]
@@ -392,9 +392,10 @@ mod tests {
         let counted = Arc::clone(&builds);
         let rebuild: Rebuild = Box::new(move |n| {
             counted.store(u64::from(n), Ordering::Relaxed);
-            Ok(Box::new(FakeToken::new(vec![card.clone()])) as Box<dyn Token>)
+            Ok(Box::new(FakeToken::new(vec![card.clone()])) as Box<dyn Backend>)
         });
-        let mut token = TimedToken::reloading(Box::new(hung), rebuild, Duration::from_millis(200));
+        let mut token =
+            TimedBackend::reloading(Box::new(hung), rebuild, Duration::from_millis(200));
         assert_eq!(token.certificates(None).unwrap_err(), CardError::Timeout);
         assert_eq!(builds.load(Ordering::Relaxed), 1, "built again once");
         // Not "still stuck": the fresh token answers, at once.

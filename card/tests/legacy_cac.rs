@@ -2,7 +2,7 @@
 //! (tests/virtual-cac). Ignored by a plain `cargo test`; scripts/test runs them.
 #![allow(clippy::unwrap_used)]
 
-use cacbridge_card::{CardError, CardType, Digest, HashFunction, PcscBackend, Pin, Slot, Token};
+use cacbridge_card::{Backend, CardError, CardType, Digest, HashFunction, PcscBackend, Pin, Slot};
 use cacbridge_testbed::{lock, openssl_verifies, run, VirtualCard};
 
 #[test]

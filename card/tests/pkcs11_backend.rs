@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use cacbridge_card::{
-    CardError, Digest, HashFunction, KeyAlgorithm, PcscBackend, Pin, Pkcs11Backend, Slot, Token,
+    Backend, CardError, Digest, HashFunction, KeyAlgorithm, PcscBackend, Pin, Pkcs11Backend, Slot,
 };
 use cacbridge_testbed::{lock, openssl_verifies, openssl_verifies_with, VirtualCard};
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use cacbridge_card::{
-    CardError, Digest, HashFunction, KeyAlgorithm, PcscBackend, Pin, ReaderEvent, Slot, Token,
+    Backend, CardError, Digest, HashFunction, KeyAlgorithm, PcscBackend, Pin, ReaderEvent, Slot,
 };
 use cacbridge_testbed::{lock, openssl_verifies, run, spki, CardOptions, VirtualCard, READERS};
 

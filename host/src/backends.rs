@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cacbridge_card::{Chain, PcscBackend, Pkcs11Backend, TimedToken, Token};
+use cacbridge_card::{Backend, Chain, PcscBackend, Pkcs11Backend, TimedBackend};
 
 /// PKCS#11 modules commonly installed for smart cards, where Debian and Ubuntu put them: what
 /// `doctor` looks for, so that a person can name one in the policy.
@@ -32,7 +32,7 @@ pub fn installed_modules() -> Vec<(&'static str, &'static str)> {
 /// One backend of the policy, loaded, or why it is not.
 pub struct Loaded {
     pub name: String,
-    pub token: Result<Box<dyn Token>, String>,
+    pub token: Result<Box<dyn Backend>, String>,
 }
 
 /// Load each backend `names` lists. A name that is neither `pcsc` nor an absolute path to a
@@ -53,7 +53,7 @@ fn load_generation(names: &[String], generation: u32) -> Vec<Loaded> {
         .collect()
 }
 
-fn load_one(name: &str, generation: u32) -> Result<Box<dyn Token>, String> {
+fn load_one(name: &str, generation: u32) -> Result<Box<dyn Backend>, String> {
     if name == "pcsc" {
         return Ok(Box::new(PcscBackend::with_disk_cache()));
     }
@@ -70,18 +70,18 @@ fn load_one(name: &str, generation: u32) -> Result<Box<dyn Token>, String> {
         Pkcs11Backend::load_copy(path, generation)
     };
     loaded
-        .map(|module| Box::new(module) as Box<dyn Token>)
+        .map(|module| Box::new(module) as Box<dyn Backend>)
         .map_err(|err| err.to_string())
 }
 
 /// The token for the policy's backends: those that load, in order; the PC/SC backend when
 /// none does (a broken module line must not leave the person without their card).
-pub fn token(names: &[String]) -> Box<dyn Token> {
+pub fn token(names: &[String]) -> Box<dyn Backend> {
     token_generation(names, 0)
 }
 
-fn token_generation(names: &[String], generation: u32) -> Box<dyn Token> {
-    let mut tokens: Vec<Box<dyn Token>> = Vec::new();
+fn token_generation(names: &[String], generation: u32) -> Box<dyn Backend> {
+    let mut tokens: Vec<Box<dyn Backend>> = Vec::new();
     for loaded in load_generation(names, generation) {
         match loaded.token {
             Ok(token) => {
@@ -105,13 +105,13 @@ fn token_generation(names: &[String], generation: u32) -> Box<dyn Token> {
 /// backends, a timeout abandons the token and loads the backends again (modules from private
 /// copies): a module deadlocked in `C_Sign` (OpenSC, a card pulled mid-signature) must not
 /// take the host with it.
-pub fn timed_token(names: &[String], timeout: Duration) -> TimedToken {
+pub fn timed_token(names: &[String], timeout: Duration) -> TimedBackend {
     let first = token(names);
     if names.iter().all(|name| name == "pcsc") {
-        return TimedToken::new(first, timeout);
+        return TimedBackend::new(first, timeout);
     }
     let names = names.to_vec();
-    TimedToken::reloading(
+    TimedBackend::reloading(
         first,
         Box::new(move |generation| Ok(token_generation(&names, generation))),
         timeout,

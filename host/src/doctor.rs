@@ -52,7 +52,7 @@ pub fn fix(home: &Path, host: std::io::Result<PathBuf>) -> Vec<String> {
 fn fix_smart_card_service() -> Option<String> {
     let mut pcsc = cacbridge_card::PcscBackend::new();
     if !matches!(
-        cacbridge_card::Token::presence(&mut pcsc),
+        cacbridge_card::Backend::presence(&mut pcsc),
         Err(CardError::PcscUnavailable)
     ) {
         return None;

@@ -21,7 +21,7 @@ pub struct PolicyFile {
     /// Origins allowed to request signatures: `https://host[:port]`, or `https://*.domain`
     /// for every subdomain. Absent: every origin the extension lets through.
     pub allowed_origins: Option<Vec<String>>,
-    /// Token backends in order of preference: `pcsc`, `pkcs11`. Absent: `["pcsc"]`.
+    /// Card backends in order of preference: `pcsc`, `pkcs11`. Absent: `["pcsc"]`.
     pub backends: Option<Vec<String>>,
     /// Let `http://localhost` and `http://127.0.0.1` ask, for portal developers. Off by
     /// default; a user can set it only where no system file exists.

@@ -414,7 +414,7 @@ fn a_host_killed_between_verify_and_logout_leaves_the_card_unverified() {
 /// try: an unverified card answers 6982). The PKCS#1 block is a valid one: the virtual card
 /// signs any block once verified.
 fn card_is_verified(token: &mut cacbridge_card::PcscBackend, card: &VirtualCard) -> bool {
-    use cacbridge_card::{CardError, SignatureInput, Token};
+    use cacbridge_card::{Backend, CardError, SignatureInput};
     let certificate = token
         .certificates(Some(card.reader))
         .unwrap()

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use cryptoki_sys::*;
 
-use cacbridge_card::{PcscBackend, TimedToken};
+use cacbridge_card::{PcscBackend, TimedBackend};
 
 use crate::mechanisms;
 use crate::module::{Finished, Module, Rv};
@@ -171,7 +171,7 @@ unsafe extern "C" fn C_Initialize(args: *mut std::os::raw::c_void) -> CK_RV {
         if guard.is_some() {
             return CKR_CRYPTOKI_ALREADY_INITIALIZED;
         }
-        let card = TimedToken::new(
+        let card = TimedBackend::new(
             Box::new(PcscBackend::with_disk_cache()),
             cacbridge_card::timed::timeout_from_env(),
         );

@@ -1,5 +1,5 @@
 //! The module's state and rules, in safe Rust: slots (one per reader), tokens (a card in a
-//! reader), sessions and object searches, over the card layer's [`Token`]. `ffi.rs` turns C
+//! reader), sessions and object searches, over the card layer's [`Backend`]. `ffi.rs` turns C
 //! calls into calls here and results into `CK_RV`s.
 
 use std::collections::{HashMap, VecDeque};
@@ -10,7 +10,7 @@ use cryptoki_sys::*;
 use cacbridge_card::crypto::ecdsa_der_to_fixed;
 use cacbridge_card::monitor::{self, Monitor};
 use cacbridge_card::ReaderEvent;
-use cacbridge_card::{CardCertificate, CardError, KeyAlgorithm, Pin, Token};
+use cacbridge_card::{Backend, CardCertificate, CardError, KeyAlgorithm, Pin};
 
 use crate::mechanisms;
 use crate::objects::{objects_for, Object};
@@ -162,7 +162,7 @@ struct Login {
 }
 
 pub struct Module {
-    token: Box<dyn Token>,
+    token: Box<dyn Backend>,
     /// Started by the first `C_WaitForSlotEvent`; stops when the module is finalized.
     monitor: Option<Monitor>,
     events: Arc<SlotEvents>,
@@ -184,7 +184,7 @@ pub struct Module {
 }
 
 impl Module {
-    pub fn new(token: Box<dyn Token>) -> Self {
+    pub fn new(token: Box<dyn Backend>) -> Self {
         Self {
             token,
             monitor: None,
@@ -199,7 +199,7 @@ impl Module {
     }
 
     /// The module as a browser loads it: no login, the PIN typed in CAC Bridge's window.
-    pub fn for_browser(token: Box<dyn Token>, window: Arc<dyn WindowSigner>) -> Self {
+    pub fn for_browser(token: Box<dyn Backend>, window: Arc<dyn WindowSigner>) -> Self {
         Self {
             window: Some(window),
             ..Self::new(token)

@@ -1,6 +1,6 @@
 //! Test doubles for code above the card layer and for the card layer's own tests: a scripted
 //! card that replays an exact APDU transcript under the real applet code, and a [`FakeToken`]
-//! that answers the [`Token`] trait from memory and records what it was asked. Behind the
+//! that answers the [`Backend`] trait from memory and records what it was asked. Behind the
 //! `testing` feature (and always in this crate's own tests).
 
 mod scripted;
@@ -12,7 +12,7 @@ use crate::crypto::Digest;
 use crate::error::CardError;
 use crate::model::{CardCertificate, ReaderStatus, Slot};
 use crate::pin::Pin;
-use crate::{SignatureInput, Token};
+use crate::{Backend, SignatureInput};
 
 /// What a [`FakeToken`] was asked, in order. PINs are not recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl FakeToken {
     }
 }
 
-impl Token for FakeToken {
+impl Backend for FakeToken {
     fn name(&self) -> &'static str {
         "fake"
     }

@@ -9,7 +9,7 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use cacbridge_card::{Digest, Pin, Purpose, Token};
+use cacbridge_card::{Backend, Digest, Pin, Purpose};
 use cacbridge_cert::check_authentication_profile;
 use cacbridge_cert::token::{authentication_message, Algorithm, AuthToken, TOKEN_FORMAT};
 
@@ -48,7 +48,7 @@ impl AuthenticateRequest {
 }
 
 pub fn authenticate(
-    token: &mut dyn Token,
+    token: &mut dyn Backend,
     request: AuthenticateRequest,
 ) -> Result<AuthToken, WireError> {
     let cert = find(token, &request.certificate_id, Purpose::Authentication)?;

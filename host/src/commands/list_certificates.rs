@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use cacbridge_card::{Purpose, Token};
+use cacbridge_card::{Backend, Purpose};
 
 use crate::arguments::{invalid, optional_string};
 use crate::messaging::protocol::{Arguments, WireError};
@@ -43,7 +43,7 @@ pub struct Certificates {
 }
 
 pub fn list_certificates(
-    token: &mut dyn Token,
+    token: &mut dyn Backend,
     request: ListRequest,
 ) -> Result<Certificates, WireError> {
     let certificates = token.certificates_for(request.reader.as_deref(), request.purpose)?;

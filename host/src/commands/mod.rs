@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use cacbridge_card::monitor::Monitor;
-use cacbridge_card::{Purpose, Token};
+use cacbridge_card::{Backend, Purpose};
 
 use crate::caller::{self, Caller};
 use crate::messaging::protocol::{ErrorCode, Outbound, Request, RequestId, WireError};
@@ -93,13 +93,13 @@ impl Event {
     ];
 }
 
-type SharedToken = Arc<tokio::sync::Mutex<Box<dyn Token>>>;
+type SharedBackend = Arc<tokio::sync::Mutex<Box<dyn Backend>>>;
 
 /// State shared by every request of one host process.
 pub struct Host {
     caller: Caller,
     /// The card lane: tokio's mutex is fair, so card operations run in arrival order.
-    token: SharedToken,
+    token: SharedBackend,
     /// Where events go; weak, so that it does not keep the writer alive.
     events: Mutex<Option<mpsc::WeakSender<Outbound>>>,
     monitor: Mutex<Option<Monitor>>,
@@ -114,7 +114,7 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(caller: Caller, token: Box<dyn Token>, policy: Policy) -> Self {
+    pub fn new(caller: Caller, token: Box<dyn Backend>, policy: Policy) -> Self {
         Self {
             caller,
             token: Arc::new(tokio::sync::Mutex::new(token)),
@@ -168,7 +168,7 @@ impl Host {
     /// Run `work` on the card lane (in arrival order, on a blocking thread) and wait for it.
     async fn on_lane<F, T>(&self, work: F) -> Result<T, WireError>
     where
-        F: FnOnce(&mut dyn Token) -> Result<T, WireError> + Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> Result<T, WireError> + Send + 'static,
         T: Send + 'static,
     {
         let mut lane = self.token.clone().lock_owned().await;
@@ -186,7 +186,7 @@ impl Host {
     /// Queue `work` on the card lane; its reply is written when it is done.
     fn card_work<F, T>(&self, id: RequestId, work: F) -> Route
     where
-        F: FnOnce(&mut dyn Token) -> Result<T, WireError> + Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> Result<T, WireError> + Send + 'static,
         T: Serialize + Send + 'static,
     {
         let token = self.token.clone();
@@ -217,7 +217,7 @@ impl Host {
     fn checked<A, F, T>(&self, id: RequestId, parsed: Result<A, WireError>, work: F) -> Route
     where
         A: Send + 'static,
-        F: FnOnce(&mut dyn Token, A) -> Result<T, WireError> + Send + 'static,
+        F: FnOnce(&mut dyn Backend, A) -> Result<T, WireError> + Send + 'static,
         T: Serialize + Send + 'static,
     {
         match parsed {

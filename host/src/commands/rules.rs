@@ -2,7 +2,7 @@
 //! origin arguments, finding the certificate, and the JWS form of a signature.
 
 use cacbridge_card::crypto::ecdsa_der_to_fixed;
-use cacbridge_card::{CardCertificate, HashFunction, Pin, Purpose, Token};
+use cacbridge_card::{Backend, CardCertificate, HashFunction, Pin, Purpose};
 use cacbridge_cert::token::Algorithm;
 use cacbridge_cert::KeyAlgorithm;
 
@@ -39,7 +39,7 @@ pub(super) fn checked_origin(arguments: &Arguments, policy: &Policy) -> Result<S
 /// The certificate `id` on an inserted card, looked for first among those `purpose` needs (the
 /// cheap read), then among all (so that a certificate of the wrong kind gets its own error).
 pub(super) fn find(
-    token: &mut dyn Token,
+    token: &mut dyn Backend,
     id: &str,
     purpose: Purpose,
 ) -> Result<CardCertificate, WireError> {

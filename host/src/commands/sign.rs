@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
-use cacbridge_card::{Digest, HashFunction, Pin, Purpose, Token};
+use cacbridge_card::{Backend, Digest, HashFunction, Pin, Purpose};
 use cacbridge_cert::KeyAlgorithm;
 
 use super::rules::{checked_origin, find, jws_signature, pin_argument, usable_for, wrong_role};
@@ -69,7 +69,7 @@ pub struct DocumentSignature {
     pub certificate: String,
 }
 
-pub fn sign(token: &mut dyn Token, request: SignRequest) -> Result<DocumentSignature, WireError> {
+pub fn sign(token: &mut dyn Backend, request: SignRequest) -> Result<DocumentSignature, WireError> {
     let cert = find(token, &request.certificate_id, Purpose::Signature)?;
     // Any hash a page submits could be a login proof's digest for another origin: only a key a
     // verifier refuses for logins may sign it (usable_for).

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use cacbridge_card::Token;
+use cacbridge_card::Backend;
 
 use crate::messaging::protocol::WireError;
 use crate::views::ReaderView;
@@ -14,7 +14,7 @@ pub struct Status {
     pub readers: Vec<ReaderView>,
 }
 
-pub fn status(token: &mut dyn Token) -> Result<Status, WireError> {
+pub fn status(token: &mut dyn Backend) -> Result<Status, WireError> {
     let readers = token.readers()?;
     Ok(Status {
         backend: token.name(),

@@ -183,7 +183,7 @@ impl TlsSignRequest {
 /// key fits the input. A TLS client certificate is a login, so the e-mail signing certificate
 /// never signs a handshake (the classic wrong-certificate mistake).
 pub fn tls_certificate(
-    token: &mut dyn cacbridge_card::Token,
+    token: &mut dyn cacbridge_card::Backend,
     request: &TlsSignRequest,
 ) -> Result<cacbridge_card::CardCertificate, WireError> {
     let certificate = find(token, &request.certificate_id, Purpose::Authentication)?;
