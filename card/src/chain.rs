@@ -203,7 +203,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::model::{CardStatus, CardType, Slot};
-    use crate::testing::{certificate, FakeToken};
+    use crate::testing::{certificate, FakeBackend};
     use crate::KeyAlgorithm;
 
     fn in_reader(n: u8, reader: &str) -> CardCertificate {
@@ -235,10 +235,10 @@ mod tests {
     #[test]
     fn a_card_both_backends_see_is_listed_once_and_signs_where_it_was_listed() {
         // The first backend reads reader A; the second sees A too, and B.
-        let mut first = FakeToken::new(vec![in_reader(1, "A")]);
+        let mut first = FakeBackend::new(vec![in_reader(1, "A")]);
         first.readers = vec![reader("A", "pcsc")];
         first.signature = Ok(vec![0x01]);
-        let mut second = FakeToken::new(vec![in_reader(1, "A"), in_reader(2, "B")]);
+        let mut second = FakeBackend::new(vec![in_reader(1, "A"), in_reader(2, "B")]);
         second.readers = vec![reader("A", "pkcs11"), reader("B", "pkcs11")];
         second.signature = Ok(vec![0x02]);
         let mut chain = Chain::new(vec![Box::new(first), Box::new(second)]);

@@ -282,12 +282,12 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::testing::{certificate, FakeToken};
+    use crate::testing::{certificate, FakeBackend};
     use crate::Slot;
 
     /// A token whose listing takes `stall` the first time it is asked.
     struct Stalling {
-        inner: FakeToken,
+        inner: FakeBackend,
         stall: Option<Duration>,
     }
 
@@ -336,7 +336,7 @@ mod tests {
             &["clientAuth"],
         );
         let token = Stalling {
-            inner: FakeToken::new(vec![card]),
+            inner: FakeBackend::new(vec![card]),
             stall: Some(stall),
         };
         TimedBackend::new(Box::new(token), deadline)
@@ -385,14 +385,14 @@ mod tests {
             &["clientAuth"],
         );
         let hung = Stalling {
-            inner: FakeToken::new(vec![card.clone()]),
+            inner: FakeBackend::new(vec![card.clone()]),
             stall: Some(Duration::from_secs(3600)),
         };
         let builds = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&builds);
         let rebuild: Rebuild = Box::new(move |n| {
             counted.store(u64::from(n), Ordering::Relaxed);
-            Ok(Box::new(FakeToken::new(vec![card.clone()])) as Box<dyn Backend>)
+            Ok(Box::new(FakeBackend::new(vec![card.clone()])) as Box<dyn Backend>)
         });
         let mut token =
             TimedBackend::reloading(Box::new(hung), rebuild, Duration::from_millis(200));

@@ -1,5 +1,5 @@
 //! The rules of `authenticate` and `sign` in a plain `cargo test`, against the card layer's
-//! FakeToken: which certificate may do what, the JWS mapping, the digest the card is asked to
+//! FakeBackend: which certificate may do what, the JWS mapping, the digest the card is asked to
 //! sign, error details, and the order of card operations (one listing, then one signature).
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256, Sha384};
 
-use cacbridge_card::testing::{certificate, Call, FakeToken};
+use cacbridge_card::testing::{certificate, Call, FakeBackend};
 use cacbridge_card::{CardError, Digest, HashFunction, KeyAlgorithm, Slot};
 use cacbridge_host::commands::authenticate::{authenticate, AuthenticateRequest};
 use cacbridge_host::commands::sign::{sign, SignRequest};
@@ -24,8 +24,8 @@ const SIGNING_EKU: &[&str] = &["emailProtection", "clientAuth", "smartcardLogon"
 const RSA: KeyAlgorithm = KeyAlgorithm::Rsa { bits: 2048 };
 
 /// A card with the four PIV certificates of a DoD CAC.
-fn card(auth_key: KeyAlgorithm) -> FakeToken {
-    FakeToken::new(vec![
+fn card(auth_key: KeyAlgorithm) -> FakeBackend {
+    FakeBackend::new(vec![
         certificate(0xA1, Slot::PivAuthentication, auth_key, AUTH_KU, AUTH_EKU),
         certificate(
             0xC1,
@@ -45,7 +45,7 @@ fn card(auth_key: KeyAlgorithm) -> FakeToken {
     ])
 }
 
-fn id(token: &FakeToken, slot: Slot) -> String {
+fn id(token: &FakeBackend, slot: Slot) -> String {
     token
         .certificates
         .iter()
@@ -64,7 +64,7 @@ fn arguments(value: Value) -> Arguments {
 }
 
 fn run_authenticate(
-    token: &mut FakeToken,
+    token: &mut FakeBackend,
     certificate_id: &str,
     pin: &str,
 ) -> Result<Value, WireError> {
@@ -78,7 +78,7 @@ fn run_authenticate(
 }
 
 fn run_sign(
-    token: &mut FakeToken,
+    token: &mut FakeBackend,
     certificate_id: &str,
     hash: &[u8],
     function: &str,
@@ -179,7 +179,7 @@ fn only_the_authentication_certificate_logs_in_and_the_card_is_never_asked() {
         );
     }
     // A 9A slot holding a signing certificate: refused, and the reason says why.
-    let mut token = FakeToken::new(vec![certificate(
+    let mut token = FakeBackend::new(vec![certificate(
         0xA2,
         Slot::PivAuthentication,
         RSA,
@@ -224,7 +224,7 @@ fn a_document_signature_names_key_and_hash_and_refuses_login_keys() {
     let err = run_sign(&mut token, &auth, &[0; 32], "SHA-256").unwrap_err();
     assert_eq!(err.code, ErrorCode::KeyNotUsable);
     // A signature slot holding an authentication certificate would sign login proofs.
-    let mut token = FakeToken::new(vec![certificate(
+    let mut token = FakeBackend::new(vec![certificate(
         0xC2,
         Slot::DigitalSignature,
         RSA,

@@ -14,7 +14,7 @@
 
 use cryptoki_sys::*;
 
-use cacbridge_card::testing::FakeToken;
+use cacbridge_card::testing::FakeBackend;
 use cacbridge_card::{CardCertificate, CardStatus, CardType, PinStatus, ReaderStatus, Slot};
 
 use crate::module::Module;
@@ -33,8 +33,8 @@ fn card_certificate(slot: Slot, der: &[u8]) -> CardCertificate {
     }
 }
 
-fn token() -> FakeToken {
-    let mut token = FakeToken::new(vec![
+fn token() -> FakeBackend {
+    let mut token = FakeBackend::new(vec![
         card_certificate(
             Slot::PivAuthentication,
             include_bytes!("../fuzz/certs/rsa2048.der"),

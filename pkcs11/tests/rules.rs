@@ -1,11 +1,11 @@
-//! The module's rules in a plain `cargo test`, over the card layer's FakeToken and a real
+//! The module's rules in a plain `cargo test`, over the card layer's FakeBackend and a real
 //! certificate: slots and tokens, private objects hidden until login, the PIN checked on the
 //! card at login and bound to that card, and what the card is asked to sign.
 #![allow(clippy::unwrap_used)]
 
 use cryptoki_sys::*;
 
-use cacbridge_card::testing::FakeToken;
+use cacbridge_card::testing::FakeBackend;
 use cacbridge_card::{CardCertificate, CardStatus, CardType, PinStatus, ReaderStatus, Slot};
 use cacbridge_pkcs11::module::Module;
 use cacbridge_pkcs11::objects::ulong;
@@ -29,8 +29,8 @@ fn certificate(cn: &str) -> CardCertificate {
     }
 }
 
-fn token(certificates: Vec<CardCertificate>, retries_left: u8) -> FakeToken {
-    let mut token = FakeToken::new(certificates);
+fn token(certificates: Vec<CardCertificate>, retries_left: u8) -> FakeBackend {
+    let mut token = FakeBackend::new(certificates);
     token.readers = vec![ReaderStatus {
         name: READER.into(),
         card: Some(CardStatus {

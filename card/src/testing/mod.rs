@@ -1,5 +1,5 @@
 //! Test doubles for code above the card layer and for the card layer's own tests: a scripted
-//! card that replays an exact APDU transcript under the real applet code, and a [`FakeToken`]
+//! card that replays an exact APDU transcript under the real applet code, and a [`FakeBackend`]
 //! that answers the [`Backend`] trait from memory and records what it was asked. Behind the
 //! `testing` feature (and always in this crate's own tests).
 
@@ -14,7 +14,7 @@ use crate::model::{CardCertificate, ReaderStatus, Slot};
 use crate::pin::Pin;
 use crate::{Backend, SignatureInput};
 
-/// What a [`FakeToken`] was asked, in order. PINs are not recorded.
+/// What a [`FakeBackend`] was asked, in order. PINs are not recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     Readers,
@@ -36,7 +36,7 @@ pub enum Call {
 }
 
 /// A token in memory: certificates, readers, and what `sign` answers.
-pub struct FakeToken {
+pub struct FakeBackend {
     pub readers: Vec<ReaderStatus>,
     pub certificates: Vec<CardCertificate>,
     /// The raw signature `sign` returns (RSA as is, ECDSA in DER), or the error it fails with.
@@ -44,7 +44,7 @@ pub struct FakeToken {
     pub calls: Vec<Call>,
 }
 
-impl FakeToken {
+impl FakeBackend {
     pub fn new(certificates: Vec<CardCertificate>) -> Self {
         Self {
             readers: Vec::new(),
@@ -63,7 +63,7 @@ impl FakeToken {
     }
 }
 
-impl Backend for FakeToken {
+impl Backend for FakeBackend {
     fn name(&self) -> &'static str {
         "fake"
     }
