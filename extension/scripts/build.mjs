@@ -9,6 +9,7 @@
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { deflateRawSync } from "node:zlib";
+import { PAGE_ERRORS } from "../src/lib/errors.js";
 
 const root = new URL("..", import.meta.url).pathname;
 const src = join(root, "src");
@@ -125,6 +126,19 @@ function zip(dir, out) {
   writeFileSync(out, Buffer.concat([...chunks, ...central, end]));
 }
 
+/** The marker in content.js that the build replaces with lib/errors.js's messages. */
+const PAGE_ERRORS_MARKER = "/* PAGE_ERRORS from lib/errors.js */ {}";
+
+/**
+ * content.js with the page's error messages put in from lib/errors.js, their one place (a
+ * content script cannot import a module).
+ * @param {string} text
+ */
+function withPageErrors(text) {
+  if (!text.includes(PAGE_ERRORS_MARKER)) throw new Error("content.js lost its PAGE_ERRORS marker");
+  return text.replace(PAGE_ERRORS_MARKER, JSON.stringify(PAGE_ERRORS));
+}
+
 /** Host permissions for origins, as each browser's match patterns allow. */
 const patterns = (/** @type {string} */ browser, /** @type {string[]} */ origins) => [
   ...new Set(origins.map((o) => (browser === "firefox" ? `${new URL(o).protocol}//${new URL(o).hostname}/*` : `${o}/*`))),
@@ -136,6 +150,7 @@ for (const [browser, manifest] of Object.entries(manifests)) {
     const out = join(dist, dev ? `dev-${browser}` : browser);
     mkdirSync(out, { recursive: true });
     cpSync(src, out, { recursive: true, filter: (path) => !path.endsWith(`${src}/manifest.json`) });
+    writeFileSync(join(out, "content.js"), withPageErrors(readFileSync(join(src, "content.js"), "utf8")));
     if (browser === "firefox") rmSync(join(out, "schema.json"));
     const built = dev ? { ...manifest, name: `${manifest.name} (development)`, host_permissions: patterns(browser, devOrigins) } : manifest;
     writeFileSync(join(out, "manifest.json"), `${JSON.stringify(built, null, 2)}\n`);

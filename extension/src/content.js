@@ -15,6 +15,12 @@
   const NEEDS_ACTIVATION = ["authenticate", "sign"];
   /** Requests a page may queue before the verdict; more are answered at once. */
   const MAX_QUEUED = 16;
+  /**
+   * What a person reads for the codes this script answers itself: lib/errors.js's PAGE_ERRORS,
+   * put here by scripts/build.mjs (a content script cannot import a module).
+   * @type {Record<string, string>}
+   */
+  const MESSAGES = /* PAGE_ERRORS from lib/errors.js */ {};
 
   /** @param {object} message */
   const toPage = (message) => window.postMessage(message, window.location.origin);
@@ -36,11 +42,8 @@
         return {
           ok: false,
           error: unreachable
-            ? { code: "extension-unavailable", message: "The CAC Bridge extension did not answer." }
-            : {
-                code: "extension-restarted",
-                message: "CAC Bridge restarted while it was working on your request. Nothing was sent to this site: try again.",
-              },
+            ? { code: "extension-unavailable", message: MESSAGES["extension-unavailable"] }
+            : { code: "extension-restarted", message: MESSAGES["extension-restarted"] },
         };
       });
 
@@ -66,7 +69,7 @@
         ok: false,
         error: {
           code: "user-activation-required",
-          message: "CAC Bridge acts only when you click or press a key on the page. Try again from the page's button.",
+          message: MESSAGES["user-activation-required"],
         },
       });
       return;
