@@ -23,68 +23,134 @@ pub struct Location {
     pub dir: PathBuf,
 }
 
+/// Where a manifest directory is: a fixed path, or one under the person's home.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Fixed(&'static str),
+    Home(&'static str),
+}
+
+/// One row of a platform's table: the browser, its family, where it looks.
+type Row = (&'static str, Family, Place);
+
+use Family::{Chromium, Firefox};
+use Place::{Fixed, Home};
+
+/// Linux, for every user (Chrome and Brave share Chrome's directory).
+const LINUX_SYSTEM: &[Row] = &[
+    (
+        "Google Chrome and Brave",
+        Chromium,
+        Fixed("/etc/opt/chrome/native-messaging-hosts"),
+    ),
+    (
+        "Chromium",
+        Chromium,
+        Fixed("/etc/chromium/native-messaging-hosts"),
+    ),
+    (
+        "Microsoft Edge",
+        Chromium,
+        Fixed("/etc/opt/edge/native-messaging-hosts"),
+    ),
+    (
+        "Vivaldi",
+        Chromium,
+        Fixed("/etc/opt/vivaldi/native-messaging-hosts"),
+    ),
+    (
+        "Firefox",
+        Firefox,
+        Fixed("/usr/lib/mozilla/native-messaging-hosts"),
+    ),
+];
+
+/// Linux, for the person.
+const LINUX_USER: &[Row] = &[
+    (
+        "Google Chrome",
+        Chromium,
+        Home(".config/google-chrome/NativeMessagingHosts"),
+    ),
+    (
+        "Chromium",
+        Chromium,
+        Home(".config/chromium/NativeMessagingHosts"),
+    ),
+    (
+        "Microsoft Edge",
+        Chromium,
+        Home(".config/microsoft-edge/NativeMessagingHosts"),
+    ),
+    (
+        "Brave",
+        Chromium,
+        Home(".config/BraveSoftware/Brave-Browser/NativeMessagingHosts"),
+    ),
+    (
+        "Vivaldi",
+        Chromium,
+        Home(".config/vivaldi/NativeMessagingHosts"),
+    ),
+    ("Firefox", Firefox, Home(".mozilla/native-messaging-hosts")),
+];
+
+/// macOS, for every user.
+const MACOS_SYSTEM: &[Row] = &[
+    (
+        "Google Chrome",
+        Chromium,
+        Fixed("/Library/Google/Chrome/NativeMessagingHosts"),
+    ),
+    (
+        "Chromium",
+        Chromium,
+        Fixed("/Library/Application Support/Chromium/NativeMessagingHosts"),
+    ),
+    (
+        "Microsoft Edge",
+        Chromium,
+        Fixed("/Library/Microsoft/Edge/NativeMessagingHosts"),
+    ),
+    (
+        "Firefox",
+        Firefox,
+        Fixed("/Library/Application Support/Mozilla/NativeMessagingHosts"),
+    ),
+];
+
+/// macOS, for the person.
+const MACOS_USER: &[Row] = &[
+    (
+        "Google Chrome",
+        Chromium,
+        Home("Library/Application Support/Google/Chrome/NativeMessagingHosts"),
+    ),
+    (
+        "Chromium",
+        Chromium,
+        Home("Library/Application Support/Chromium/NativeMessagingHosts"),
+    ),
+    (
+        "Microsoft Edge",
+        Chromium,
+        Home("Library/Application Support/Microsoft Edge/NativeMessagingHosts"),
+    ),
+    (
+        "Brave",
+        Chromium,
+        Home("Library/Application Support/BraveSoftware/Brave-Browser/NativeMessagingHosts"),
+    ),
+    (
+        "Firefox",
+        Firefox,
+        Home("Library/Application Support/Mozilla/NativeMessagingHosts"),
+    ),
+];
+
 /// Where each browser looks, for the user (`system == false`) or for every user.
 pub fn locations(home: &Path, system: bool) -> Vec<Location> {
-    let l = |browser, family, dir: PathBuf| Location {
-        browser,
-        family,
-        dir,
-    };
-    if cfg!(target_os = "macos") {
-        if system {
-            vec![
-                l(
-                    "Google Chrome",
-                    Family::Chromium,
-                    "/Library/Google/Chrome/NativeMessagingHosts".into(),
-                ),
-                l(
-                    "Chromium",
-                    Family::Chromium,
-                    "/Library/Application Support/Chromium/NativeMessagingHosts".into(),
-                ),
-                l(
-                    "Microsoft Edge",
-                    Family::Chromium,
-                    "/Library/Microsoft/Edge/NativeMessagingHosts".into(),
-                ),
-                l(
-                    "Firefox",
-                    Family::Firefox,
-                    "/Library/Application Support/Mozilla/NativeMessagingHosts".into(),
-                ),
-            ]
-        } else {
-            let support = home.join("Library/Application Support");
-            vec![
-                l(
-                    "Google Chrome",
-                    Family::Chromium,
-                    support.join("Google/Chrome/NativeMessagingHosts"),
-                ),
-                l(
-                    "Chromium",
-                    Family::Chromium,
-                    support.join("Chromium/NativeMessagingHosts"),
-                ),
-                l(
-                    "Microsoft Edge",
-                    Family::Chromium,
-                    support.join("Microsoft Edge/NativeMessagingHosts"),
-                ),
-                l(
-                    "Brave",
-                    Family::Chromium,
-                    support.join("BraveSoftware/Brave-Browser/NativeMessagingHosts"),
-                ),
-                l(
-                    "Firefox",
-                    Family::Firefox,
-                    support.join("Mozilla/NativeMessagingHosts"),
-                ),
-            ]
-        }
-    } else if cfg!(windows) {
+    if cfg!(windows) {
         // Windows reads no directory: each browser's registry key names the manifest file
         // (windows_registry below). The files live in CAC Bridge's own data directory.
         let base = if system {
@@ -94,73 +160,36 @@ pub fn locations(home: &Path, system: bool) -> Vec<Location> {
         }
         .unwrap_or_else(|| home.join("AppData/Local"))
         .join("CACBridge/NativeMessagingHosts");
-        vec![
-            l("Chrome family", Family::Chromium, base.join("chromium")),
-            l("Firefox", Family::Firefox, base.join("firefox")),
-        ]
-    } else if system {
-        vec![
-            l(
-                "Google Chrome and Brave",
-                Family::Chromium,
-                "/etc/opt/chrome/native-messaging-hosts".into(),
-            ),
-            l(
-                "Chromium",
-                Family::Chromium,
-                "/etc/chromium/native-messaging-hosts".into(),
-            ),
-            l(
-                "Microsoft Edge",
-                Family::Chromium,
-                "/etc/opt/edge/native-messaging-hosts".into(),
-            ),
-            l(
-                "Vivaldi",
-                Family::Chromium,
-                "/etc/opt/vivaldi/native-messaging-hosts".into(),
-            ),
-            l(
-                "Firefox",
-                Family::Firefox,
-                "/usr/lib/mozilla/native-messaging-hosts".into(),
-            ),
-        ]
-    } else {
-        let config = home.join(".config");
-        vec![
-            l(
-                "Google Chrome",
-                Family::Chromium,
-                config.join("google-chrome/NativeMessagingHosts"),
-            ),
-            l(
-                "Chromium",
-                Family::Chromium,
-                config.join("chromium/NativeMessagingHosts"),
-            ),
-            l(
-                "Microsoft Edge",
-                Family::Chromium,
-                config.join("microsoft-edge/NativeMessagingHosts"),
-            ),
-            l(
-                "Brave",
-                Family::Chromium,
-                config.join("BraveSoftware/Brave-Browser/NativeMessagingHosts"),
-            ),
-            l(
-                "Vivaldi",
-                Family::Chromium,
-                config.join("vivaldi/NativeMessagingHosts"),
-            ),
-            l(
-                "Firefox",
-                Family::Firefox,
-                home.join(".mozilla/native-messaging-hosts"),
-            ),
-        ]
+        return vec![
+            Location {
+                browser: "Chrome family",
+                family: Chromium,
+                dir: base.join("chromium"),
+            },
+            Location {
+                browser: "Firefox",
+                family: Firefox,
+                dir: base.join("firefox"),
+            },
+        ];
     }
+    let table = match (cfg!(target_os = "macos"), system) {
+        (true, true) => MACOS_SYSTEM,
+        (true, false) => MACOS_USER,
+        (false, true) => LINUX_SYSTEM,
+        (false, false) => LINUX_USER,
+    };
+    table
+        .iter()
+        .map(|&(browser, family, place)| Location {
+            browser,
+            family,
+            dir: match place {
+                Fixed(path) => PathBuf::from(path),
+                Home(relative) => home.join(relative),
+            },
+        })
+        .collect()
 }
 
 /// The extensions the shipped manifests name.
