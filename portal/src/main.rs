@@ -41,46 +41,64 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the portal over HTTPS.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        listen: SocketAddr,
-        /// The origin browsers use for this portal (default: https://localhost:PORT). Tokens
-        /// must be bound to it.
-        #[arg(long)]
-        origin: Option<String>,
-        /// TLS certificate chain (PEM); self-signed in DATA_DIR when absent.
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// TLS private key (PEM).
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// PEM bundle of CAs whose certificates may register and log in (default: the DoD
-        /// bundle shipped with cacbridge-verify).
-        #[arg(long)]
-        trust_bundle: Option<PathBuf>,
-        /// Accept only certificates with one of these policy OIDs (repeatable).
-        #[arg(long = "policy-oid")]
-        policy_oids: Vec<String>,
-        /// Accept only certificates whose issuer's CN starts with one of these (repeatable),
-        /// e.g. "DOD ID CA-".
-        #[arg(long = "issuer-family")]
-        issuer_families: Vec<String>,
-        #[command(flatten)]
-        revocation: Box<RevocationArgs>,
-        /// Create the demo account (demo / demo-password) when missing.
-        #[arg(long)]
-        demo_account: bool,
-        /// Also serve the mutual-TLS CAC host here (e.g. 127.0.0.1:8444): registration and
-        /// CAC login with the certificate the browser presents in the TLS handshake.
-        #[arg(long)]
-        mtls_listen: Option<SocketAddr>,
-    },
+    Serve(Box<ServeArgs>),
     /// Create an account; the password is read from standard input.
     CreateAccount {
         #[arg(long)]
         username: String,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// The origin browsers use for this portal (default: https://localhost:PORT). Tokens
+    /// must be bound to it.
+    #[arg(long)]
+    origin: Option<String>,
+    /// TLS certificate chain (PEM); self-signed in DATA_DIR when absent.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM bundle of CAs whose certificates may register and log in (default: the DoD
+    /// bundle shipped with cacbridge-verify).
+    #[arg(long)]
+    trust_bundle: Option<PathBuf>,
+    /// Accept only certificates with one of these policy OIDs (repeatable).
+    #[arg(long = "policy-oid")]
+    policy_oids: Vec<String>,
+    /// Accept only certificates whose issuer's CN starts with one of these (repeatable),
+    /// e.g. "DOD ID CA-".
+    #[arg(long = "issuer-family")]
+    issuer_families: Vec<String>,
+    #[command(flatten)]
+    revocation: RevocationArgs,
+    /// Create the demo account (demo / demo-password) when missing.
+    #[arg(long)]
+    demo_account: bool,
+    /// Also serve the mutual-TLS CAC host here (e.g. 127.0.0.1:8444): registration and
+    /// CAC login with the certificate the browser presents in the TLS handshake.
+    #[arg(long)]
+    mtls_listen: Option<SocketAddr>,
+}
+
+/// Why the portal cannot go on: what to print, and the exit code.
+struct Fail(String, u8);
+
+impl Fail {
+    /// A start-up failure (exit code 1), said with what it was about.
+    fn at(what: &str) -> impl FnOnce(String) -> Fail + '_ {
+        move |err| Fail(format!("{what}{err}"), 1)
+    }
+
+    fn exit(self) -> ExitCode {
+        eprintln!("cacbridge-portal: {}", self.0);
+        ExitCode::from(self.1)
+    }
 }
 
 fn main() -> ExitCode {
@@ -108,10 +126,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("cacbridge-portal: {err}");
-            return ExitCode::from(1);
-        }
+        Err(err) => return Fail(err.to_string(), 1).exit(),
     };
     let database = cli
         .database
@@ -126,194 +141,162 @@ fn main() -> ExitCode {
             } else {
                 database.as_str()
             };
-            eprintln!("cacbridge-portal: {shown}: {err}");
-            return ExitCode::from(1);
+            return Fail(format!("{shown}: {err}"), 1).exit();
         }
     };
-    match cli.command {
-        Command::CreateAccount { username } => {
-            let mut password = String::new();
-            if std::io::stdin().lock().read_line(&mut password).is_err() {
-                eprintln!("cacbridge-portal: cannot read the password from standard input");
-                return ExitCode::from(2);
-            }
-            match runtime.block_on(create_account(
-                &conn,
-                &username,
-                password.trim_end_matches(['\r', '\n']),
-            )) {
-                Ok(_) => {
-                    println!("account {username} created");
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("cacbridge-portal: {err}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        Command::Serve {
-            listen,
-            origin,
-            tls_cert,
-            tls_key,
-            trust_bundle,
-            policy_oids,
-            issuer_families,
-            revocation,
-            demo_account,
-            mtls_listen,
-        } => {
-            if demo_account
-                && runtime
-                    .block_on(conn.user_by_name(DEMO_USER))
-                    .ok()
-                    .flatten()
-                    .is_none()
-            {
-                // Another instance may create it at the same moment: only a missing account
-                // after the attempt is an error.
-                if let Err(err) = runtime
-                    .block_on(create_account(&conn, DEMO_USER, DEMO_PASSWORD))
-                    .map_err(|e| (e, runtime.block_on(conn.user_by_name(DEMO_USER))))
-                    .or_else(|(e, now)| {
-                        if matches!(now, Ok(Some(_))) {
-                            Ok(0)
-                        } else {
-                            Err(e)
-                        }
-                    })
-                {
-                    eprintln!("cacbridge-portal: demo account: {err}");
-                    return ExitCode::from(1);
-                }
-            }
-            let revocation = match revocation.settings() {
-                Ok(settings) => settings,
-                Err(err) => {
-                    eprintln!("cacbridge-portal: {err}");
-                    return ExitCode::from(2);
-                }
-            };
-            tracing::info!(
-                policy = ?revocation.policy,
-                ocsp = revocation.ocsp,
-                crl = revocation.crl,
-                responder = revocation.ocsp_responder.as_deref().unwrap_or("(each certificate's)"),
-                "revocation checking"
-            );
-            let trust = match TrustStore::load(trust_bundle.as_deref()) {
-                Ok(trust) => trust,
-                Err(err) => {
-                    eprintln!("cacbridge-portal: {err}");
-                    return ExitCode::from(1);
-                }
-            };
-            let listener = match std::net::TcpListener::bind(listen) {
-                Ok(listener) => listener,
-                Err(err) => {
-                    eprintln!("cacbridge-portal: listen on {listen}: {err}");
-                    return ExitCode::from(1);
-                }
-            };
-            if let Err(err) = listener.set_nonblocking(true) {
-                eprintln!("cacbridge-portal: {err}");
-                return ExitCode::from(1);
-            }
-            let port = listener
-                .local_addr()
-                .map(|a| a.port())
-                .unwrap_or(listen.port());
-            let origin = origin.unwrap_or_else(|| format!("https://localhost:{port}"));
-            let (cert, key) = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => (cert, key),
-                _ => match tls::ensure_self_signed(
-                    &data_dir,
-                    &["localhost".into(), "127.0.0.1".into()],
-                ) {
-                    Ok(paths) => paths,
-                    Err(err) => {
-                        eprintln!("cacbridge-portal: self-signed certificate: {err}");
-                        return ExitCode::from(1);
-                    }
-                },
-            };
-            let config = match tls::server_config(&cert, &key) {
-                Ok(config) => config,
-                Err(err) => {
-                    eprintln!("cacbridge-portal: TLS: {err}");
-                    return ExitCode::from(1);
-                }
-            };
-            let mtls = match mtls_listen.map(|address| bind_mtls(address, &cert, &key, &trust)) {
-                None => None,
-                Some(Ok(mtls)) => Some(mtls),
-                Some(Err(err)) => {
-                    eprintln!("cacbridge-portal: mutual-TLS host: {err}");
-                    return ExitCode::from(1);
-                }
-            };
-            let policy = VerifyPolicy::from_lists(policy_oids, issuer_families);
-            let verifier = Verifier::new(trust, policy).with_revocation(revocation);
-            let mut state = match runtime.block_on(AppState::open(conn, verifier, origin.clone())) {
-                Ok(state) => state,
-                Err(err) => {
-                    eprintln!("cacbridge-portal: {err}");
-                    return ExitCode::from(1);
-                }
-            };
-            state.cac_host = mtls_listen.map(|address| cac_host_origin(&origin, address.port()));
-            let state = Arc::new(state);
-            runtime.block_on(async move {
-                // A closed stdout must not stop the server: the banner is best effort.
-                let mut out = std::io::stdout();
-                let _ = writeln!(
-                    out,
-                    "CAC Bridge reference portal: {origin} (listening on port {port})"
-                );
-                let _ = writeln!(out, "TLS certificate: {}", cert.display());
-                if demo_account {
-                    let _ = writeln!(out, "demo account: {DEMO_USER} / {DEMO_PASSWORD}");
-                }
-                if let Some((listener, config)) = mtls {
-                    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-                    let _ = writeln!(out, "mutual-TLS CAC host: https://localhost:{port}");
-                    let server = axum_server::from_tcp(listener)
-                        .acceptor(cacbridge_portal::mtls::PeerCertificateAcceptor::new(config));
-                    let service = cacbridge_portal::mtls_router(Arc::clone(&state))
-                        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-                    tokio::spawn(async move {
-                        if let Err(err) = server.serve(service).await {
-                            eprintln!("cacbridge-portal: mutual-TLS host: {err}");
-                        }
-                    });
-                }
-                let _ = out.flush();
-                let server = axum_server::from_tcp_rustls(
-                    listener,
-                    axum_server::tls_rustls::RustlsConfig::from_config(config),
-                );
-                let housekeeping = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let mut every = tokio::time::interval(cacbridge_portal::HOUSEKEEPING_INTERVAL);
-                    loop {
-                        every.tick().await;
-                        housekeeping.housekeeping().await;
-                    }
-                });
-                // The client address feeds the login throttle.
-                let service =
-                    router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-                match server.serve(service).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(err) => {
-                        eprintln!("cacbridge-portal: {err}");
-                        ExitCode::from(1)
-                    }
-                }
-            })
-        }
+    let done = match cli.command {
+        Command::CreateAccount { username } => create_account_command(&runtime, &conn, &username),
+        Command::Serve(args) => serve(&runtime, conn, &data_dir, *args),
+    };
+    done.map_or_else(Fail::exit, |()| ExitCode::SUCCESS)
+}
+
+/// `create-account`: the password from standard input.
+fn create_account_command(
+    runtime: &tokio::runtime::Runtime,
+    conn: &db::Db,
+    username: &str,
+) -> Result<(), Fail> {
+    let mut password = String::new();
+    if std::io::stdin().lock().read_line(&mut password).is_err() {
+        return Err(Fail(
+            "cannot read the password from standard input".into(),
+            2,
+        ));
     }
+    runtime
+        .block_on(create_account(
+            conn,
+            username,
+            password.trim_end_matches(['\r', '\n']),
+        ))
+        .map_err(|err| Fail(err.to_string(), 1))?;
+    println!("account {username} created");
+    Ok(())
+}
+
+/// The demo account, made when missing. Another instance may create it at the same moment:
+/// only a missing account after the attempt is an error.
+fn ensure_demo_account(runtime: &tokio::runtime::Runtime, conn: &db::Db) -> Result<(), Fail> {
+    let exists =
+        |conn: &db::Db| matches!(runtime.block_on(conn.user_by_name(DEMO_USER)), Ok(Some(_)));
+    if exists(conn) {
+        return Ok(());
+    }
+    match runtime.block_on(create_account(conn, DEMO_USER, DEMO_PASSWORD)) {
+        Ok(_) => Ok(()),
+        Err(_) if exists(conn) => Ok(()),
+        Err(err) => Err(Fail(format!("demo account: {err}"), 1)),
+    }
+}
+
+/// `serve`: everything checked and bound first (a mistake is said before anything listens),
+/// then both hosts served.
+fn serve(
+    runtime: &tokio::runtime::Runtime,
+    conn: db::Db,
+    data_dir: &std::path::Path,
+    args: ServeArgs,
+) -> Result<(), Fail> {
+    if args.demo_account {
+        ensure_demo_account(runtime, &conn)?;
+    }
+    let revocation = args.revocation.settings().map_err(|err| Fail(err, 2))?;
+    tracing::info!(
+        policy = ?revocation.policy,
+        ocsp = revocation.ocsp,
+        crl = revocation.crl,
+        responder = revocation.ocsp_responder.as_deref().unwrap_or("(each certificate's)"),
+        "revocation checking"
+    );
+    let trust =
+        TrustStore::load(args.trust_bundle.as_deref()).map_err(|e| Fail(e.to_string(), 1))?;
+    let listen = args.listen;
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| Fail(format!("listen on {listen}: {e}"), 1))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Fail(e.to_string(), 1))?;
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(listen.port());
+    let origin = args
+        .origin
+        .unwrap_or_else(|| format!("https://localhost:{port}"));
+    let (cert, key) = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => (cert, key),
+        _ => tls::ensure_self_signed(data_dir, &["localhost".into(), "127.0.0.1".into()])
+            .map_err(|e| Fail(format!("self-signed certificate: {e}"), 1))?,
+    };
+    let config = tls::server_config(&cert, &key).map_err(|e| Fail(format!("TLS: {e}"), 1))?;
+    let mtls = args
+        .mtls_listen
+        .map(|address| bind_mtls(address, &cert, &key, &trust))
+        .transpose()
+        .map_err(Fail::at("mutual-TLS host: "))?;
+    let policy = VerifyPolicy::from_lists(args.policy_oids, args.issuer_families);
+    let verifier = Verifier::new(trust, policy).with_revocation(revocation);
+    let mut state = runtime
+        .block_on(AppState::open(conn, verifier, origin.clone()))
+        .map_err(|e| Fail(e.to_string(), 1))?;
+    state.cac_host = args
+        .mtls_listen
+        .map(|address| cac_host_origin(&origin, address.port()));
+    let state = Arc::new(state);
+    // A closed stdout must not stop the server: the banner is best effort.
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "CAC Bridge reference portal: {origin} (listening on port {port})"
+    );
+    let _ = writeln!(out, "TLS certificate: {}", cert.display());
+    if args.demo_account {
+        let _ = writeln!(out, "demo account: {DEMO_USER} / {DEMO_PASSWORD}");
+    }
+    runtime.block_on(run(listener, config, mtls, state, &mut out))
+}
+
+/// Serve the main host (and the CAC host, when bound) until the server stops.
+async fn run(
+    listener: std::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    mtls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
+    state: Arc<AppState>,
+    out: &mut std::io::Stdout,
+) -> Result<(), Fail> {
+    if let Some((listener, config)) = mtls {
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let _ = writeln!(out, "mutual-TLS CAC host: https://localhost:{port}");
+        let server = axum_server::from_tcp(listener)
+            .acceptor(cacbridge_portal::mtls::PeerCertificateAcceptor::new(config));
+        let service = cacbridge_portal::mtls_router(Arc::clone(&state))
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move {
+            if let Err(err) = server.serve(service).await {
+                eprintln!("cacbridge-portal: mutual-TLS host: {err}");
+            }
+        });
+    }
+    let _ = out.flush();
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(config),
+    );
+    let housekeeping = Arc::clone(&state);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(cacbridge_portal::HOUSEKEEPING_INTERVAL);
+        loop {
+            every.tick().await;
+            housekeeping.housekeeping().await;
+        }
+    });
+    // The client address feeds the login throttle.
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    server
+        .serve(service)
+        .await
+        .map_err(|err| Fail(err.to_string(), 1))
 }
 
 /// The mutual-TLS CAC host's listener and TLS configuration (the portal's certificate; client
