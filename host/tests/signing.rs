@@ -8,6 +8,7 @@ mod common;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use cacbridge_testbed::{lock, openssl_verifies, spki, VirtualCard};
+use cacbridge_verify::{CertificateError, TokenError};
 use common::{HostProcess, CHROME_ORIGIN};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256, Sha384};
@@ -309,7 +310,7 @@ fn tokens_from_the_card_pass_the_verify_library_and_only_for_their_origin() {
                 NONCE,
                 std::time::SystemTime::now()
             ),
-            Err(VerifyError::BadSignature)
+            Err(VerifyError::Token(TokenError::BadSignature))
         );
     }
 }
@@ -363,7 +364,9 @@ fn a_document_signature_shaped_as_a_login_proof_is_refused_by_the_verifier() {
                 victim_nonce,
                 std::time::SystemTime::now()
             ),
-            Err(VerifyError::SigningCertificate)
+            Err(VerifyError::Certificate(
+                CertificateError::SigningCertificate
+            ))
         );
     }
 

@@ -29,10 +29,27 @@ pub use revocation::{
 pub use token::Token;
 pub use trust::TrustStore;
 
-/// Why a token was rejected.
+/// Why a token or a certificate was rejected, by what was wrong: the token itself, the
+/// certificate, the nonce, or its revocation status (nested as rustls nests its errors, so a
+/// caller matches a whole kind at once). Every variant has a stable [`VerifyError::code`].
+/// Non-exhaustive for portals outside this workspace; its own matchers name every variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    #[error(transparent)]
+    Nonce(#[from] NonceError),
+    #[error(transparent)]
+    Revocation(#[from] RevocationError),
+}
+
+/// The token's own faults: its JSON, its fields, its algorithm, its signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
     #[error("the token is {0} characters; a token is 100 to 10000")]
     TokenLength(usize),
     #[error("the token is not a JSON object")]
@@ -47,12 +64,20 @@ pub enum VerifyError {
     UnsupportedFormat(String),
     #[error("unsupported algorithm {0:?}")]
     UnsupportedAlgorithm(String),
-    #[error("the certificate cannot be parsed: {0}")]
-    BadCertificate(String),
     #[error("algorithm {algorithm} does not fit a {key} key")]
     AlgorithmMismatch { algorithm: String, key: String },
     #[error("the signature has the wrong length for {0}")]
     SignatureLength(String),
+    #[error("the signature does not match this origin and nonce")]
+    BadSignature,
+}
+
+/// The certificate's faults: parsing, dates, profile, chain, the allow-lists.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    #[error("the certificate cannot be parsed: {0}")]
+    BadCertificate(String),
     #[error("the certificate is not valid before {0}")]
     CertificateNotYetValid(String),
     #[error("the certificate expired at {0}")]
@@ -75,14 +100,24 @@ pub enum VerifyError {
     InvalidChain(String),
     #[error("the certificate has none of the accepted certificate policies")]
     PolicyNotAllowed,
-    #[error("the signature does not match this origin and nonce")]
-    BadSignature,
+}
+
+/// The challenge's faults.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NonceError {
     #[error("this nonce was not issued here")]
     NonceUnknown,
     #[error("this nonce was already used")]
     NonceReused,
     #[error("this nonce expired")]
     NonceExpired,
+}
+
+/// Refusals on revocation grounds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationError {
     #[error("the certificate is revoked (according to {0})")]
     Revoked(String),
     #[error("the OCSP responder {0} does not know the certificate")]
@@ -96,7 +131,18 @@ pub enum VerifyError {
 impl VerifyError {
     /// A stable code for logs and the CLI.
     pub fn code(&self) -> &'static str {
-        use VerifyError as E;
+        match self {
+            VerifyError::Token(e) => e.code(),
+            VerifyError::Certificate(e) => e.code(),
+            VerifyError::Nonce(e) => e.code(),
+            VerifyError::Revocation(e) => e.code(),
+        }
+    }
+}
+
+impl TokenError {
+    pub fn code(&self) -> &'static str {
+        use TokenError as E;
         match self {
             E::TokenLength(_) => "token-length",
             E::TokenNotJson => "token-not-json",
@@ -105,9 +151,18 @@ impl VerifyError {
             E::FieldNotBase64(_) => "token-field-base64",
             E::UnsupportedFormat(_) => "unsupported-format",
             E::UnsupportedAlgorithm(_) => "unsupported-algorithm",
-            E::BadCertificate(_) => "bad-certificate",
             E::AlgorithmMismatch { .. } => "algorithm-mismatch",
             E::SignatureLength(_) => "signature-length",
+            E::BadSignature => "bad-signature",
+        }
+    }
+}
+
+impl CertificateError {
+    pub fn code(&self) -> &'static str {
+        use CertificateError as E;
+        match self {
+            E::BadCertificate(_) => "bad-certificate",
             E::CertificateNotYetValid(_) => "certificate-not-yet-valid",
             E::CertificateExpired(_) => "certificate-expired",
             E::MissingDigitalSignature => "missing-digital-signature",
@@ -119,14 +174,27 @@ impl VerifyError {
             E::UntrustedIssuer => "untrusted-issuer",
             E::InvalidChain(_) => "invalid-chain",
             E::PolicyNotAllowed => "policy-not-allowed",
-            E::BadSignature => "bad-signature",
-            E::NonceUnknown => "nonce-unknown",
-            E::NonceReused => "nonce-reused",
-            E::NonceExpired => "nonce-expired",
-            E::Revoked(_) => "certificate-revoked",
-            E::RevocationUnknown(_) => "revocation-unknown",
-            E::RevocationInvalid(_) => "revocation-invalid",
-            E::RevocationUnavailable(_) => "revocation-unavailable",
+        }
+    }
+}
+
+impl NonceError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            NonceError::NonceUnknown => "nonce-unknown",
+            NonceError::NonceReused => "nonce-reused",
+            NonceError::NonceExpired => "nonce-expired",
+        }
+    }
+}
+
+impl RevocationError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RevocationError::Revoked(_) => "certificate-revoked",
+            RevocationError::RevocationUnknown(_) => "revocation-unknown",
+            RevocationError::RevocationInvalid(_) => "revocation-invalid",
+            RevocationError::RevocationUnavailable(_) => "revocation-unavailable",
         }
     }
 }
@@ -255,13 +323,13 @@ impl Verifier {
     ) -> Result<Identity, VerifyError> {
         let token = Token::parse(token_json)?;
         let info = cacbridge_cert::inspect(&token.certificate)
-            .map_err(|e| VerifyError::BadCertificate(e.0))?;
+            .map_err(|e| VerifyError::Certificate(CertificateError::BadCertificate(e.0)))?;
         let key = info.key_algorithm;
         if !token.algorithm.fits(key) {
-            return Err(VerifyError::AlgorithmMismatch {
+            return Err(VerifyError::Token(TokenError::AlgorithmMismatch {
                 algorithm: token.algorithm.name().into(),
                 key: key.name(),
-            });
+            }));
         }
         // The certificate's own checks, then the signature, and only then revocation: a
         // token whose signature fails never makes this verifier ask a responder (anyone with a
@@ -284,23 +352,38 @@ impl Verifier {
     /// Everything about a certificate that needs no network: dates, profile, chain, issuer
     /// family, policies.
     fn check_certificate(&self, der: &[u8], now: SystemTime) -> Result<Checked, VerifyError> {
-        let info = cacbridge_cert::inspect(der).map_err(|e| VerifyError::BadCertificate(e.0))?;
+        let info = cacbridge_cert::inspect(der)
+            .map_err(|e| VerifyError::Certificate(CertificateError::BadCertificate(e.0)))?;
         let seconds = now
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         if seconds < info.not_before_unix {
-            return Err(VerifyError::CertificateNotYetValid(info.not_before.clone()));
+            return Err(VerifyError::Certificate(
+                CertificateError::CertificateNotYetValid(info.not_before.clone()),
+            ));
         }
         if seconds > info.not_after_unix {
-            return Err(VerifyError::CertificateExpired(info.not_after.clone()));
+            return Err(VerifyError::Certificate(
+                CertificateError::CertificateExpired(info.not_after.clone()),
+            ));
         }
         cacbridge_cert::check_authentication_profile(&info).map_err(|reason| match reason {
-            NotAuthentication::MissingDigitalSignature => VerifyError::MissingDigitalSignature,
-            NotAuthentication::NonRepudiation => VerifyError::SigningCertificate,
-            NotAuthentication::EmailProtection => VerifyError::EmailCertificate,
-            NotAuthentication::CardAuthentication => VerifyError::CardAuthenticationCertificate,
-            NotAuthentication::MissingClientAuth => VerifyError::MissingClientAuth,
+            NotAuthentication::MissingDigitalSignature => {
+                VerifyError::Certificate(CertificateError::MissingDigitalSignature)
+            }
+            NotAuthentication::NonRepudiation => {
+                VerifyError::Certificate(CertificateError::SigningCertificate)
+            }
+            NotAuthentication::EmailProtection => {
+                VerifyError::Certificate(CertificateError::EmailCertificate)
+            }
+            NotAuthentication::CardAuthentication => {
+                VerifyError::Certificate(CertificateError::CardAuthenticationCertificate)
+            }
+            NotAuthentication::MissingClientAuth => {
+                VerifyError::Certificate(CertificateError::MissingClientAuth)
+            }
         })?;
         let issuer = self.check_chain(der, now)?;
         self.check_issuer_family(&info)?;
@@ -322,10 +405,18 @@ impl Verifier {
             .map_err(|failure| {
                 use revocation::RevocationFailure as F;
                 match failure {
-                    F::Revoked { source } => VerifyError::Revoked(source),
-                    F::Unknown { source } => VerifyError::RevocationUnknown(source),
-                    F::Invalid(why) => VerifyError::RevocationInvalid(why),
-                    F::Unavailable(why) => VerifyError::RevocationUnavailable(why),
+                    F::Revoked { source } => {
+                        VerifyError::Revocation(RevocationError::Revoked(source))
+                    }
+                    F::Unknown { source } => {
+                        VerifyError::Revocation(RevocationError::RevocationUnknown(source))
+                    }
+                    F::Invalid(why) => {
+                        VerifyError::Revocation(RevocationError::RevocationInvalid(why))
+                    }
+                    F::Unavailable(why) => {
+                        VerifyError::Revocation(RevocationError::RevocationUnavailable(why))
+                    }
                 }
             })?;
         Ok(Identity {
@@ -345,8 +436,9 @@ impl Verifier {
     /// The path to a trust anchor; the certificate's issuer, for revocation checks.
     fn check_chain(&self, der: &[u8], now: SystemTime) -> Result<revocation::Issuer, VerifyError> {
         let der = CertificateDer::from(der.to_vec());
-        let end_entity = webpki::EndEntityCert::try_from(&der)
-            .map_err(|e| VerifyError::BadCertificate(format!("{e:?}")))?;
+        let end_entity = webpki::EndEntityCert::try_from(&der).map_err(|e| {
+            VerifyError::Certificate(CertificateError::BadCertificate(format!("{e:?}")))
+        })?;
         let time = UnixTime::since_unix_epoch(now.duration_since(UNIX_EPOCH).unwrap_or_default());
         end_entity
             .verify_for_usage(
@@ -371,8 +463,12 @@ impl Verifier {
                 }
             })
             .map_err(|e| match e {
-                webpki::Error::UnknownIssuer => VerifyError::UntrustedIssuer,
-                other => VerifyError::InvalidChain(format!("{other:?}")),
+                webpki::Error::UnknownIssuer => {
+                    VerifyError::Certificate(CertificateError::UntrustedIssuer)
+                }
+                other => {
+                    VerifyError::Certificate(CertificateError::InvalidChain(format!("{other:?}")))
+                }
             })
     }
 
@@ -387,7 +483,7 @@ impl Verifier {
         {
             Ok(())
         } else {
-            Err(VerifyError::IssuerNotAllowed)
+            Err(VerifyError::Certificate(CertificateError::IssuerNotAllowed))
         }
     }
 
@@ -395,8 +491,9 @@ impl Verifier {
         let Some(allowed) = &self.policy.allowed_policy_oids else {
             return Ok(());
         };
-        let (_, cert) = X509Certificate::from_der(der)
-            .map_err(|e| VerifyError::BadCertificate(e.to_string()))?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| {
+            VerifyError::Certificate(CertificateError::BadCertificate(e.to_string()))
+        })?;
         let asserted: Vec<String> = cert
             .extensions()
             .iter()
@@ -414,14 +511,14 @@ impl Verifier {
         if asserted.iter().any(|oid| allowed.contains(oid)) {
             Ok(())
         } else {
-            Err(VerifyError::PolicyNotAllowed)
+            Err(VerifyError::Certificate(CertificateError::PolicyNotAllowed))
         }
     }
 }
 
 fn check_signature(token: &Token, origin: &str, nonce: &str) -> Result<(), VerifyError> {
     let (_, cert) = X509Certificate::from_der(&token.certificate)
-        .map_err(|e| VerifyError::BadCertificate(e.to_string()))?;
+        .map_err(|e| VerifyError::Certificate(CertificateError::BadCertificate(e.to_string())))?;
     let public_key = cert.public_key().subject_public_key.data.as_ref();
     let algorithm: &dyn signature::VerificationAlgorithm = match token.algorithm {
         Algorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -430,11 +527,13 @@ fn check_signature(token: &Token, origin: &str, nonce: &str) -> Result<(), Verif
     };
     if let Some(width) = token.algorithm.fixed_signature_len() {
         if token.signature.len() != width {
-            return Err(VerifyError::SignatureLength(token.algorithm.name().into()));
+            return Err(VerifyError::Token(TokenError::SignatureLength(
+                token.algorithm.name().into(),
+            )));
         }
     }
     let message = authentication_message(token.algorithm, origin, nonce);
     UnparsedPublicKey::new(algorithm, public_key)
         .verify(&message, &token.signature)
-        .map_err(|_| VerifyError::BadSignature)
+        .map_err(|_| VerifyError::Token(TokenError::BadSignature))
 }

@@ -6,6 +6,7 @@
 //! CPU; only consumed challenges are remembered, until they expire, to refuse a second use.
 //! A challenge is 56 bytes, 76 base64 characters.
 
+use crate::NonceError;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -149,10 +150,10 @@ impl NonceStore {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
         used.purge(now);
         if used.set.contains(&ticket.id) {
-            return Err(VerifyError::NonceReused);
+            return Err(VerifyError::Nonce(NonceError::NonceReused));
         }
         if now > ticket.expires {
-            return Err(VerifyError::NonceExpired);
+            return Err(VerifyError::Nonce(NonceError::NonceExpired));
         }
         used.set.insert(ticket.id);
         used.by_expiry.push_back((ticket.expires, ticket.id));
@@ -172,18 +173,19 @@ impl NonceStore {
             .decode(nonce)
             .ok()
             .filter(|b| b.len() == NONCE_LEN)
-            .ok_or(VerifyError::NonceUnknown)?;
+            .ok_or(VerifyError::Nonce(NonceError::NonceUnknown))?;
         let (body, tag) = bytes.split_at(RANDOM_LEN + TIME_LEN);
         let mut context_tag = body.to_vec();
         context_tag.extend_from_slice(binding);
-        hmac::verify(&self.key, &context_tag, tag).map_err(|_| VerifyError::NonceUnknown)?;
+        hmac::verify(&self.key, &context_tag, tag)
+            .map_err(|_| VerifyError::Nonce(NonceError::NonceUnknown))?;
 
         let mut issued = [0u8; TIME_LEN];
         issued.copy_from_slice(&body[RANDOM_LEN..]);
         let issued = u64::from_be_bytes(issued);
         let now = seconds(now);
         if issued > now + CLOCK_SKEW {
-            return Err(VerifyError::NonceUnknown);
+            return Err(VerifyError::Nonce(NonceError::NonceUnknown));
         }
         let expires = issued.saturating_add(self.lifetime.as_secs());
         let mut id = [0u8; RANDOM_LEN];
@@ -233,9 +235,12 @@ mod tests {
         let nonce = store.issue_bound(b"session-a", at(0));
         assert_eq!(
             store.consume_bound(b"session-b", &nonce, at(1)),
-            Err(VerifyError::NonceUnknown)
+            Err(VerifyError::Nonce(NonceError::NonceUnknown))
         );
-        assert_eq!(store.consume(&nonce, at(1)), Err(VerifyError::NonceUnknown));
+        assert_eq!(
+            store.consume(&nonce, at(1)),
+            Err(VerifyError::Nonce(NonceError::NonceUnknown))
+        );
         assert!(store.consume_bound(b"session-a", &nonce, at(1)).is_ok());
     }
 
@@ -245,17 +250,17 @@ mod tests {
         let nonce = store.issue(at(0));
         assert_eq!(
             NonceStore::new().consume(&nonce, at(1)),
-            Err(VerifyError::NonceUnknown)
+            Err(VerifyError::Nonce(NonceError::NonceUnknown))
         );
         let mut bytes = BASE64.decode(&nonce).unwrap();
         bytes[RANDOM_LEN] ^= 1; // the issue time
         assert_eq!(
             store.consume(&BASE64.encode(&bytes), at(1)),
-            Err(VerifyError::NonceUnknown)
+            Err(VerifyError::Nonce(NonceError::NonceUnknown))
         );
         assert_eq!(
             store.consume("short", at(1)),
-            Err(VerifyError::NonceUnknown)
+            Err(VerifyError::Nonce(NonceError::NonceUnknown))
         );
     }
 
@@ -286,16 +291,16 @@ mod tests {
         other.consume_bound(b"session:1", &nonce, at(2)).unwrap();
         assert_eq!(
             other.consume_bound(b"session:1", &nonce, at(3)),
-            Err(VerifyError::NonceReused)
+            Err(VerifyError::Nonce(NonceError::NonceReused))
         );
         assert_eq!(
             other.check_bound(b"session:2", &nonce, at(1)),
-            Err(VerifyError::NonceUnknown),
+            Err(VerifyError::Nonce(NonceError::NonceUnknown)),
             "bound to another session"
         );
         assert_eq!(
             stranger.check_bound(b"session:1", &nonce, at(1)),
-            Err(VerifyError::NonceUnknown),
+            Err(VerifyError::Nonce(NonceError::NonceUnknown)),
             "another key"
         );
     }

@@ -1,6 +1,7 @@
 //! The token as the host returns it from `authenticate`, read strictly: each field's fault is
 //! its own error (the contract itself is `cacbridge_cert::token`).
 
+use crate::TokenError;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::Value;
@@ -23,33 +24,36 @@ pub struct Token {
 impl Token {
     pub fn parse(json: &str) -> Result<Token, VerifyError> {
         if !(MIN_LEN..=MAX_LEN).contains(&json.len()) {
-            return Err(VerifyError::TokenLength(json.len()));
+            return Err(VerifyError::Token(TokenError::TokenLength(json.len())));
         }
-        let value: Value = serde_json::from_str(json).map_err(|_| VerifyError::TokenNotJson)?;
+        let value: Value =
+            serde_json::from_str(json).map_err(|_| VerifyError::Token(TokenError::TokenNotJson))?;
         let Value::Object(fields) = value else {
-            return Err(VerifyError::TokenNotJson);
+            return Err(VerifyError::Token(TokenError::TokenNotJson));
         };
         let text = |name: &'static str| -> Result<&str, VerifyError> {
             match fields.get(name) {
-                None | Some(Value::Null) => Err(VerifyError::MissingField(name)),
+                None | Some(Value::Null) => Err(VerifyError::Token(TokenError::MissingField(name))),
                 Some(Value::String(s)) => Ok(s),
-                Some(_) => Err(VerifyError::FieldNotString(name)),
+                Some(_) => Err(VerifyError::Token(TokenError::FieldNotString(name))),
             }
         };
         let bytes = |name: &'static str| -> Result<Vec<u8>, VerifyError> {
             BASE64
                 .decode(text(name)?)
-                .map_err(|_| VerifyError::FieldNotBase64(name))
+                .map_err(|_| VerifyError::Token(TokenError::FieldNotBase64(name)))
         };
         let format = text("format")?;
         if format != TOKEN_FORMAT {
-            return Err(VerifyError::UnsupportedFormat(
+            return Err(VerifyError::Token(TokenError::UnsupportedFormat(
                 format.chars().take(32).collect(),
-            ));
+            )));
         }
         let algorithm_name = text("algorithm")?;
         let algorithm = Algorithm::from_name(algorithm_name).ok_or_else(|| {
-            VerifyError::UnsupportedAlgorithm(algorithm_name.chars().take(32).collect())
+            VerifyError::Token(TokenError::UnsupportedAlgorithm(
+                algorithm_name.chars().take(32).collect(),
+            ))
         })?;
         Ok(Token {
             certificate: bytes("unverifiedCertificate")?,

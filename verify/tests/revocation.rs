@@ -4,6 +4,7 @@
 //! the wrong key; each under the policies it matters for.
 #![allow(clippy::unwrap_used)]
 
+use cacbridge_verify::RevocationError;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -406,7 +407,10 @@ fn ocsp_good_revoked_and_unknown_from_openssl_ocsp_with_a_cache() {
     let err = verifier
         .verify_certificate(&pki.cert("revoked"), now)
         .unwrap_err();
-    assert!(matches!(err, VerifyError::Revoked(_)), "{err}");
+    assert!(
+        matches!(err, VerifyError::Revocation(RevocationError::Revoked(_))),
+        "{err}"
+    );
     assert_eq!(err.code(), "certificate-revoked");
     let err = verifier
         .verify_certificate(&pki.cert("unknown"), now)

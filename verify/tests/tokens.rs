@@ -2,6 +2,7 @@
 //! RustCrypto, independent of the verifier's own code (ring, webpki).
 #![allow(clippy::unwrap_used)]
 
+use cacbridge_verify::{CertificateError, NonceError, TokenError};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -271,14 +272,20 @@ fn a_tampered_signature_is_rejected() {
     let mut sig = B64.decode(token["signature"].as_str().unwrap()).unwrap();
     sig[10] ^= 0x01;
     token["signature"] = json!(B64.encode(sig));
-    assert_eq!(verify(&token), Err(VerifyError::BadSignature));
+    assert_eq!(
+        verify(&token),
+        Err(VerifyError::Token(TokenError::BadSignature))
+    );
 
     let leaf = leaf_rsa_cached();
     let mut token = token_for(leaf, ORIGIN, NONCE);
     let mut sig = B64.decode(token["signature"].as_str().unwrap()).unwrap();
     sig[200] ^= 0x80;
     token["signature"] = json!(B64.encode(sig));
-    assert_eq!(verify(&token), Err(VerifyError::BadSignature));
+    assert_eq!(
+        verify(&token),
+        Err(VerifyError::Token(TokenError::BadSignature))
+    );
 }
 
 fn leaf_rsa_cached() -> &'static Leaf {
@@ -290,9 +297,15 @@ fn leaf_rsa_cached() -> &'static Leaf {
 fn a_token_for_another_origin_or_nonce_is_rejected() {
     let leaf = leaf_rsa_cached();
     let token = token_for(leaf, "https://evil.example", NONCE);
-    assert_eq!(verify(&token), Err(VerifyError::BadSignature));
+    assert_eq!(
+        verify(&token),
+        Err(VerifyError::Token(TokenError::BadSignature))
+    );
     let token = token_for(leaf, ORIGIN, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
-    assert_eq!(verify(&token), Err(VerifyError::BadSignature));
+    assert_eq!(
+        verify(&token),
+        Err(VerifyError::Token(TokenError::BadSignature))
+    );
 }
 
 #[test]
@@ -312,7 +325,7 @@ fn nonces_are_single_use_and_expire() {
         .is_ok());
     assert_eq!(
         v.verify_with_store(&store, &token, ORIGIN, &nonce, now()),
-        Err(VerifyError::NonceReused)
+        Err(VerifyError::Nonce(NonceError::NonceReused))
     );
 
     let old = store.issue(now());
@@ -320,11 +333,11 @@ fn nonces_are_single_use_and_expire() {
     let later = now() + Duration::from_secs(5 * 60 + 1);
     assert_eq!(
         v.verify_with_store(&store, &token, ORIGIN, &old, later),
-        Err(VerifyError::NonceExpired)
+        Err(VerifyError::Nonce(NonceError::NonceExpired))
     );
     assert_eq!(
         v.verify_with_store(&store, &token, ORIGIN, NONCE, now()),
-        Err(VerifyError::NonceUnknown)
+        Err(VerifyError::Nonce(NonceError::NonceUnknown))
     );
     let fresh = store.issue(now());
     let within = now() + Duration::from_secs(5 * 60 - 1);
@@ -342,7 +355,7 @@ fn certificates_outside_their_validity_are_rejected() {
     );
     assert!(matches!(
         verify(&token_for(&expired, ORIGIN, NONCE)),
-        Err(VerifyError::CertificateExpired(at)) if at.starts_with("2029-01-01")
+        Err(VerifyError::Certificate(CertificateError::CertificateExpired(at))) if at.starts_with("2029-01-01")
     ));
     let future = leaf_with(
         KeyType::P256,
@@ -353,7 +366,9 @@ fn certificates_outside_their_validity_are_rejected() {
     );
     assert!(matches!(
         verify(&token_for(&future, ORIGIN, NONCE)),
-        Err(VerifyError::CertificateNotYetValid(_))
+        Err(VerifyError::Certificate(
+            CertificateError::CertificateNotYetValid(_)
+        ))
     ));
 }
 
@@ -369,7 +384,7 @@ fn a_certificate_from_an_untrusted_ca_is_rejected() {
     );
     assert_eq!(
         verify(&token_for(&stranger, ORIGIN, NONCE)),
-        Err(VerifyError::UntrustedIssuer)
+        Err(VerifyError::Certificate(CertificateError::UntrustedIssuer))
     );
     // The shipped DoD bundle does not trust the test PKI either.
     let dod = Verifier::new(TrustStore::dod(), VerifyPolicy::default());
@@ -381,7 +396,7 @@ fn a_certificate_from_an_untrusted_ca_is_rejected() {
             NONCE,
             now()
         ),
-        Err(VerifyError::UntrustedIssuer)
+        Err(VerifyError::Certificate(CertificateError::UntrustedIssuer))
     );
 }
 
@@ -390,17 +405,23 @@ fn usage_rules_reject_the_wrong_certificates() {
     let no_client_auth = leaf(KeyType::P256, Profile::NoClientAuth);
     assert_eq!(
         verify(&token_for(&no_client_auth, ORIGIN, NONCE)),
-        Err(VerifyError::MissingClientAuth)
+        Err(VerifyError::Certificate(
+            CertificateError::MissingClientAuth
+        ))
     );
     let card_auth = leaf(KeyType::P256, Profile::CardAuth);
     assert_eq!(
         verify(&token_for(&card_auth, ORIGIN, NONCE)),
-        Err(VerifyError::CardAuthenticationCertificate)
+        Err(VerifyError::Certificate(
+            CertificateError::CardAuthenticationCertificate
+        ))
     );
     let no_ds = leaf(KeyType::P256, Profile::NoDigitalSignature);
     assert_eq!(
         verify(&token_for(&no_ds, ORIGIN, NONCE)),
-        Err(VerifyError::MissingDigitalSignature)
+        Err(VerifyError::Certificate(
+            CertificateError::MissingDigitalSignature
+        ))
     );
 }
 
@@ -412,31 +433,43 @@ fn signing_and_email_certificates_never_log_in_even_with_client_auth() {
     for key in [KeyType::Rsa, KeyType::P256, KeyType::P384] {
         let email_signing = leaf(key, Profile::EmailSigning);
         let token = token_for(&email_signing, ORIGIN, NONCE);
-        assert_eq!(verify(&token), Err(VerifyError::SigningCertificate));
+        assert_eq!(
+            verify(&token),
+            Err(VerifyError::Certificate(
+                CertificateError::SigningCertificate
+            ))
+        );
         let with_policy = Verifier::new(
             trust(),
             VerifyPolicy::from_lists(vec![MEDIUM_HARDWARE.into()], vec![]),
         );
         assert_eq!(
             with_policy.verify(&token.to_string(), ORIGIN, NONCE, now()),
-            Err(VerifyError::SigningCertificate)
+            Err(VerifyError::Certificate(
+                CertificateError::SigningCertificate
+            ))
         );
     }
     let non_repudiation = leaf(KeyType::P256, Profile::NonRepudiationOnly);
     assert_eq!(
         verify(&token_for(&non_repudiation, ORIGIN, NONCE)),
-        Err(VerifyError::SigningCertificate)
+        Err(VerifyError::Certificate(
+            CertificateError::SigningCertificate
+        ))
     );
     let email = leaf(KeyType::P256, Profile::EmailClientAuth);
     assert_eq!(
         verify(&token_for(&email, ORIGIN, NONCE)),
-        Err(VerifyError::EmailCertificate)
+        Err(VerifyError::Certificate(CertificateError::EmailCertificate))
     );
     assert_eq!(
-        VerifyError::SigningCertificate.code(),
+        VerifyError::Certificate(CertificateError::SigningCertificate).code(),
         "signing-certificate"
     );
-    assert_eq!(VerifyError::EmailCertificate.code(), "email-certificate");
+    assert_eq!(
+        VerifyError::Certificate(CertificateError::EmailCertificate).code(),
+        "email-certificate"
+    );
 }
 
 #[test]
@@ -454,7 +487,7 @@ fn the_issuing_ca_family_allow_list() {
     );
     assert_eq!(
         email_cas.verify(&token, ORIGIN, NONCE, now()),
-        Err(VerifyError::IssuerNotAllowed)
+        Err(VerifyError::Certificate(CertificateError::IssuerNotAllowed))
     );
 }
 
@@ -473,7 +506,7 @@ fn the_policy_oid_allow_list() {
     );
     assert_eq!(
         refusing.verify(&token, ORIGIN, NONCE, now()),
-        Err(VerifyError::PolicyNotAllowed)
+        Err(VerifyError::Certificate(CertificateError::PolicyNotAllowed))
     );
 }
 
@@ -489,15 +522,18 @@ fn malformed_tokens_of_every_field() {
             "{token:.80}"
         );
     };
-    check("{}".into(), VerifyError::TokenLength(2));
-    check(format!("[{}]", " ".repeat(200)), VerifyError::TokenNotJson);
+    check("{}".into(), VerifyError::Token(TokenError::TokenLength(2)));
+    check(
+        format!("[{}]", " ".repeat(200)),
+        VerifyError::Token(TokenError::TokenNotJson),
+    );
     check(
         format!("{{\"a\": \"{}\"", "x".repeat(200)),
-        VerifyError::TokenNotJson,
+        VerifyError::Token(TokenError::TokenNotJson),
     );
     check(
         format!("\"{}\"", "x".repeat(20_000)),
-        VerifyError::TokenLength(20_002),
+        VerifyError::Token(TokenError::TokenLength(20_002)),
     );
     for field in [
         "format",
@@ -509,45 +545,59 @@ fn malformed_tokens_of_every_field() {
         let mut t = good.clone();
         t.as_object_mut().unwrap().remove(field);
         t["padding"] = json!("x".repeat(100));
-        check(t.to_string(), VerifyError::MissingField(field));
+        check(
+            t.to_string(),
+            VerifyError::Token(TokenError::MissingField(field)),
+        );
         let mut t = good.clone();
         t[field] = json!(12345);
-        check(t.to_string(), VerifyError::FieldNotString(field));
+        check(
+            t.to_string(),
+            VerifyError::Token(TokenError::FieldNotString(field)),
+        );
     }
     for field in ["unverifiedCertificate", "signature"] {
         let mut t = good.clone();
         t[field] = json!("not base64!!");
-        check(t.to_string(), VerifyError::FieldNotBase64(field));
+        check(
+            t.to_string(),
+            VerifyError::Token(TokenError::FieldNotBase64(field)),
+        );
     }
     let mut t = good.clone();
     t["format"] = json!("web-eid:1.0");
     check(
         t.to_string(),
-        VerifyError::UnsupportedFormat("web-eid:1.0".into()),
+        VerifyError::Token(TokenError::UnsupportedFormat("web-eid:1.0".into())),
     );
     let mut t = good.clone();
     t["algorithm"] = json!("PS256");
     check(
         t.to_string(),
-        VerifyError::UnsupportedAlgorithm("PS256".into()),
+        VerifyError::Token(TokenError::UnsupportedAlgorithm("PS256".into())),
     );
     let mut t = good.clone();
     t["algorithm"] = json!("RS256");
     check(
         t.to_string(),
-        VerifyError::AlgorithmMismatch {
+        VerifyError::Token(TokenError::AlgorithmMismatch {
             algorithm: "RS256".into(),
             key: "EC-P256".into(),
-        },
+        }),
     );
     let mut t = good.clone();
     t["signature"] = json!(B64.encode([1u8; 70]));
-    check(t.to_string(), VerifyError::SignatureLength("ES256".into()));
+    check(
+        t.to_string(),
+        VerifyError::Token(TokenError::SignatureLength("ES256".into())),
+    );
     let mut t = good.clone();
     t["unverifiedCertificate"] = json!(B64.encode([0x30u8, 0x03, 0x02, 0x01, 0x01]));
     assert!(matches!(
         v.verify(&t.to_string(), ORIGIN, NONCE, now()),
-        Err(VerifyError::BadCertificate(_))
+        Err(VerifyError::Certificate(CertificateError::BadCertificate(
+            _
+        )))
     ));
 }
 
@@ -616,12 +666,21 @@ fn a_certificate_proved_by_a_tls_handshake_meets_the_same_rules() {
     let identity = verifier().verify_certificate(&good.der, now()).unwrap();
     assert_eq!(identity.edipi.as_deref(), Some("1234567890"));
     for (profile, refused) in [
-        (Profile::EmailSigning, VerifyError::SigningCertificate),
-        (Profile::EmailClientAuth, VerifyError::EmailCertificate),
-        (Profile::NoClientAuth, VerifyError::MissingClientAuth),
+        (
+            Profile::EmailSigning,
+            VerifyError::Certificate(CertificateError::SigningCertificate),
+        ),
+        (
+            Profile::EmailClientAuth,
+            VerifyError::Certificate(CertificateError::EmailCertificate),
+        ),
+        (
+            Profile::NoClientAuth,
+            VerifyError::Certificate(CertificateError::MissingClientAuth),
+        ),
         (
             Profile::CardAuth,
-            VerifyError::CardAuthenticationCertificate,
+            VerifyError::Certificate(CertificateError::CardAuthenticationCertificate),
         ),
     ] {
         let leaf = leaf(KeyType::P256, profile);

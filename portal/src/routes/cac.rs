@@ -1,6 +1,7 @@
 //! CAC/Certificate Registration: the page, and registering a card with a token and the
 //! password.
 
+use cacbridge_verify::NonceError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -117,14 +118,14 @@ async fn use_challenge(
         Err(err) => return Ok(Err(err)),
     };
     if ticket.expired(now) {
-        return Ok(Err(VerifyError::NonceExpired));
+        return Ok(Err(VerifyError::Nonce(NonceError::NonceExpired)));
     }
     if !state
         .db
         .use_challenge(&ticket.id, ticket.expires as i64)
         .await?
     {
-        return Ok(Err(VerifyError::NonceReused));
+        return Ok(Err(VerifyError::Nonce(NonceError::NonceReused)));
     }
     Ok(Ok(()))
 }
