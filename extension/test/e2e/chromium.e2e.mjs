@@ -1,7 +1,8 @@
 // End to end in real headless Chromium with the extension, the host, a virtual CAC and the
 // reference portal. node --test test/e2e/chromium.e2e.mjs (after tests/harness/testbed-setup).
 import { describe } from "node:test";
-import { crashingHostSuite, extensionSuite, fastChooserSuite, lateInstallSuite, linkSuite, missingHostSuite, moduleBackendSuite, mtlsSuite, workerKilledSuite } from "./flows.mjs";
+import { crashingHostSuite, extensionSuite, fastChooserSuite, lateInstallSuite, linkSuite, missingHostSuite, moduleBackendSuite, workerKilledSuite } from "./flows.mjs";
+import { mtlsSuite } from "./mtls-flows.mjs";
 
 describe("chromium", () => extensionSuite("chromium"));
 describe("chromium without the host", () => missingHostSuite("chromium"));

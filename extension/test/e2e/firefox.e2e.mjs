@@ -1,7 +1,8 @@
 // End to end in real headless Firefox ESR (WebDriver BiDi) with the extension, the host, a
 // virtual CAC and the reference portal. node --test test/e2e/firefox.e2e.mjs
 import { describe } from "node:test";
-import { extensionSuite, fastChooserSuite, lateInstallSuite, linkSuite, missingHostSuite, mtlsSuite } from "./flows.mjs";
+import { extensionSuite, fastChooserSuite, lateInstallSuite, linkSuite, missingHostSuite } from "./flows.mjs";
+import { mtlsSuite } from "./mtls-flows.mjs";
 
 describe("firefox", () => extensionSuite("firefox"));
 describe("firefox without the host", () => missingHostSuite("firefox"));
@@ -9,5 +10,5 @@ describe("firefox, installed while a portal tab is open", () => lateInstallSuite
 describe("firefox, linking an unregistered card", () => linkSuite("firefox"));
 describe("firefox, a card as slow as a real CAC", () => fastChooserSuite("firefox"));
 // The mutual-TLS walk, with windows on a virtual display: the PIN is typed into CAC Bridge's
-// window with key presses (flows.mjs, mtlsSuite).
+// window with key presses (mtls-flows.mjs, mtlsSuite).
 describe("firefox, a mutual-TLS portal", () => mtlsSuite("firefox", { full: false }));
