@@ -4,6 +4,14 @@
 
 use super::*;
 
+/// A policy file left alone, and why.
+fn policy(file: &Path, why: String) -> InstallError {
+    InstallError::Policy {
+        path: file.to_owned(),
+        why,
+    }
+}
+
 pub(super) fn firefox_manifest_dir(home: &Path, system: bool) -> PathBuf {
     if system {
         PathBuf::from("/usr/lib/mozilla/pkcs11-modules")
@@ -55,17 +63,14 @@ pub(super) fn add_firefox_policy(
     file: &Path,
     module: &Path,
     addon: bool,
-) -> Result<String, String> {
+) -> Result<String, InstallError> {
     let mut policies: serde_json::Value = match std::fs::read_to_string(file) {
         Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not valid JSON ({e}); not changed", file.display()))?,
+            .map_err(|e| policy(file, format!("not valid JSON ({e})")))?,
         Err(_) => serde_json::json!({}),
     };
     if !policies.is_object() {
-        return Err(format!(
-            "{}: not a JSON object; not changed",
-            file.display()
-        ));
+        return Err(policy(file, "not a JSON object".into()));
     }
     let mut kept = Vec::new();
     for (place, key, value) in firefox_policy_entries(module, addon) {
@@ -73,21 +78,13 @@ pub(super) fn add_firefox_policy(
         for part in place.split('/').skip(1) {
             holder = holder
                 .as_object_mut()
-                .ok_or_else(|| {
-                    format!(
-                        "{}: unexpected layout at {place}; not changed",
-                        file.display()
-                    )
-                })?
+                .ok_or_else(|| policy(file, format!("unexpected layout at {place}")))?
                 .entry(part)
                 .or_insert_with(|| serde_json::json!({}));
         }
-        let holder = holder.as_object_mut().ok_or_else(|| {
-            format!(
-                "{}: unexpected layout at {place}; not changed",
-                file.display()
-            )
-        })?;
+        let holder = holder
+            .as_object_mut()
+            .ok_or_else(|| policy(file, format!("unexpected layout at {place}")))?;
         match holder.get(&key) {
             Some(existing) if !is_ours(place, existing) => {
                 kept.push(format!("{place}/{key}"));
@@ -139,12 +136,12 @@ pub(super) fn is_ours(place: &str, value: &serde_json::Value) -> bool {
 /// Take CAC Bridge's entries out of the policy file again, and the objects they leave empty;
 /// a file left with nothing is removed. No "blocked" entry is left behind: the add-on's entry
 /// goes, it is not turned into a block.
-pub(super) fn remove_firefox_policy(file: &Path) -> Result<Option<String>, String> {
+pub(super) fn remove_firefox_policy(file: &Path) -> Result<Option<String>, InstallError> {
     let Ok(text) = std::fs::read_to_string(file) else {
         return Ok(None);
     };
-    let mut policies: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not valid JSON ({e}); not changed", file.display()))?;
+    let mut policies: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| policy(file, format!("not valid JSON ({e})")))?;
     let mut removed = false;
     for (place, key, _) in firefox_policy_entries(Path::new(""), true) {
         let Some(holder) = policies
@@ -182,7 +179,7 @@ pub(super) fn remove_firefox_policy(file: &Path) -> Result<Option<String>, Strin
         return Ok(None);
     }
     if policies.as_object().is_some_and(|o| o.is_empty()) {
-        std::fs::remove_file(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        std::fs::remove_file(file).map_err(at(file))?;
         return Ok(Some(format!(
             "{}: removed (nothing else in it)",
             file.display()
@@ -201,7 +198,11 @@ pub(super) fn remove_firefox_policy(file: &Path) -> Result<Option<String>, Strin
 /// `cacbridge-browser-integration`'s Firefox part (its maintainer scripts call
 /// `cacbridge-host system-integration`): the add-on installed and the module loaded for every
 /// user, through the policy file at `root` + /etc/firefox/policies/policies.json.
-pub fn system_integration(root: &Path, add: bool, module: &Path) -> Result<Option<String>, String> {
+pub fn system_integration(
+    root: &Path,
+    add: bool,
+    module: &Path,
+) -> Result<Option<String>, InstallError> {
     let file = root.join(FIREFOX_POLICIES.trim_start_matches('/'));
     // The directories made for the file are noted, so that removal takes back those (and only
     // those) once empty: a package leaves nothing behind, nor takes an administrator's.

@@ -21,6 +21,37 @@ use firefox::*;
 use nssdb::*;
 pub use nssdb::{browser_setup, fix_nssdb, BrowserSetup};
 
+/// Why the module could not be registered or unregistered somewhere; its text is what
+/// `install` and `doctor` print.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An NSS tool could not run, failed, or was refused (as root on another user's database).
+    #[error("{0}")]
+    NssTool(String),
+    /// A policy file that is not what CAC Bridge can merge into: left as it is.
+    #[error("{}: {why}; not changed", path.display())]
+    Policy { path: PathBuf, why: String },
+    /// A database another user owns: left as it is.
+    #[error("{} belongs to another user: not changed (run `cacbridge-host install` as its owner)", path.display())]
+    ForeignDatabase { path: PathBuf },
+    #[error("no PKCS#11 module at {}", .0.display())]
+    NoModule(PathBuf),
+}
+
+/// A file error about `path`.
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
+    move |source| InstallError::File {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// The name NSS and Firefox show for the module.
 pub const MODULE_NAME: &str = "CAC Bridge";
 /// The Firefox PKCS#11 manifest's name (its file is `<name>.json`).
@@ -98,16 +129,16 @@ fn second_name(target: &Path, name: &Path) -> std::io::Result<()> {
 pub const FIREFOX_ADDON_URL: &str =
     "https://addons.mozilla.org/firefox/downloads/latest/cac-bridge/latest.xpi";
 
-fn write(file: &Path, text: &str) -> Result<(), String> {
+fn write(file: &Path, text: &str) -> Result<(), InstallError> {
     if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
     }
-    std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))
+    std::fs::write(file, text).map_err(at(file))
 }
 
 /// The browsers' name for `module`: the link beside it (a package ships it), else one made
 /// there, else one in `~/.local/lib/cacbridge/` when the module's directory is not ours.
-pub fn browser_library(home: &Path, module: &Path) -> Result<PathBuf, String> {
+pub fn browser_library(home: &Path, module: &Path) -> Result<PathBuf, InstallError> {
     let beside = module.with_file_name(BROWSER_LIBRARY);
     if beside.is_file() {
         return Ok(beside);
@@ -116,10 +147,10 @@ pub fn browser_library(home: &Path, module: &Path) -> Result<PathBuf, String> {
         return Ok(beside);
     }
     let dir = home.join(".local/lib/cacbridge");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(at(&dir))?;
     let link = dir.join(BROWSER_LIBRARY);
     let _ = std::fs::remove_file(&link);
-    second_name(module, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+    second_name(module, &link).map_err(at(&link))?;
     Ok(link)
 }
 
@@ -142,9 +173,9 @@ pub fn register(
     system: bool,
     module: &Path,
     pin_entry: PinEntry,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, InstallError> {
     if !module.is_absolute() || !module.is_file() {
-        return Err(format!("no PKCS#11 module at {}", module.display()));
+        return Err(InstallError::NoModule(module.to_owned()));
     }
     let module = &match pin_entry {
         PinEntry::Window => browser_library(home, module)?,
@@ -171,7 +202,7 @@ pub fn register(
 }
 
 /// Undo [`register`]; one line per place changed.
-pub fn unregister(home: &Path, system: bool) -> Result<Vec<String>, String> {
+pub fn unregister(home: &Path, system: bool) -> Result<Vec<String>, InstallError> {
     let mut done = Vec::new();
     if !system {
         let dir = nssdb(home);
@@ -190,7 +221,7 @@ pub fn unregister(home: &Path, system: bool) -> Result<Vec<String>, String> {
     match std::fs::remove_file(&manifest) {
         Ok(()) => done.push(format!("{}: removed", manifest.display())),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(format!("{}: {err}", manifest.display())),
+        Err(err) => return Err(at(&manifest)(err)),
     }
     if system {
         if let Some(line) = remove_firefox_policy(Path::new(FIREFOX_POLICIES))? {
@@ -394,6 +425,7 @@ mod tests {
         std::fs::write(&file, "{ damaged").unwrap();
         assert!(add_firefox_policy(&file, module, false)
             .unwrap_err()
+            .to_string()
             .contains("not changed"));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "{ damaged");
     }

@@ -18,7 +18,7 @@ pub(super) fn database_argument<'a>(args: &[&'a str]) -> Option<&'a str> {
 /// Run an NSS tool; its output, or why it failed. Never as root on a database another user
 /// owns: NSS loads every library the database's pkcs11.txt lists, so that user's code would
 /// run as root (the second security review's H1).
-pub(super) fn nss_tool(program: &str, args: &[&str]) -> Result<String, String> {
+pub(super) fn nss_tool(program: &str, args: &[&str]) -> Result<String, InstallError> {
     if own_uid() == Some(0) {
         let owner = database_argument(args).and_then(|dir| {
             std::fs::symlink_metadata(dir)
@@ -27,21 +27,24 @@ pub(super) fn nss_tool(program: &str, args: &[&str]) -> Result<String, String> {
                 .and_then(|m| owner_of(&m))
         });
         if owner.is_some_and(|(uid, _)| uid != 0) {
-            return Err(format!(
+            return Err(InstallError::NssTool(format!(
                 "{program} refused: as root it would load the modules another user's database lists; run it as that user"
-            ));
+            )));
         }
     }
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{program}: {e} (apt-get install libnss3-tools)"))?;
+    let out = Command::new(program).args(args).output().map_err(|e| {
+        InstallError::NssTool(format!("{program}: {e} (apt-get install libnss3-tools)"))
+    })?;
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         Ok(text)
     } else {
-        Err(format!("{program} {}: {}", args.join(" "), text.trim()))
+        Err(InstallError::NssTool(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            text.trim()
+        )))
     }
 }
 
@@ -153,12 +156,12 @@ pub(super) fn registrations(text: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The library NSS database `dir` registers under [`MODULE_NAME`], if any, read from its
 /// `pkcs11.txt` (asking `modutil` would load every module and fail on an empty reader).
-pub(super) fn registered_library(dir: &Path) -> Result<Option<String>, String> {
+pub(super) fn registered_library(dir: &Path) -> Result<Option<String>, InstallError> {
     let file = dir.join("pkcs11.txt");
     let text = match std::fs::read_to_string(&file) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(format!("{}: {err}", file.display())),
+        Err(err) => return Err(at(&file)(err)),
     };
     let library = registrations(&text)
         .find(|(name, _)| *name == MODULE_NAME)
@@ -166,18 +169,17 @@ pub(super) fn registered_library(dir: &Path) -> Result<Option<String>, String> {
     Ok(library)
 }
 
-pub(super) fn register_nssdb(home: &Path, module: &Path) -> Result<String, String> {
+pub(super) fn register_nssdb(home: &Path, module: &Path) -> Result<String, InstallError> {
     let dir = nssdb(home);
     let foreign = foreign_files(&dir);
     if !foreign.is_empty() {
-        return Err(format!(
-            "{} belongs to another user: not changed (run `cacbridge-host install` as its owner)",
-            foreign[0].display()
-        ));
+        return Err(InstallError::ForeignDatabase {
+            path: foreign[0].clone(),
+        });
     }
     let database = format!("sql:{}", dir.display());
     if !dir.join("cert9.db").exists() {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(at(&dir))?;
         nss_tool("certutil", &["-N", "-d", &database, "--empty-password"])?;
     }
     let module_path = module.to_string_lossy();
