@@ -92,14 +92,9 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
         .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
         .unwrap();
     assert_eq!(certificates.len(), 1);
-    let message: &'static [u8] = b"TLS 1.3, CertificateVerify";
+    let message = HANDSHAKE;
     // C_Sign blocks in the "browser" while the person types the PIN in the window.
-    let sign_elsewhere = |session: cryptoki::session::Session| {
-        std::thread::spawn(move || {
-            let signed = session.sign(&Mechanism::Sha256RsaPkcs, authentication, message);
-            (session, signed)
-        })
-    };
+    let sign_elsewhere = |session| sign_in_browser(session, authentication);
 
     let session = {
         let signer = sign_elsewhere(session);
@@ -202,12 +197,7 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
     card.remove();
     card.reinsert();
     let (session, authentication) = key_session(&pkcs11);
-    let sign_elsewhere = |session: cryptoki::session::Session| {
-        std::thread::spawn(move || {
-            let signed = session.sign(&Mechanism::Sha256RsaPkcs, authentication, message);
-            (session, signed)
-        })
-    };
+    let sign_elsewhere = |session| sign_in_browser(session, authentication);
     let session = {
         let signer = sign_elsewhere(session);
         let request = next_event(&mut host, "pin-request");
@@ -226,12 +216,7 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
     card.remove();
     card.reinsert();
     let (session, authentication) = key_session(&pkcs11);
-    let sign_elsewhere = |session: cryptoki::session::Session| {
-        std::thread::spawn(move || {
-            let signed = session.sign(&Mechanism::Sha256RsaPkcs, authentication, message);
-            (session, signed)
-        })
-    };
+    let sign_elsewhere = |session| sign_in_browser(session, authentication);
 
     let session = {
         // The person cancels: the handshake's signature fails as cancelled.
@@ -447,6 +432,21 @@ fn over_the_local_channel(socket: &Path, request: Value) -> Value {
     let mut reply = vec![0u8; u32::from_ne_bytes(length) as usize];
     stream.read_exact(&mut reply).unwrap();
     serde_json::from_slice(&reply).unwrap()
+}
+
+/// What the "browser" signs: a TLS 1.3 handshake's CertificateVerify content, as NSS hands it.
+const HANDSHAKE: &[u8] = b"TLS 1.3, CertificateVerify";
+
+/// `C_Sign` of [`HANDSHAKE`] with `key` on a thread of its own, as the browser's TLS stack
+/// calls it (it blocks while the person types the PIN in the window).
+fn sign_in_browser(
+    session: cryptoki::session::Session,
+    key: cryptoki::object::ObjectHandle,
+) -> std::thread::JoinHandle<(cryptoki::session::Session, Result<Vec<u8>, Error>)> {
+    std::thread::spawn(move || {
+        let signed = session.sign(&Mechanism::Sha256RsaPkcs, key, HANDSHAKE);
+        (session, signed)
+    })
 }
 
 /// A session on the module's first token and its authentication key.
