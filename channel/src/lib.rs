@@ -46,11 +46,11 @@ pub fn socket_path(dir: &Path, browser_pid: u32) -> PathBuf {
     dir.join(format!("host-{browser_pid}.sock"))
 }
 
-/// The user this process runs as (the owner of /proc/self).
+/// The user this process runs as (its effective uid; not read from /proc, whose files a
+/// non-dumpable process, as the host makes itself, shows as root's).
 #[cfg(unix)]
 pub fn own_uid() -> std::io::Result<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    Ok(std::fs::metadata("/proc/self")?.uid())
+    Ok(rustix::process::geteuid().as_raw())
 }
 
 /// Whether `dir` is a directory (not a link to one) that this user owns and nobody else can
@@ -289,6 +289,17 @@ mod tests {
         assert_eq!(
             chain.get(1).copied(),
             parent_of(std::process::id()).filter(|p| *p > 1)
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn own_uid_is_who_owns_what_this_process_creates() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path()).unwrap().uid(),
+            own_uid().unwrap()
         );
     }
 
