@@ -531,3 +531,64 @@ fn no_window_opened(host: &mut HostProcess, id: &str) {
         }
     }
 }
+
+/// A "browser" that is a person's process, not root's: a Python program, run as uid 4242 when
+/// this test runs as root, starts the host as its child and asks its local channel for a
+/// signature. The host, non-dumpable, must still see its own user and its parent: an answer
+/// comes back (no card here: an error code), not a hang-up.
+#[test]
+#[ignore = "needs pcscd: run scripts/test"]
+fn a_persons_own_browser_is_answered_on_the_local_channel() {
+    let _guard = lock();
+    let runtime = tempfile::tempdir().unwrap();
+    let root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt as _;
+        m.uid() == 0
+    });
+    let as_person = root.unwrap_or(false);
+    if as_person {
+        std::os::unix::fs::chown(runtime.path(), Some(4242), Some(4242)).unwrap();
+    }
+    let script = format!(
+        "import os, socket, struct, json, subprocess, time\n\
+         env = dict(os.environ, XDG_RUNTIME_DIR={runtime:?}, HOME={runtime:?}, CACBRIDGE_LOG_DIR={runtime:?})\n\
+         host = subprocess.Popen([{host:?}, {origin:?}], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)\n\
+         path = os.path.join({runtime:?}, 'cacbridge', 'host-%d.sock' % os.getpid())\n\
+         for _ in range(100):\n\
+         \x20   if os.path.exists(path): break\n\
+         \x20   time.sleep(0.05)\n\
+         s = socket.socket(socket.AF_UNIX); s.connect(path)\n\
+         body = json.dumps({{'id': 1, 'command': 'tls-sign', 'arguments': {{'certificateId': 'ab' * 32, 'kind': 'ec-hash', 'input': 'VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU='}}}}).encode()\n\
+         s.sendall(struct.pack('=I', len(body)) + body)\n\
+         head = s.recv(4)\n\
+         reply = s.recv(struct.unpack('=I', head)[0]) if len(head) == 4 else b''\n\
+         print(reply.decode() or 'hung up')\n\
+         host.stdin.close(); host.wait()\n",
+        runtime = runtime.path().to_str().unwrap(),
+        host = cacbridge_testbed::host::host_binary().to_str().unwrap(),
+        origin = CHROME_ORIGIN,
+    );
+    let mut command = if as_person {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=4242",
+            "--regid=4242",
+            "--clear-groups",
+            "/usr/bin/python3",
+        ]);
+        c
+    } else {
+        std::process::Command::new("/usr/bin/python3")
+    };
+    let out = command.arg("-c").arg(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    let reply: Value = serde_json::from_str(said.trim())
+        .unwrap_or_else(|_| panic!("no answer from the host's local channel: {said}"));
+    assert_eq!(reply["id"], 1, "{reply}");
+    assert!(reply["error"]["code"].is_string(), "{reply}");
+}
