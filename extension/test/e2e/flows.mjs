@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IDS, PORTAL_ORIGIN, ROOT, insertCard, launch, sleep, startPortal } from "./stack.mjs";
-import { WRONG_PIN, cardPortalBrowser, choose, clickClosing, clickRegister, dialog, login, screenshot } from "./walk.mjs";
+import { WRONG_PIN, cardPortalBrowser, choose, clickClosing, clickRegister, dialog, login, screenshot, seenDialogs } from "./walk.mjs";
 
 export function extensionSuite(which) {
   const env = cardPortalBrowser(which);

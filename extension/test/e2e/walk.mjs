@@ -14,7 +14,8 @@ export async function screenshot(page, which, name) {
   if (dir) await page.screenshot({ path: join(dir, `${which}-${name}.png`) });
 }
 
-const seenDialogs = new WeakSet();
+/** The windows already handed to a test: the next one sought is a new one. */
+export const seenDialogs = new WeakSet();
 
 /**
  * The extension's chooser and PIN window that opens next, once its list is shown. Found by
