@@ -5,11 +5,12 @@
 //! `$XDG_RUNTIME_DIR/cacbridge/host-<browser pid>.sock`, the directory created 0700 and refused
 //! when anyone else owns it or can enter it; the rules, which the module shares, are the
 //! `cacbridge-channel` crate's. Without `XDG_RUNTIME_DIR` (no login session) there is no
-//! channel: a shared directory such as /tmp could be taken by another user first. Each connection's peer
-//! must be the very process that started this host, the browser's main process, where both
-//! Chromium (its SSLPrivateKey service) and Firefox (PSM) make client signatures: not a child,
-//! not another program the browser started. That process is alive (it is this host's parent),
-//! so no other process can hold its pid. One request a connection, framed as native messages.
+//! channel: a shared directory such as /tmp could be taken by another user first. Each
+//! connection's peer must be the very process that started this host, the browser's main
+//! process, where both Chromium (its SSLPrivateKey service) and Firefox (PSM) make client
+//! signatures: not a child, not another program the browser started. That process is alive
+//! (it is this host's parent), so no other process can hold its pid. One request a
+//! connection, framed as native messages.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::PathBuf;
@@ -127,7 +128,7 @@ async fn answer(
         frame.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     let reply = match parse_request(&frame) {
         Err(rejection) => Outbound::error(rejection.id, rejection.error),
-        Ok(request) if request.command == "tls-sign" => {
+        Ok(request) if request.command == cacbridge_channel::TLS_SIGN => {
             match host.tls_sign(&request.arguments).await {
                 Ok(result) => Outbound::Result {
                     id: request.id,
