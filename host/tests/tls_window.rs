@@ -182,6 +182,7 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
             &socket,
             &authentication_id(&card),
             &grandchild,
+            false,
         ))
         .status()
         .unwrap();
@@ -238,80 +239,32 @@ fn the_module_in_a_browser_signs_with_the_pin_typed_in_the_window() {
 
     // Asked directly for the e-mail signing key (a module of another vendor, or a forged
     // client), the host refuses, and no window opens.
-    let signing_id = {
-        use sha2::Digest as _;
-        hex(&sha2::Sha256::digest(card.info.certificate("9C")))
-    };
+    let signing_id = certificate_id(&card, "9C");
     let reply = over_the_local_channel(
         &socket,
         json!({"id": 1, "command": "tls-sign", "arguments": {
             "certificateId": signing_id, "kind": "ec-hash", "input": "VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU="}}),
     );
     assert_eq!(reply["error"]["code"], "key-not-usable", "{reply}");
-    host.send(&json!({"id": "s", "command": "status", "arguments": {}}));
-    loop {
-        let message = host.recv().unwrap();
-        assert_ne!(
-            message["event"], "pin-request",
-            "a window for the e-mail key"
-        );
-        if message["id"] == "s" {
-            break;
-        }
-    }
+    no_window_opened(&mut host, "s");
     // A program of the same user that is not this browser (a daemon, detached from it) gets
     // nothing: the host hangs up without an answer (perhaps before the request is even sent),
     // and no window opens.
     let outsider = runtime.path().join("outsider.txt");
-    let script = format!(
-        "import os, socket, struct, json, sys\n\
-         if os.fork(): os._exit(0)\n\
-         os.setsid()\n\
-         if os.fork(): os._exit(0)\n\
-         import time; time.sleep(0.5)\n\
-         s = socket.socket(socket.AF_UNIX); s.connect({socket:?})\n\
-         body = json.dumps({{'id': 1, 'command': 'tls-sign', 'arguments': {{'certificateId': '{id}', 'kind': 'rsa-block', 'input': 'AA=='}}}}).encode()\n\
-         try: s.sendall(struct.pack('=I', len(body)) + body); answer = s.recv(4)\n\
-         except (BrokenPipeError, ConnectionResetError): answer = b''\n\
-         pid = os.getpid(); chain = []\n\
-         while pid > 1 and len(chain) < 10:\n\
-         \x20   chain.append(pid); pid = int(open(f'/proc/{{pid}}/stat').read().rsplit(')', 1)[1].split()[1])\n\
-         open({outsider:?}, 'w').write(('answered' if answer else 'refused') + ' ' + repr(chain))\n",
-        socket = socket.to_str().unwrap(),
-        id = hex(&{
-            use sha2::Digest as _;
-            sha2::Sha256::digest(card.info.certificate("9A"))
-        }),
-        outsider = outsider.to_str().unwrap(),
-    );
+    let script = module_like_client(&socket, &authentication_id(&card), &outsider, true);
     let status = std::process::Command::new("python3")
         .args(["-c", &script])
         .status()
         .unwrap();
     assert!(status.success());
-    // The file exists a moment before its words are in it.
-    let mut said = String::new();
-    for _ in 0..100 {
-        said = std::fs::read_to_string(&outsider).unwrap_or_default();
-        if !said.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let said = read_when_written(&outsider);
     let log = host.log_text();
     let channel: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("local channel"))
         .collect();
     assert!(said.starts_with("refused"), "{said}: {channel:#?}");
-    host.send(&json!({"id": "s2", "command": "status", "arguments": {}}));
-    loop {
-        let message = host.recv().unwrap();
-        assert_ne!(message["event"], "pin-request", "a window for an outsider");
-        if message["id"] == "s2" {
-            break;
-        }
-    }
+    no_window_opened(&mut host, "s2");
 
     // A TLS login ends when the browser does: the held PIN goes with the host, and the card
     // was never left verified.
@@ -484,17 +437,32 @@ fn empty_verify(reader: &str) -> String {
     status
 }
 
+/// The id of the card's certificate in `slot` ("9A", "9C", ...).
+fn certificate_id(card: &VirtualCard, slot: &str) -> String {
+    use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(card.info.certificate(slot)))
+}
+
 /// The id of the card's authentication certificate.
 fn authentication_id(card: &VirtualCard) -> String {
-    use sha2::Digest as _;
-    hex(&sha2::Sha256::digest(card.info.certificate("9A")))
+    certificate_id(card, "9A")
 }
 
 /// A Python program that asks the socket for a `tls-sign` as the module would and writes to
-/// `outcome` whether it was answered, with its chain of parent pids.
-fn module_like_client(socket: &Path, id: &str, outcome: &Path) -> String {
+/// `outcome` whether it was answered, with its chain of parent pids. `detached`: it first
+/// leaves its parents (double fork and a new session), as a daemon of the same user would.
+fn module_like_client(socket: &Path, id: &str, outcome: &Path, detached: bool) -> String {
+    let detach = if detached {
+        "if os.fork(): os._exit(0)\n\
+         os.setsid()\n\
+         if os.fork(): os._exit(0)\n\
+         import time; time.sleep(0.5)\n"
+    } else {
+        ""
+    };
     format!(
         "import os, socket, struct, json\n\
+         {detach}\
          s = socket.socket(socket.AF_UNIX); s.connect({socket:?})\n\
          body = json.dumps({{'id': 1, 'command': 'tls-sign', 'arguments': {{'certificateId': '{id}', 'kind': 'ec-hash', 'input': 'VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU='}}}}).encode()\n\
          try: s.sendall(struct.pack('=I', len(body)) + body); answer = s.recv(4)\n\
