@@ -15,7 +15,13 @@ use common::HOST;
 const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
 fn host(home: &Path, command: &str) -> String {
-    let out = Command::new(HOST)
+    run_host(Command::new(HOST), home, command)
+}
+
+/// `program` (the host, or a launcher that runs it) with `command`'s words and `home`; its
+/// output, once it succeeded.
+fn run_host(mut program: Command, home: &Path, command: &str) -> String {
+    let out = program
         .args(command.split(' '))
         .env("HOME", home)
         .output()
@@ -185,23 +191,14 @@ fn doctor_explains_snap_and_flatpak_browsers_found_under_a_fake_root() {
 
 /// `cacbridge-host COMMAND` run as `uid` (what the person runs, without sudo).
 fn host_as(uid: u32, home: &Path, command: &str) -> String {
-    let out = Command::new("setpriv")
-        .args([
-            format!("--reuid={uid}"),
-            format!("--regid={uid}"),
-            "--clear-groups".into(),
-            HOST.into(),
-        ])
-        .args(command.split(' '))
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut setpriv = Command::new("setpriv");
+    setpriv.args([
+        format!("--reuid={uid}"),
+        format!("--regid={uid}"),
+        "--clear-groups".into(),
+        HOST.into(),
+    ]);
+    run_host(setpriv, home, command)
 }
 
 fn chown_all(path: &Path, uid: u32) {
