@@ -13,6 +13,14 @@ pub enum HashFunction {
 }
 
 impl HashFunction {
+    pub const ALL: [HashFunction; 3] = [
+        HashFunction::Sha256,
+        HashFunction::Sha384,
+        HashFunction::Sha512,
+    ];
+}
+
+impl HashFunction {
     pub fn output_len(self) -> usize {
         match self {
             HashFunction::Sha256 => 32,
@@ -30,7 +38,7 @@ impl HashFunction {
     }
 
     /// DER of the DigestInfo prefix (RFC 8017, section 9.2, note 1).
-    fn digest_info_prefix(self) -> &'static [u8] {
+    pub fn digest_info_prefix(self) -> &'static [u8] {
         match self {
             HashFunction::Sha256 => &[
                 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use cacbridge_card::{CardCertificate, CardError, CardInsertion, Pin, Purpose, SignatureInput};
+use cacbridge_card::{
+    CardCertificate, CardError, CardInsertion, HashFunction, Pin, Purpose, SignatureInput,
+};
 use cacbridge_cert::KeyAlgorithm;
 
 use super::rules::{find, pin_argument, wrong_role};
@@ -214,8 +216,9 @@ pub fn tls_certificate(
 /// DigestInfo (TLS 1.2) or over MD5 || SHA-1 (TLS 1.0 and 1.1), or an EMSA-PSS encoding (TLS
 /// 1.3, TLS 1.2's rsa_pss). Anything else (a raw block, a decryption) is no handshake's.
 fn is_tls_rsa_block(block: &[u8]) -> bool {
-    /// DER DigestInfo prefixes (RFC 8017, 9.2 note 1) with the hash length each carries.
-    const DIGEST_INFOS: [(&[u8], usize); 5] = [
+    /// DER DigestInfo prefixes (RFC 8017, 9.2 note 1) of the hashes TLS 1.2 may sign that the
+    /// card layer does not name (its own are SHA-256, SHA-384 and SHA-512), with their lengths.
+    const OLDER_DIGEST_INFOS: [(&[u8], usize); 2] = [
         (
             b"\x30\x21\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00\x04\x14",
             20,
@@ -223,18 +226,6 @@ fn is_tls_rsa_block(block: &[u8]) -> bool {
         (
             b"\x30\x2d\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x04\x05\x00\x04\x1c",
             28,
-        ),
-        (
-            b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20",
-            32,
-        ),
-        (
-            b"\x30\x41\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x02\x05\x00\x04\x30",
-            48,
-        ),
-        (
-            b"\x30\x51\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x03\x05\x00\x04\x40",
-            64,
         ),
     ];
     const MD5_SHA1: usize = 36;
@@ -245,9 +236,13 @@ fn is_tls_rsa_block(block: &[u8]) -> bool {
         };
         return padding >= 8
             && (payload.len() == MD5_SHA1
-                || DIGEST_INFOS.iter().any(|(prefix, hash)| {
-                    payload.len() == prefix.len() + hash && payload.starts_with(prefix)
-                }));
+                || HashFunction::ALL
+                    .iter()
+                    .map(|f| (f.digest_info_prefix(), f.output_len()))
+                    .chain(OLDER_DIGEST_INFOS)
+                    .any(|(prefix, hash)| {
+                        payload.len() == prefix.len() + hash && payload.starts_with(prefix)
+                    }));
     }
     // EMSA-PSS: the encoded message ends in 0xBC, its top bit clear.
     block.last() == Some(&0xBC) && block.first().is_some_and(|b| b & 0x80 == 0)
@@ -477,6 +472,17 @@ mod tests {
         let digest = cacbridge_card::Digest::of(cacbridge_card::HashFunction::Sha256, b"hs");
         let tls12 = cacbridge_card::crypto::pkcs1_v15_block(&digest, 256).unwrap();
         assert!(is_tls_rsa_block(&tls12));
+        let sha512 = cacbridge_card::Digest::of(HashFunction::Sha512, b"hs");
+        let tls12_512 = cacbridge_card::crypto::pkcs1_v15_block(&sha512, 256).unwrap();
+        assert!(is_tls_rsa_block(&tls12_512));
+        // SHA-1 (TLS 1.2's rsa_pkcs1_sha1), from the table of the hashes the card layer lacks.
+        let sha1_info = b"\x30\x21\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00\x04\x14";
+        let mut tls12_sha1 = vec![0x00, 0x01];
+        tls12_sha1.resize(256 - sha1_info.len() - 20 - 1, 0xFF);
+        tls12_sha1.push(0x00);
+        tls12_sha1.extend_from_slice(sha1_info);
+        tls12_sha1.extend([0x77; 20]);
+        assert!(is_tls_rsa_block(&tls12_sha1));
         let mut tls10 = vec![0x00, 0x01];
         tls10.resize(256 - 37, 0xFF);
         tls10.push(0x00);
