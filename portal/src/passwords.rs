@@ -137,34 +137,32 @@ pub(crate) async fn password_attempt(
 ) -> Result<Attempt, PortalError> {
     let now = now();
     let address = address.to_string();
-    let wait_for_account = |user: &db::User| Attempt::Wait {
-        // Another guess in flight: a moment.
-        seconds: (user.retry_at - now).max(1),
-        locked: user.locked_until > now,
-    };
     // The account's slot first: an account that must wait costs its address nothing.
     let claim = {
         use argon2::password_hash::rand_core::RngCore as _;
         (OsRng.next_u64() >> 1) as i64
     };
-    let claimed = match &user {
+    // The account with its wrong passwords in a row, as its slot was claimed.
+    let account = match user {
         Some(user) => {
             let claimed = db
                 .claim_password_attempt(user.id, now, claim, now + ATTEMPT_SLOT_SECONDS)
                 .await?;
-            match claimed {
-                Some(failed_logins) => Some(failed_logins),
-                None => {
-                    let current = db.user_by_id(user.id).await?;
-                    return Ok(wait_for_account(current.as_ref().unwrap_or(user)));
-                }
-            }
+            let Some(failed_logins) = claimed else {
+                let current = db.user_by_id(user.id).await?.unwrap_or(user);
+                return Ok(Attempt::Wait {
+                    // Another guess in flight: a moment.
+                    seconds: (current.retry_at - now).max(1),
+                    locked: current.locked_until > now,
+                });
+            };
+            Some((user, failed_logins))
         }
         None => None,
     };
     let backoff = |failures| throttle::backoff(failures, throttle::ADDRESS_FREE_FAILURES);
     if !db.address_attempt(&address, now, &backoff).await? {
-        if let Some(user) = &user {
+        if let Some((user, _)) = &account {
             db.release_password_attempt(user.id, claim).await?;
         }
         let seconds = db.address_retry_after(&address, now).await?.unwrap_or(1);
@@ -173,37 +171,34 @@ pub(crate) async fn password_attempt(
             locked: false,
         });
     }
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let hash = account.as_ref().map(|(u, _)| u.password_hash.clone());
     let matches = checks.matches(hash, password).await;
-    match (user, claimed) {
-        (Some(user), Some(_)) if matches => {
-            db.password_succeeded(&user).await?;
-            db.address_succeeded(&address).await?;
-            Ok(Attempt::Right(user))
-        }
-        (Some(user), Some(failed_logins)) => {
-            let retry_at =
-                |failures| now + throttle::backoff(failures, throttle::ACCOUNT_FREE_FAILURES);
-            let failure = db::PasswordFailure {
-                now,
-                retry_at: &retry_at,
-                lock_after: throttle::LOCK_AFTER_FAILURES,
-                lock_seconds: throttle::LOCK_SECONDS,
-            };
-            let after = db
-                .password_failed(&user, failed_logins, claim, &failure)
-                .await?;
-            if after.locked_until > now {
-                tracing::warn!(user = user.id, "account locked after wrong passwords");
-                return Ok(Attempt::Wait {
-                    seconds: after.locked_until - now,
-                    locked: true,
-                });
-            }
-            Ok(Attempt::Wrong)
-        }
-        _ => Ok(Attempt::Wrong),
+    let Some((user, failed_logins)) = account else {
+        return Ok(Attempt::Wrong);
+    };
+    if matches {
+        db.password_succeeded(&user).await?;
+        db.address_succeeded(&address).await?;
+        return Ok(Attempt::Right(user));
     }
+    let retry_at = |failures| now + throttle::backoff(failures, throttle::ACCOUNT_FREE_FAILURES);
+    let failure = db::PasswordFailure {
+        now,
+        retry_at: &retry_at,
+        lock_after: throttle::LOCK_AFTER_FAILURES,
+        lock_seconds: throttle::LOCK_SECONDS,
+    };
+    let after = db
+        .password_failed(&user, failed_logins, claim, &failure)
+        .await?;
+    if after.locked_until > now {
+        tracing::warn!(user = user.id, "account locked after wrong passwords");
+        return Ok(Attempt::Wait {
+            seconds: after.locked_until - now,
+            locked: true,
+        });
+    }
+    Ok(Attempt::Wrong)
 }
 
 /// 429 with Retry-After: the answer to too many wrong passwords.
