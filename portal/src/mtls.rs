@@ -141,7 +141,7 @@ pub fn server_config(
 #[derive(Clone)]
 pub struct PeerCertificateAcceptor {
     config: Arc<rustls::ServerConfig>,
-    in_progress: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    in_progress: HandshakesInProgress,
 }
 
 /// How long a TLS handshake may take: the person types the card's PIN in the middle of it
@@ -163,10 +163,14 @@ impl PeerCertificateAcceptor {
     }
 }
 
+/// Handshakes in progress, by client address.
+type HandshakesInProgress =
+    Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
 /// One handshake of `address` counted while it lives.
 struct HandshakeSlot {
     address: std::net::IpAddr,
-    in_progress: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    in_progress: HandshakesInProgress,
 }
 
 impl HandshakeSlot {
