@@ -115,6 +115,15 @@ impl DiskCache {
         })
     }
 
+    /// A cache at `path` for the pcscd instance named `pcscd` (tests over a scripted service).
+    #[cfg(test)]
+    pub(crate) fn for_instance(path: PathBuf, pcscd: &str) -> Self {
+        Self {
+            path,
+            pcscd: pcscd.to_owned(),
+        }
+    }
+
     /// The record for the card in `reader`, if it is the very insertion the record was made
     /// of. A record of an earlier insertion in that reader is deleted.
     pub fn load(&self, reader: &str, event_count: u32, atr: &[u8]) -> Option<CardRecord> {
@@ -181,10 +190,12 @@ fn root_among_others(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
-        let uid = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| m.uid());
-        if uid(Path::new("/proc/self")) != Some(0) {
+        // The effective uid decides what this process may touch (not /proc/self's owner,
+        // which a non-dumpable process may see change).
+        if !rustix::process::geteuid().is_root() {
             return false;
         }
+        let uid = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| m.uid());
         path.ancestors()
             .find_map(uid)
             .is_some_and(|owner| owner != 0)
@@ -331,10 +342,7 @@ mod tests {
     use super::*;
 
     fn cache(dir: &Path) -> DiskCache {
-        DiskCache {
-            path: dir.join("sub").join("cards.json"),
-            pcscd: "boot:1:100".into(),
-        }
+        DiskCache::for_instance(dir.join("sub").join("cards.json"), "boot:1:100")
     }
 
     fn record(reader: &str, event_count: u32) -> CardRecord {

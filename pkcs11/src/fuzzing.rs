@@ -14,7 +14,7 @@
 
 use cryptoki_sys::*;
 
-use cacbridge_card::testing::FakeBackend;
+use cacbridge_card::testing::{certificates, FakeBackend};
 use cacbridge_card::{CardCertificate, CardStatus, CardType, PinStatus, ReaderStatus, Slot};
 
 use crate::module::Module;
@@ -35,18 +35,9 @@ fn card_certificate(slot: Slot, der: &[u8]) -> CardCertificate {
 
 fn token() -> FakeBackend {
     let mut token = FakeBackend::new(vec![
-        card_certificate(
-            Slot::PivAuthentication,
-            include_bytes!("../fuzz/certs/rsa2048.der"),
-        ),
-        card_certificate(
-            Slot::DigitalSignature,
-            include_bytes!("../fuzz/certs/p384.der"),
-        ),
-        card_certificate(
-            Slot::CardAuthentication,
-            include_bytes!("../fuzz/certs/p256.der"),
-        ),
+        card_certificate(Slot::PivAuthentication, certificates::RSA2048),
+        card_certificate(Slot::DigitalSignature, certificates::P384),
+        card_certificate(Slot::CardAuthentication, certificates::P256),
     ]);
     token.readers = vec![ReaderStatus {
         name: READER.into(),

@@ -1,11 +1,22 @@
 //! Test doubles for code above the card layer and for the card layer's own tests: a scripted
-//! card that replays an exact APDU transcript under the real applet code, and a [`FakeBackend`]
+//! card that replays an exact APDU transcript under the real applet code, a scripted PC/SC
+//! service that runs the PC/SC backend over such cards, and a [`FakeBackend`]
 //! that answers the [`Backend`] trait from memory and records what it was asked. Behind the
 //! `testing` feature (and always in this crate's own tests).
 
+mod pcsc;
 mod scripted;
 
+pub use pcsc::{PcscEvent, ScriptedPcsc};
 pub use scripted::ScriptedCard;
+
+/// Self-signed certificates of a DoD card's shape (subject, key usage) for tests that need DER
+/// the certificate view parses: RSA-2048, P-384 and P-256 keys.
+pub mod certificates {
+    pub const RSA2048: &[u8] = include_bytes!("certs/rsa2048.der");
+    pub const P384: &[u8] = include_bytes!("certs/p384.der");
+    pub const P256: &[u8] = include_bytes!("certs/p256.der");
+}
 
 use crate::certificate::{CertificateInfo, KeyAlgorithm};
 use crate::crypto::Digest;

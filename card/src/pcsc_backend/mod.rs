@@ -13,11 +13,15 @@
 //!   PIN is typed once per request ([`CardError::PinInterrupted`]);
 //! - card removed: fail cleanly and forget what was cached.
 
+mod service;
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::time::Duration;
 
-use pcsc::{Card, Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
+pub use service::{Pcsc, PcscCard, PcscContext, PcscTransaction, ReaderView, SystemPcsc};
 
 use crate::certificate::inspect;
 use crate::disk_cache::{CardRecord, DiskCache};
@@ -72,9 +76,11 @@ impl CachedCard {
     }
 }
 
-#[derive(Default)]
-pub struct PcscBackend {
-    context: Option<Context>,
+/// The card layer over a PC/SC service: the system's ([`SystemPcsc`]) unless a test puts a
+/// scripted one in its place.
+pub struct PcscBackend<S: Pcsc = SystemPcsc> {
+    service: S,
+    context: Option<S::Context>,
     cards: HashMap<String, CachedCard>,
     /// What other processes read of the cards still in their readers (disk_cache.rs).
     disk: Option<DiskCache>,
@@ -106,9 +112,15 @@ fn final_error(error: CardError, pin_sent: bool) -> CardError {
     }
 }
 
+impl Default for PcscBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl PcscBackend {
     pub fn new() -> Self {
-        Self::default()
+        Self::over(SystemPcsc)
     }
 
     /// A backend that also keeps what it reads in the user's certificate cache, for the next
@@ -119,14 +131,28 @@ impl PcscBackend {
             ..Self::new()
         }
     }
+}
 
-    fn context(&mut self) -> Result<Context, CardError> {
+impl<S: Pcsc> PcscBackend<S> {
+    /// A backend over `service`, with no disk cache.
+    pub fn over(service: S) -> Self {
+        Self {
+            service,
+            context: None,
+            cards: HashMap::new(),
+            disk: None,
+            apdus: 0,
+            pin_sent: false,
+        }
+    }
+
+    fn context(&mut self) -> Result<S::Context, CardError> {
         if let Some(context) = &self.context {
             return Ok(context.clone());
         }
         // No context is no service, whatever the code: a pcscd killed a moment ago leaves its
         // socket behind, and pcsc-lite then answers with odd ones (a "security violation").
-        let context = Context::establish(Scope::User).map_err(|err| {
+        let context = self.service.establish().map_err(|err| {
             tracing::debug!(%err, "no PC/SC context");
             CardError::PcscUnavailable
         })?;
@@ -156,11 +182,8 @@ impl PcscBackend {
     }
 
     fn reader_names(&mut self) -> Result<Vec<String>, CardError> {
-        match self.context()?.list_readers_owned() {
-            Ok(names) => Ok(names
-                .into_iter()
-                .map(|n| n.to_string_lossy().into_owned())
-                .collect()),
+        match self.context()?.reader_names() {
+            Ok(names) => Ok(names),
             Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
             Err(err) => Err(err.into()),
         }
@@ -169,21 +192,11 @@ impl PcscBackend {
     /// The card in `reader` right now, without talking to it. `None` when the reader is empty.
     fn insertion(&mut self, reader: &str) -> Result<Option<Insertion>, CardError> {
         let name = CString::new(reader).map_err(|_| CardError::UnknownReader(reader.into()))?;
-        let mut states = [ReaderState::new(name, State::UNAWARE)];
-        self.context()?
-            .get_status_change(Duration::ZERO, &mut states)
-            .map_err(naming(reader))?;
-        let state = &states[0];
-        if state.event_state().contains(State::PRESENT)
-            && !state.event_state().contains(State::MUTE)
-        {
-            Ok(Some(Insertion {
-                event_count: state.event_count(),
-                atr: state.atr().to_vec(),
-            }))
-        } else {
-            Ok(None)
-        }
+        let view = self.context()?.reader_view(&name).map_err(naming(reader))?;
+        Ok(view.powered_card.then_some(Insertion {
+            event_count: view.event_count,
+            atr: view.atr,
+        }))
     }
 
     /// Connect to the card in `reader` and run `op` inside one transaction. A reset by another
@@ -199,10 +212,7 @@ impl PcscBackend {
         // wait a little for it to let go before saying the card is in use.
         let patience = std::time::Instant::now() + IN_USE_PATIENCE;
         let card = loop {
-            match self
-                .context()?
-                .connect(&name, ShareMode::Shared, Protocols::ANY)
-            {
+            match self.context()?.connect(&name) {
                 Err(pcsc::Error::SharingViolation) if std::time::Instant::now() < patience => {
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -228,10 +238,7 @@ impl PcscBackend {
                 Err(CardError::CardReset) => {
                     attempt += 1;
                     tracing::info!(reader, "card reset by another program; reconnecting");
-                    connection
-                        .card()
-                        .reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)
-                        .map_err(CardError::from)?;
+                    connection.card().reconnect().map_err(CardError::from)?;
                     if self.insertion(reader)? != Some(before.clone()) {
                         return Err(CardError::CardRemoved);
                     }
@@ -314,20 +321,18 @@ impl PcscBackend {
             return Ok(failed);
         }
         let context = self.context()?;
-        let readings: Vec<(&str, PcscBackend)> = pending
+        let readings: Vec<(&str, Self)> = pending
             .into_iter()
             .map(|reader| {
-                let mut one = PcscBackend {
-                    context: Some(context.clone()),
-                    ..PcscBackend::default()
-                };
+                let mut one = Self::over(self.service.clone());
+                one.context = Some(context.clone());
                 if let Some(card) = self.cards.remove(reader) {
                     one.cards.insert(reader.to_owned(), card);
                 }
                 (reader, one)
             })
             .collect();
-        let done: Vec<(&str, PcscBackend, Result<(), CardError>)> = std::thread::scope(|scope| {
+        let done: Vec<(&str, Self, Result<(), CardError>)> = std::thread::scope(|scope| {
             let threads: Vec<_> = readings
                 .into_iter()
                 .map(|(reader, mut one)| {
@@ -541,7 +546,7 @@ impl PcscBackend {
     }
 }
 
-impl Backend for PcscBackend {
+impl<S: Pcsc> Backend for PcscBackend<S> {
     fn name(&self) -> &'static str {
         "pcsc"
     }
@@ -686,19 +691,16 @@ fn inspected(
         })
 }
 
-fn run_transaction<R>(
-    card: &mut Card,
+fn run_transaction<C: PcscCard, R>(
+    card: &mut C,
     op: &mut impl FnMut(&mut Channel<'_>) -> Result<R, CardError>,
     apdus: &mut u64,
     pin_sent: &mut bool,
 ) -> Result<R, CardError> {
-    let protocol = match card.status2_owned().map_err(CardError::from)?.protocol2() {
-        Some(pcsc::Protocol::T0) => Protocol::T0,
-        _ => Protocol::T1,
-    };
+    let protocol = card.protocol().map_err(CardError::from)?;
     let transaction = card.transaction().map_err(CardError::from)?;
     let mut transport = PcscTransport {
-        card: &transaction,
+        transaction: &transaction,
         protocol,
         buffer: vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED],
     };
@@ -708,7 +710,7 @@ fn run_transaction<R>(
     *pin_sent |= channel.secret_sent();
     if channel.reset_requested() {
         // The PIN must not stay verified (a legacy CAC, or a PIV card refusing logout).
-        if let Err((_, err)) = transaction.end(Disposition::ResetCard) {
+        if let Err(err) = transaction.end_with_reset() {
             tracing::warn!(%err, "could not reset the card after signing");
         }
     } else {
@@ -718,15 +720,15 @@ fn run_transaction<R>(
     result
 }
 
-struct PcscTransport<'a> {
-    card: &'a Card,
+struct PcscTransport<'a, T> {
+    transaction: &'a T,
     protocol: Protocol,
     buffer: Vec<u8>,
 }
 
-impl Transport for PcscTransport<'_> {
+impl<T: PcscTransaction> Transport for PcscTransport<'_, T> {
     fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
-        match self.card.transmit(apdu, &mut self.buffer) {
+        match self.transaction.transmit(apdu, &mut self.buffer) {
             Ok(response) => Ok(response.to_vec()),
             Err(err) => Err(err.into()),
         }
@@ -738,60 +740,18 @@ impl Transport for PcscTransport<'_> {
 }
 
 /// A connected card that is always released with LeaveCard.
-struct Connection(Option<Card>);
+struct Connection<C: PcscCard>(Option<C>);
 
-impl Connection {
-    fn card(&mut self) -> &mut Card {
+impl<C: PcscCard> Connection<C> {
+    fn card(&mut self) -> &mut C {
         self.0.as_mut().expect("connected until dropped")
     }
 }
 
-impl Drop for Connection {
+impl<C: PcscCard> Drop for Connection<C> {
     fn drop(&mut self) {
         if let Some(card) = self.0.take() {
-            if let Err((_card, err)) = card.disconnect(Disposition::LeaveCard) {
-                // The card is gone or pcscd is: nothing to leave. Dropping `_card` now would
-                // reset the card, so forget it instead of letting its Drop run.
-                tracing::debug!(%err, "disconnect failed");
-                std::mem::forget(_card);
-            }
+            card.disconnect();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_reset_or_a_lost_service_is_retried_once_before_any_pin_left() {
-        for error in [CardError::CardReset, CardError::PcscUnavailable] {
-            assert!(may_retry(&error, 0, false), "{error:?}");
-            assert!(!may_retry(&error, 1, false), "{error:?}");
-        }
-        assert!(!may_retry(&CardError::CardRemoved, 0, false));
-    }
-
-    #[test]
-    fn once_a_pin_left_for_the_card_nothing_is_retried_and_the_error_says_so() {
-        for error in [CardError::CardReset, CardError::PcscUnavailable] {
-            assert!(!may_retry(&error, 0, true), "{error:?}");
-            assert_eq!(final_error(error, true), CardError::PinInterrupted);
-        }
-        assert_eq!(
-            final_error(CardError::CardReset, false),
-            CardError::CardReset
-        );
-        assert_eq!(
-            final_error(
-                CardError::PinIncorrect {
-                    retries_left: Some(2)
-                },
-                true
-            ),
-            CardError::PinIncorrect {
-                retries_left: Some(2)
-            }
-        );
     }
 }
