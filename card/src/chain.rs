@@ -205,14 +205,15 @@ mod tests {
     use crate::model::{CardStatus, CardType, Slot};
     use crate::testing::{certificate, FakeBackend};
     use crate::KeyAlgorithm;
+    use crate::{ExtendedKeyUsage, KeyUsage};
 
     fn in_reader(n: u8, reader: &str) -> CardCertificate {
         let mut c = certificate(
             n,
             Slot::PivAuthentication,
             KeyAlgorithm::EcP256,
-            &["digitalSignature"],
-            &["clientAuth"],
+            &[KeyUsage::DigitalSignature],
+            &[ExtendedKeyUsage::ClientAuth],
         );
         c.reader = reader.into();
         c

@@ -30,7 +30,7 @@ pub mod timed;
 pub mod tlv;
 pub mod transport;
 
-pub use certificate::{CertificateInfo, KeyAlgorithm};
+pub use certificate::{CertificateInfo, ExtendedKeyUsage, KeyAlgorithm, KeyUsage};
 pub use chain::Chain;
 pub use crypto::{Digest, HashFunction};
 pub use error::CardError;

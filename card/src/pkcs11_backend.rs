@@ -29,7 +29,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot as Pkcs11Slot;
 use cryptoki::types::RawAuthPin;
 
-use crate::certificate::{inspect, KeyAlgorithm};
+use crate::certificate::{inspect, KeyAlgorithm, KeyUsage};
 use crate::crypto::ecdsa_fixed_to_der;
 use crate::error::CardError;
 use crate::model::{CardCertificate, CardStatus, CardType, PinStatus, ReaderStatus, Slot};
@@ -494,10 +494,9 @@ fn role_of(id: &[u8], label: &str, info: &crate::CertificateInfo) -> Slot {
     if let Some((_, slot)) = by_label.iter().find(|(needle, _)| label.contains(needle)) {
         return *slot;
     }
-    let has = |usage: &str| info.key_usage.contains(&usage);
-    if has("nonRepudiation") {
+    if info.key_usage.contains(&KeyUsage::NonRepudiation) {
         Slot::DigitalSignature
-    } else if has("digitalSignature") {
+    } else if info.key_usage.contains(&KeyUsage::DigitalSignature) {
         Slot::PivAuthentication
     } else {
         Slot::KeyManagement

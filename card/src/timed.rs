@@ -284,6 +284,7 @@ mod tests {
     use super::*;
     use crate::testing::{certificate, FakeBackend};
     use crate::Slot;
+    use crate::{ExtendedKeyUsage, KeyUsage};
 
     /// A token whose listing takes `stall` the first time it is asked.
     struct Stalling {
@@ -332,8 +333,8 @@ mod tests {
             1,
             Slot::PivAuthentication,
             crate::KeyAlgorithm::EcP256,
-            &["digitalSignature"],
-            &["clientAuth"],
+            &[KeyUsage::DigitalSignature],
+            &[ExtendedKeyUsage::ClientAuth],
         );
         let token = Stalling {
             inner: FakeBackend::new(vec![card]),
@@ -381,8 +382,8 @@ mod tests {
             1,
             Slot::PivAuthentication,
             crate::KeyAlgorithm::EcP256,
-            &["digitalSignature"],
-            &["clientAuth"],
+            &[KeyUsage::DigitalSignature],
+            &[ExtendedKeyUsage::ClientAuth],
         );
         let hung = Stalling {
             inner: FakeBackend::new(vec![card.clone()]),

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use cacbridge_card::{
-    Backend, CardError, Digest, HashFunction, KeyAlgorithm, PcscBackend, Pin, ReaderEvent, Slot,
+    Backend, CardError, Digest, ExtendedKeyUsage, HashFunction, KeyAlgorithm, KeyUsage,
+    PcscBackend, Pin, ReaderEvent, Slot,
 };
 use cacbridge_testbed::{lock, openssl_verifies, run, spki, CardOptions, VirtualCard, READERS};
 
@@ -97,23 +98,25 @@ fn lists_every_certificate_byte_identical_with_dod_fields() {
     let auth = &certs[0].info;
     assert_eq!(auth.key_algorithm, KeyAlgorithm::Rsa { bits: 2048 });
     assert_eq!(auth.upn.as_deref(), Some(card.info.upn.as_str()));
-    assert!(auth.extended_key_usage.contains(&"clientAuth".to_string()));
     assert!(auth
         .extended_key_usage
-        .contains(&"smartcardLogon".to_string()));
-    assert_eq!(auth.key_usage, vec!["digitalSignature"]);
+        .contains(&ExtendedKeyUsage::ClientAuth));
+    assert!(auth
+        .extended_key_usage
+        .contains(&ExtendedKeyUsage::SmartcardLogon));
+    assert_eq!(auth.key_usage, vec![KeyUsage::DigitalSignature]);
     assert_eq!(auth.id.len(), 64);
     let signature = &certs[1].info;
     assert_eq!(signature.key_algorithm, KeyAlgorithm::EcP256);
     assert_eq!(signature.email.as_deref(), Some(card.info.email.as_str()));
     assert_eq!(
         signature.key_usage,
-        vec!["digitalSignature", "nonRepudiation"]
+        vec![KeyUsage::DigitalSignature, KeyUsage::NonRepudiation]
     );
     assert!(certs[3]
         .info
         .extended_key_usage
-        .contains(&"pivCardAuth".to_string()));
+        .contains(&ExtendedKeyUsage::PivCardAuth));
 }
 
 #[test]

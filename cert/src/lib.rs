@@ -40,6 +40,82 @@ impl KeyAlgorithm {
     }
 }
 
+/// A key usage bit (RFC 5280 4.2.1.3). `encipherOnly` and `decipherOnly` qualify
+/// keyAgreement and are not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyUsage {
+    DigitalSignature,
+    NonRepudiation,
+    KeyEncipherment,
+    DataEncipherment,
+    KeyAgreement,
+    KeyCertSign,
+    CrlSign,
+}
+
+impl KeyUsage {
+    /// RFC 5280's name, as the host reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyUsage::DigitalSignature => "digitalSignature",
+            KeyUsage::NonRepudiation => "nonRepudiation",
+            KeyUsage::KeyEncipherment => "keyEncipherment",
+            KeyUsage::DataEncipherment => "dataEncipherment",
+            KeyUsage::KeyAgreement => "keyAgreement",
+            KeyUsage::KeyCertSign => "keyCertSign",
+            KeyUsage::CrlSign => "cRLSign",
+        }
+    }
+}
+
+/// An extended key usage (RFC 5280 4.2.1.12): the ones CAC and PIV certificates carry by name,
+/// any other by its dotted OID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ExtendedKeyUsage {
+    Any,
+    ServerAuth,
+    ClientAuth,
+    CodeSigning,
+    EmailProtection,
+    TimeStamping,
+    OcspSigning,
+    /// Microsoft's Smart Card Logon (1.3.6.1.4.1.311.20.2.2).
+    SmartcardLogon,
+    /// id-PIV-cardAuth (2.16.840.1.101.3.6.8): the Card Authentication key's.
+    PivCardAuth,
+    /// Microsoft's Document Signing (1.3.6.1.4.1.311.10.3.12).
+    DocumentSigning,
+    Other(String),
+}
+
+impl ExtendedKeyUsage {
+    /// The usual name ("clientAuth"), or the dotted OID of one without a name here.
+    pub fn name(&self) -> &str {
+        match self {
+            ExtendedKeyUsage::Any => "anyExtendedKeyUsage",
+            ExtendedKeyUsage::ServerAuth => "serverAuth",
+            ExtendedKeyUsage::ClientAuth => "clientAuth",
+            ExtendedKeyUsage::CodeSigning => "codeSigning",
+            ExtendedKeyUsage::EmailProtection => "emailProtection",
+            ExtendedKeyUsage::TimeStamping => "timeStamping",
+            ExtendedKeyUsage::OcspSigning => "OCSPSigning",
+            ExtendedKeyUsage::SmartcardLogon => "smartcardLogon",
+            ExtendedKeyUsage::PivCardAuth => "pivCardAuth",
+            ExtendedKeyUsage::DocumentSigning => "documentSigning",
+            ExtendedKeyUsage::Other(oid) => oid,
+        }
+    }
+
+    fn from_oid(oid: String) -> Self {
+        match oid.as_str() {
+            OID_SMARTCARD_LOGON => ExtendedKeyUsage::SmartcardLogon,
+            OID_PIV_CARD_AUTH => ExtendedKeyUsage::PivCardAuth,
+            OID_DOCUMENT_SIGNING => ExtendedKeyUsage::DocumentSigning,
+            _ => ExtendedKeyUsage::Other(oid),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateInfo {
     /// Hex SHA-256 of the DER: stable across readers, cards and sessions.
@@ -56,8 +132,8 @@ pub struct CertificateInfo {
     pub not_before_unix: i64,
     pub not_after_unix: i64,
     pub key_algorithm: KeyAlgorithm,
-    pub key_usage: Vec<&'static str>,
-    pub extended_key_usage: Vec<String>,
+    pub key_usage: Vec<KeyUsage>,
+    pub extended_key_usage: Vec<ExtendedKeyUsage>,
     /// The DoD ID number: last part of a CN `LAST.FIRST[.MIDDLE].EDIPI`.
     pub edipi: Option<String>,
     pub upn: Option<String>,
@@ -132,17 +208,17 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
     let mut key_usage = Vec::new();
     if let Ok(Some(ku)) = cert.key_usage() {
         let ku = ku.value;
-        for (set, name) in [
-            (ku.digital_signature(), "digitalSignature"),
-            (ku.non_repudiation(), "nonRepudiation"),
-            (ku.key_encipherment(), "keyEncipherment"),
-            (ku.data_encipherment(), "dataEncipherment"),
-            (ku.key_agreement(), "keyAgreement"),
-            (ku.key_cert_sign(), "keyCertSign"),
-            (ku.crl_sign(), "cRLSign"),
+        for (set, usage) in [
+            (ku.digital_signature(), KeyUsage::DigitalSignature),
+            (ku.non_repudiation(), KeyUsage::NonRepudiation),
+            (ku.key_encipherment(), KeyUsage::KeyEncipherment),
+            (ku.data_encipherment(), KeyUsage::DataEncipherment),
+            (ku.key_agreement(), KeyUsage::KeyAgreement),
+            (ku.key_cert_sign(), KeyUsage::KeyCertSign),
+            (ku.crl_sign(), KeyUsage::CrlSign),
         ] {
             if set {
-                key_usage.push(name);
+                key_usage.push(usage);
             }
         }
     }
@@ -150,28 +226,24 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
     let mut extended_key_usage = Vec::new();
     if let Ok(Some(eku)) = cert.extended_key_usage() {
         let eku = eku.value;
-        for (set, name) in [
-            (eku.any, "anyExtendedKeyUsage"),
-            (eku.server_auth, "serverAuth"),
-            (eku.client_auth, "clientAuth"),
-            (eku.code_signing, "codeSigning"),
-            (eku.email_protection, "emailProtection"),
-            (eku.time_stamping, "timeStamping"),
-            (eku.ocsp_signing, "OCSPSigning"),
+        for (set, usage) in [
+            (eku.any, ExtendedKeyUsage::Any),
+            (eku.server_auth, ExtendedKeyUsage::ServerAuth),
+            (eku.client_auth, ExtendedKeyUsage::ClientAuth),
+            (eku.code_signing, ExtendedKeyUsage::CodeSigning),
+            (eku.email_protection, ExtendedKeyUsage::EmailProtection),
+            (eku.time_stamping, ExtendedKeyUsage::TimeStamping),
+            (eku.ocsp_signing, ExtendedKeyUsage::OcspSigning),
         ] {
             if set {
-                extended_key_usage.push(name.to_owned());
+                extended_key_usage.push(usage);
             }
         }
-        for oid in &eku.other {
-            let id = oid.to_id_string();
-            extended_key_usage.push(match id.as_str() {
-                OID_SMARTCARD_LOGON => "smartcardLogon".to_owned(),
-                OID_PIV_CARD_AUTH => "pivCardAuth".to_owned(),
-                OID_DOCUMENT_SIGNING => "documentSigning".to_owned(),
-                _ => id,
-            });
-        }
+        extended_key_usage.extend(
+            eku.other
+                .iter()
+                .map(|oid| ExtendedKeyUsage::from_oid(oid.to_id_string())),
+        );
     }
 
     let mut upn = None;
@@ -239,18 +311,18 @@ pub enum NotAuthentication {
 /// certificates and page-supplied hashes only with others, and the verifier accepts only such
 /// certificates, so a document signature can never be replayed as a login.
 pub fn check_authentication_profile(info: &CertificateInfo) -> Result<(), NotAuthentication> {
-    let eku = |name: &str| info.extended_key_usage.iter().any(|e| e == name);
-    if !info.key_usage.contains(&"digitalSignature") {
+    let eku = |usage: ExtendedKeyUsage| info.extended_key_usage.contains(&usage);
+    if !info.key_usage.contains(&KeyUsage::DigitalSignature) {
         return Err(NotAuthentication::MissingDigitalSignature);
     }
-    if info.key_usage.contains(&"nonRepudiation") {
+    if info.key_usage.contains(&KeyUsage::NonRepudiation) {
         return Err(NotAuthentication::NonRepudiation);
     }
-    if eku("emailProtection") {
+    if eku(ExtendedKeyUsage::EmailProtection) {
         return Err(NotAuthentication::EmailProtection);
     }
-    if !eku("clientAuth") {
-        return Err(if eku("pivCardAuth") {
+    if !eku(ExtendedKeyUsage::ClientAuth) {
+        return Err(if eku(ExtendedKeyUsage::PivCardAuth) {
             NotAuthentication::CardAuthentication
         } else {
             NotAuthentication::MissingClientAuth

@@ -63,8 +63,8 @@ mod tests {
             1,
             cacbridge_card::Slot::PivAuthentication,
             cacbridge_cert::KeyAlgorithm::EcP256,
-            &["digitalSignature"],
-            &["clientAuth"],
+            &[KeyUsage::DigitalSignature],
+            &[ExtendedKeyUsage::ClientAuth],
         )
         .info;
         let now = 1_800_000_000;
@@ -86,16 +86,27 @@ mod tests {
     use super::*;
     use cacbridge_card::testing::certificate as fake;
     use cacbridge_card::Slot;
-    use cacbridge_cert::KeyAlgorithm;
+    use cacbridge_cert::{ExtendedKeyUsage, KeyAlgorithm, KeyUsage};
 
-    fn certificate(slot: Slot, key_usage: &[&'static str], eku: &[&str]) -> CardCertificate {
+    fn certificate(
+        slot: Slot,
+        key_usage: &[KeyUsage],
+        eku: &[ExtendedKeyUsage],
+    ) -> CardCertificate {
         fake(1, slot, KeyAlgorithm::EcP256, key_usage, eku)
     }
 
-    const AUTH_KU: &[&str] = &["digitalSignature"];
-    const AUTH_EKU: &[&str] = &["clientAuth", "smartcardLogon"];
-    const SIGNING_KU: &[&str] = &["digitalSignature", "nonRepudiation"];
-    const SIGNING_EKU: &[&str] = &["emailProtection", "clientAuth", "smartcardLogon"];
+    const AUTH_KU: &[KeyUsage] = &[KeyUsage::DigitalSignature];
+    const AUTH_EKU: &[ExtendedKeyUsage] = &[
+        ExtendedKeyUsage::ClientAuth,
+        ExtendedKeyUsage::SmartcardLogon,
+    ];
+    const SIGNING_KU: &[KeyUsage] = &[KeyUsage::DigitalSignature, KeyUsage::NonRepudiation];
+    const SIGNING_EKU: &[ExtendedKeyUsage] = &[
+        ExtendedKeyUsage::EmailProtection,
+        ExtendedKeyUsage::ClientAuth,
+        ExtendedKeyUsage::SmartcardLogon,
+    ];
 
     #[test]
     fn authentication_keys_log_in_and_signing_keys_sign() {
@@ -120,15 +131,26 @@ mod tests {
     fn an_authentication_slot_holding_a_signing_certificate_never_logs_in() {
         let misplaced = certificate(Slot::PivAuthentication, SIGNING_KU, SIGNING_EKU);
         assert!(usable_for(&misplaced).is_empty());
-        let email_only = certificate(Slot::CacId, AUTH_KU, &["emailProtection", "clientAuth"]);
+        let email_only = certificate(
+            Slot::CacId,
+            AUTH_KU,
+            &[
+                ExtendedKeyUsage::EmailProtection,
+                ExtendedKeyUsage::ClientAuth,
+            ],
+        );
         assert!(usable_for(&email_only).is_empty());
     }
 
     #[test]
     fn encryption_and_card_authentication_keys_do_neither() {
-        let key_management = certificate(Slot::KeyManagement, &["keyEncipherment"], &[]);
+        let key_management = certificate(Slot::KeyManagement, &[KeyUsage::KeyEncipherment], &[]);
         assert!(usable_for(&key_management).is_empty());
-        let card_auth = certificate(Slot::CardAuthentication, AUTH_KU, &["pivCardAuth"]);
+        let card_auth = certificate(
+            Slot::CardAuthentication,
+            AUTH_KU,
+            &[ExtendedKeyUsage::PivCardAuth],
+        );
         assert!(usable_for(&card_auth).is_empty());
     }
 }

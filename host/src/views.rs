@@ -87,8 +87,12 @@ impl From<&CardCertificate> for CertificateView {
             not_before: info.not_before.clone(),
             not_after: info.not_after.clone(),
             key_algorithm: info.key_algorithm.name(),
-            key_usage: info.key_usage.clone(),
-            extended_key_usage: info.extended_key_usage.clone(),
+            key_usage: info.key_usage.iter().map(|usage| usage.name()).collect(),
+            extended_key_usage: info
+                .extended_key_usage
+                .iter()
+                .map(|usage| usage.name().to_owned())
+                .collect(),
             edipi: info.edipi.clone(),
             upn: info.upn.clone(),
             email: info.email.clone(),

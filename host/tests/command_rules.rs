@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256, Sha384};
 
 use cacbridge_card::testing::{certificate, Call, FakeBackend};
-use cacbridge_card::{CardError, Digest, HashFunction, KeyAlgorithm, Slot};
+use cacbridge_card::{
+    CardError, Digest, ExtendedKeyUsage, HashFunction, KeyAlgorithm, KeyUsage, Slot,
+};
 use cacbridge_host::commands::authenticate::{authenticate, AuthenticateRequest};
 use cacbridge_host::commands::sign::{sign, SignRequest};
 use cacbridge_host::messaging::protocol::{Arguments, ErrorCode, WireError};
@@ -17,10 +19,17 @@ use cacbridge_host::policy::Policy;
 
 const ORIGIN: &str = "https://portal.example.mil";
 const NONCE: &str = "q7l7bUy5L1t0H1h3kS8tJ0lXc0u2Y3RhbmNlbm9uY2U0NA==";
-const AUTH_KU: &[&str] = &["digitalSignature"];
-const AUTH_EKU: &[&str] = &["clientAuth", "smartcardLogon"];
-const SIGNING_KU: &[&str] = &["digitalSignature", "nonRepudiation"];
-const SIGNING_EKU: &[&str] = &["emailProtection", "clientAuth", "smartcardLogon"];
+const AUTH_KU: &[KeyUsage] = &[KeyUsage::DigitalSignature];
+const AUTH_EKU: &[ExtendedKeyUsage] = &[
+    ExtendedKeyUsage::ClientAuth,
+    ExtendedKeyUsage::SmartcardLogon,
+];
+const SIGNING_KU: &[KeyUsage] = &[KeyUsage::DigitalSignature, KeyUsage::NonRepudiation];
+const SIGNING_EKU: &[ExtendedKeyUsage] = &[
+    ExtendedKeyUsage::EmailProtection,
+    ExtendedKeyUsage::ClientAuth,
+    ExtendedKeyUsage::SmartcardLogon,
+];
 const RSA: KeyAlgorithm = KeyAlgorithm::Rsa { bits: 2048 };
 
 /// A card with the four PIV certificates of a DoD CAC.
@@ -34,13 +43,19 @@ fn card(auth_key: KeyAlgorithm) -> FakeBackend {
             SIGNING_KU,
             SIGNING_EKU,
         ),
-        certificate(0xD1, Slot::KeyManagement, RSA, &["keyEncipherment"], &[]),
+        certificate(
+            0xD1,
+            Slot::KeyManagement,
+            RSA,
+            &[KeyUsage::KeyEncipherment],
+            &[],
+        ),
         certificate(
             0xE1,
             Slot::CardAuthentication,
             KeyAlgorithm::EcP256,
             AUTH_KU,
-            &["pivCardAuth"],
+            &[ExtendedKeyUsage::PivCardAuth],
         ),
     ])
 }
@@ -192,7 +207,7 @@ fn only_the_authentication_certificate_logs_in_and_the_card_is_never_asked() {
         err.details["reason"]
             .as_str()
             .unwrap()
-            .contains("nonRepudiation"),
+            .contains(KeyUsage::NonRepudiation.name()),
         "{err:?}"
     );
 }

@@ -18,7 +18,7 @@ pub mod certificates {
     pub const P256: &[u8] = include_bytes!("certs/p256.der");
 }
 
-use crate::certificate::{CertificateInfo, KeyAlgorithm};
+use crate::certificate::{CertificateInfo, ExtendedKeyUsage, KeyAlgorithm, KeyUsage};
 use crate::crypto::Digest;
 use crate::error::CardError;
 use crate::model::{CardCertificate, ReaderStatus, Slot};
@@ -139,8 +139,8 @@ pub fn certificate(
     n: u8,
     slot: Slot,
     key_algorithm: KeyAlgorithm,
-    key_usage: &[&'static str],
-    extended_key_usage: &[&str],
+    key_usage: &[KeyUsage],
+    extended_key_usage: &[ExtendedKeyUsage],
 ) -> CardCertificate {
     CardCertificate {
         reader: "Fake Reader 00 00".into(),
@@ -159,7 +159,7 @@ pub fn certificate(
             not_after_unix: 1_830_297_600,
             key_algorithm,
             key_usage: key_usage.to_vec(),
-            extended_key_usage: extended_key_usage.iter().map(|e| e.to_string()).collect(),
+            extended_key_usage: extended_key_usage.to_vec(),
             edipi: Some("1234567890".into()),
             upn: Some("1234567890123456@mil".into()),
             email: None,
