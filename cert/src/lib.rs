@@ -5,6 +5,61 @@
 
 pub mod token;
 
+/// DISA's public DoD PKI bundle (v5.14: DoD Root CA 3-6 and their ID, EMAIL, SW and DERILITY
+/// intermediates, PEM): the verifier's default trust store, and the roots the host offers a
+/// person to trust in their browsers.
+pub const DOD_BUNDLE: &[u8] = include_bytes!("../data/dod-ca-bundle-v5.14.pem");
+
+/// A root CA of the DoD bundle, as a person is shown it before trusting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootCertificate {
+    /// Its common name ("DoD Root CA 3").
+    pub name: String,
+    /// SHA-256 of the DER, upper-case hex pairs joined by colons (as browsers show it).
+    pub sha256: String,
+    /// RFC 3339, UTC.
+    pub not_after: String,
+    pub der: Vec<u8>,
+}
+
+/// The root CAs of [`DOD_BUNDLE`] (its self-signed CA certificates), by name.
+pub fn dod_roots() -> Vec<RootCertificate> {
+    let mut roots = Vec::new();
+    for block in x509_parser::pem::Pem::iter_from_buffer(DOD_BUNDLE).flatten() {
+        let Ok((_, certificate)) = X509Certificate::from_der(&block.contents) else {
+            continue;
+        };
+        let is_ca = certificate
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|constraints| constraints.value.ca);
+        if !is_ca || certificate.subject() != certificate.issuer() {
+            continue;
+        }
+        let Some(name) = certificate
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+        else {
+            continue;
+        };
+        roots.push(RootCertificate {
+            name: name.to_owned(),
+            sha256: Sha256::digest(&block.contents)
+                .iter()
+                .map(|byte| format!("{byte:02X}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+            not_after: rfc3339(&certificate.validity().not_after),
+            der: block.contents.clone(),
+        });
+    }
+    roots.sort_by(|a, b| a.name.cmp(&b.name));
+    roots
+}
+
 use sha2::{Digest as _, Sha256};
 use x509_parser::prelude::*;
 

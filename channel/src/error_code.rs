@@ -51,6 +51,8 @@ pub enum ErrorCode {
     WindowUnavailable,
     WindowCancelled,
     WindowTimeout,
+    // The browser's own setup (its certificate database).
+    BrowserSetupFailed,
     // Who may ask, and for which site.
     OriginNotAllowed,
     PolicyError,

@@ -90,6 +90,27 @@ impl ProcessIdentity {
         Some(Self { pid, start_time })
     }
 
+    /// When the process started, on the wall clock: boot time (`btime` in /proc/stat) plus its
+    /// start in clock ticks.
+    #[cfg(unix)]
+    pub fn started_at(&self) -> Option<std::time::SystemTime> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let boot: u64 = stat
+            .lines()
+            .find_map(|line| line.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let ticks = rustix::param::clock_ticks_per_second();
+        let since_boot = std::time::Duration::from_secs_f64(self.start_time as f64 / ticks as f64);
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(boot) + since_boot)
+    }
+
+    #[cfg(not(unix))]
+    pub fn started_at(&self) -> Option<std::time::SystemTime> {
+        None
+    }
+
     /// Whether this process is still the one running under its pid.
     pub fn still_running(&self) -> bool {
         Self::of(self.pid) == Some(*self)
@@ -273,6 +294,17 @@ mod tests {
         let unknown = br#"{"id":1,"error":{"code":"from-the-future","message":"x"}}"#;
         assert_eq!(TlsSignReply::parse(unknown), TlsSignReply::Refused(None));
         assert_eq!(TlsSignReply::parse(b"nonsense"), TlsSignReply::Malformed);
+    }
+
+    #[test]
+    fn a_process_start_is_read_on_the_wall_clock() {
+        let me = ProcessIdentity::of(std::process::id()).unwrap();
+        let started = me.started_at().unwrap();
+        let age = std::time::SystemTime::now()
+            .duration_since(started)
+            .unwrap();
+        // This test process started moments ago (btime has a second's resolution).
+        assert!(age < std::time::Duration::from_secs(600), "{age:?}");
     }
 
     #[test]

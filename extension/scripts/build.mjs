@@ -26,6 +26,17 @@ const devOrigins = args.flatMap((arg, i) => (arg === "--dev-origin" ? [args[i + 
 // TLS PIN window: the browser shows an extension the URL of an allowed site only).
 if (!devOrigins.length) devOrigins.push("https://localhost:8443", "https://localhost:8444");
 
+/**
+ * A site's own store build (CACBRIDGE_SITE names a JSON file, docs/install.md): the portals it
+ * trusts out of the box, with the host permissions they need (an administrator's allow-list
+ * policy cannot grant those), and their mutual-TLS profiles.
+ * @type {{portals: string[], mtlsProfiles: {page: string, link: string}[]} | null}
+ */
+const site = process.env.CACBRIDGE_SITE ? JSON.parse(readFileSync(process.env.CACBRIDGE_SITE, "utf8")) : null;
+if (site && !(Array.isArray(site.portals) && site.portals.every((o) => new URL(o).origin === o))) {
+  throw new Error(`${process.env.CACBRIDGE_SITE}: "portals" must list origins`);
+}
+
 const manifests = {
   chromium: {
     ...base,
@@ -139,6 +150,15 @@ function withPageErrors(text) {
   return text.replace(PAGE_ERRORS_MARKER, JSON.stringify(PAGE_ERRORS));
 }
 
+/**
+ * The store build's Chrome-family key: the release's public key when scripts/package signs the
+ * CRX with its own key (CACBRIDGE_CHROMIUM_KEY, base64 DER), so that the packed and the
+ * unpacked extension have the same id; the development key otherwise.
+ * @param {string} browser
+ */
+const releaseKey = (browser) =>
+  browser === "chromium" && process.env.CACBRIDGE_CHROMIUM_KEY ? { key: process.env.CACBRIDGE_CHROMIUM_KEY } : {};
+
 /** Host permissions for origins, as each browser's match patterns allow. */
 const patterns = (/** @type {string} */ browser, /** @type {string[]} */ origins) => [
   ...new Set(origins.map((o) => (browser === "firefox" ? `${new URL(o).protocol}//${new URL(o).hostname}/*` : `${o}/*`))),
@@ -152,7 +172,9 @@ for (const [browser, manifest] of Object.entries(manifests)) {
     cpSync(src, out, { recursive: true, filter: (path) => !path.endsWith(`${src}/manifest.json`) });
     writeFileSync(join(out, "content.js"), withPageErrors(readFileSync(join(src, "content.js"), "utf8")));
     if (browser === "firefox") rmSync(join(out, "schema.json"));
-    const built = dev ? { ...manifest, name: `${manifest.name} (development)`, host_permissions: patterns(browser, devOrigins) } : manifest;
+    const built = dev
+      ? { ...manifest, name: `${manifest.name} (development)`, host_permissions: patterns(browser, devOrigins) }
+      : { ...manifest, ...releaseKey(browser), ...(site ? { host_permissions: patterns(browser, site.portals) } : {}) };
     writeFileSync(join(out, "manifest.json"), `${JSON.stringify(built, null, 2)}\n`);
     if (dev) {
       writeFileSync(
@@ -163,6 +185,13 @@ for (const [browser, manifest] of Object.entries(manifests)) {
       );
       console.log(`built ${relative(root, out)} (trusts ${devOrigins.join(", ")})`);
     } else {
+      if (site) {
+        writeFileSync(
+          join(out, "lib/build-config.js"),
+          `// A site's build (CACBRIDGE_SITE): trusts its portals. Written by scripts/build.mjs.\nexport const BUILT_IN_ORIGINS = ${JSON.stringify(site.portals)};\n` +
+            `export const BUILT_IN_MTLS_PROFILES = ${JSON.stringify(site.mtlsProfiles ?? [])};\n`,
+        );
+      }
       zip(out, join(dist, `cacbridge-${browser}.zip`));
       console.log(`built ${relative(root, out)} and dist/cacbridge-${browser}.zip`);
     }

@@ -147,3 +147,24 @@ test("what a portal page's readiness note learns is ready or not: no expiry warn
     ],
   });
 });
+
+test("a module registered after the browser started asks for one restart", async () => {
+  const { mtlsReadiness, readiness } = await import("../src/background/readiness.js");
+  const host = (setup) => ({
+    ensureConnected: async () => ({ version: "0.1.0" }),
+    request: async (/** @type {string} */ command) => {
+      if (command === "status") return { readers: [{ name: "R", cardPresent: true, cardType: "PIV", pinRetriesLeft: 3, pinBlocked: false }] };
+      if (command === "list-certificates") return { certificates: [{ notAfter: new Date(Date.now() + 400 * 86_400_000).toISOString() }] };
+      return setup;
+    },
+  });
+  const list = { origins: ["https://portal.example.mil"], managed: false };
+  const fresh = await readiness(host({ tlsModule: true, dodRoots: true, moduleNeedsRestart: true }), list, "https://portal.example.mil");
+  const item = fresh.items.find((i) => i.id === "module");
+  assert.equal(item.ok, false);
+  assert.match(item.detail, /restart the browser once/);
+  const note = await mtlsReadiness(host({ tlsModule: true, dodRoots: true, moduleNeedsRestart: true }));
+  assert.deepEqual(note.items.find((i) => i.id === "module"), { id: "module", ok: false });
+  const loaded = await readiness(host({ tlsModule: true, dodRoots: true, moduleNeedsRestart: false }), list, "https://portal.example.mil");
+  assert.equal(loaded.items.find((i) => i.id === "module").ok, true);
+});

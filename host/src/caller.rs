@@ -66,13 +66,40 @@ impl fmt::Display for Caller {
 
 const CHROME_SCHEME: &str = "chrome-extension://";
 
-/// The extensions allowed to drive this host: CAC Bridge's Chrome-family id (from its manifest
-/// key) and its Firefox id. The shipped host manifests (manifests/) name the same two; a test
-/// in the installer checks that they agree.
-pub const ALLOWED_EXTENSIONS: [&str; 2] = [
-    "hbgoeppihilglplcjaehcplpmmndoigi",
-    "cacbridge@cacbridge.app",
-];
+/// CAC Bridge's Chrome-family id. A packaged build's comes from the key its CRX is signed
+/// with (scripts/package sets `CACBRIDGE_CHROMIUM_ID`); any other build's is the development
+/// key's in extension/ids.json, which the unpacked test builds carry.
+pub const CHROMIUM_EXTENSION_ID: &str = match option_env!("CACBRIDGE_CHROMIUM_ID") {
+    Some(id) => id,
+    None => "hbgoeppihilglplcjaehcplpmmndoigi",
+};
+const _: () = assert!(
+    is_chromium_id(CHROMIUM_EXTENSION_ID),
+    "CACBRIDGE_CHROMIUM_ID is not a Chrome extension id (32 letters a-p)"
+);
+
+/// CAC Bridge's Firefox add-on id (`browser_specific_settings.gecko.id`).
+pub const FIREFOX_EXTENSION_ID: &str = "cacbridge@cacbridge.app";
+
+/// The extensions allowed to drive this host. The host manifests this program writes name the
+/// same two (install.rs); a test checks that the shipped templates (manifests/) agree.
+pub const ALLOWED_EXTENSIONS: [&str; 2] = [CHROMIUM_EXTENSION_ID, FIREFOX_EXTENSION_ID];
+
+/// A Chrome extension id: 32 characters from a to p (a SHA-256 prefix in base 16, shifted).
+pub const fn is_chromium_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    if bytes.len() != 32 {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if !matches!(bytes[i], b'a'..=b'p') {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 pub fn is_allowed_extension(id: &str) -> bool {
     ALLOWED_EXTENSIONS.contains(&id)

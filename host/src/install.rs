@@ -218,6 +218,18 @@ pub fn manifest(family: Family, host: &Path) -> Result<String, String> {
     };
     let mut value: serde_json::Value = serde_json::from_str(template).map_err(|e| e.to_string())?;
     value["path"] = serde_json::Value::String(host.to_string_lossy().into_owned());
+    // The ids are this build's (a packaged build's Chrome-family id follows its signing key).
+    match family {
+        Family::Chromium => {
+            value["allowed_origins"] = serde_json::json!([format!(
+                "chrome-extension://{}/",
+                crate::caller::CHROMIUM_EXTENSION_ID
+            )]);
+        }
+        Family::Firefox => {
+            value["allowed_extensions"] = serde_json::json!([crate::caller::FIREFOX_EXTENSION_ID]);
+        }
+    }
     serde_json::to_string_pretty(&value).map_err(|e| e.to_string())
 }
 
@@ -435,8 +447,11 @@ mod tests {
         assert_eq!(chromium["path"], "/opt/cb/cacbridge-host");
         assert_eq!(chromium["type"], "stdio");
         assert_eq!(
-            chromium["allowed_origins"][0],
-            "chrome-extension://hbgoeppihilglplcjaehcplpmmndoigi/"
+            chromium["allowed_origins"],
+            serde_json::json!([format!(
+                "chrome-extension://{}/",
+                crate::caller::CHROMIUM_EXTENSION_ID
+            )])
         );
         let firefox: serde_json::Value = serde_json::from_str(
             &manifest(Family::Firefox, Path::new("/opt/cb/cacbridge-host")).unwrap(),
@@ -447,10 +462,13 @@ mod tests {
 
     #[test]
     fn the_allowed_extensions_are_the_manifests_ones() {
-        assert_eq!(
-            manifest_extension_ids(),
-            crate::caller::ALLOWED_EXTENSIONS.to_vec()
-        );
+        // The templates carry the development id; a packaged build writes its own (above).
+        if option_env!("CACBRIDGE_CHROMIUM_ID").is_none() {
+            assert_eq!(
+                manifest_extension_ids(),
+                crate::caller::ALLOWED_EXTENSIONS.to_vec()
+            );
+        }
     }
 
     #[test]

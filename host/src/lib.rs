@@ -11,6 +11,7 @@
 pub mod arguments;
 pub mod backends;
 pub mod caller;
+pub mod cli;
 pub mod commands;
 pub mod contract;
 pub mod doctor;
@@ -23,6 +24,7 @@ pub mod messaging;
 pub mod module_install;
 pub mod policy;
 pub mod support;
+pub mod system_integration;
 pub mod table;
 pub mod usage;
 pub mod views;

@@ -25,11 +25,15 @@ pub fn log_dir() -> Option<PathBuf> {
     } else if cfg!(windows) {
         dirs::data_local_dir().map(|dir| dir.join("CACBridge").join("logs"))
     } else {
-        // XDG_STATE_HOME, i.e. ~/.local/state/cacbridge
-        dirs::state_dir()
-            .or_else(|| dirs::home_dir().map(|home| home.join(".local/state")))
-            .map(|dir| dir.join("cacbridge"))
+        state_dir()
     }
+}
+
+/// The host's own state on Linux: `$XDG_STATE_HOME/cacbridge`, i.e. ~/.local/state/cacbridge.
+pub fn state_dir() -> Option<PathBuf> {
+    dirs::state_dir()
+        .or_else(|| dirs::home_dir().map(|home| home.join(".local/state")))
+        .map(|dir| dir.join("cacbridge"))
 }
 
 /// Install the global subscriber. Logging is best effort: a host that cannot write its log

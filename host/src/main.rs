@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cacbridge_card::CardError;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+
+use cacbridge_host::cli::{Cli, Cmd};
 
 use cacbridge_host::caller::{self, Caller};
 use cacbridge_host::commands::{version, Host};
@@ -17,84 +19,8 @@ use cacbridge_host::messaging::protocol::{WireError, PROTOCOL_VERSION};
 use cacbridge_host::messaging::server;
 use cacbridge_host::module_install;
 use cacbridge_host::policy::Policy;
+use cacbridge_host::system_integration;
 use cacbridge_host::{table, HOST_VERSION};
-
-#[derive(Parser)]
-#[command(
-    name = "cacbridge-host",
-    version,
-    about = "CAC Bridge native-messaging host: lets the CAC Bridge browser extension use your CAC.",
-    long_about = "CAC Bridge native-messaging host.\n\n\
-        Browsers start it with their own arguments and talk to it over stdin/stdout; with no \
-        subcommand it does the same. The subcommands below are for people.",
-    after_help = "Logs: see the log file under the platform's state directory (CACBRIDGE_LOG sets the level)."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Cmd>,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Print the host version and protocol version.
-    Version {
-        /// Print JSON, as the `version` command returns it.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the card readers, cards and certificates this host can see.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check the installation: host manifests, PC/SC service, readers, card.
-    Doctor {
-        /// Also write a redacted support bundle to this file (versions, browsers, manifests,
-        /// readers, card type, certificate expiry, the log's last lines; no PIN, certificate,
-        /// DoD ID number, name or e-mail address).
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// A directory standing for / when looking for Snap and Flatpak browsers (tests).
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-        /// Repair what can safely be repaired first: missing or stale manifests, a database
-        /// made by root in your home, a second smart-card module showing the card twice, a
-        /// stopped smart card service (started only as root).
-        #[arg(long)]
-        fix: bool,
-    },
-    /// Install the native-messaging host manifests for Chrome, Chromium, Edge, Brave, Vivaldi
-    /// and Firefox, pointing at this program.
-    Install {
-        /// For every user of this computer (system directories; needs root).
-        #[arg(long)]
-        system: bool,
-        /// Mutual-TLS logins ask for the PIN in the browser's own prompt instead of CAC
-        /// Bridge's window (for browsers without the CAC Bridge extension).
-        #[arg(long)]
-        browser_prompt: bool,
-    },
-    /// Remove the native-messaging host manifests.
-    Uninstall {
-        /// The system-wide ones.
-        #[arg(long)]
-        system: bool,
-    },
-    /// Firefox's enterprise policy for every user: install the CAC Bridge add-on and load the
-    /// PKCS#11 module (what the cacbridge-browser-integration package does), or take exactly
-    /// that back.
-    SystemIntegration {
-        /// Take CAC Bridge's entries out again.
-        #[arg(long)]
-        remove: bool,
-        /// A directory standing for / (packaging tests).
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-    },
-    /// Speak native messaging on stdin/stdout (what a browser does when it starts the host).
-    Serve,
-}
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -116,12 +42,11 @@ fn main() -> ExitCode {
         Some(Cmd::List { json }) => list(json),
         Some(Cmd::SystemIntegration { remove, root }) => {
             let module = Path::new("/usr/lib/cacbridge").join(module_install::BROWSER_LIBRARY);
-            match module_install::system_integration(&root, !remove, &module) {
-                Ok(Some(line)) => {
-                    say(&line);
+            match system_integration::system_integration(&root, !remove, &module) {
+                Ok(lines) => {
+                    lines.iter().for_each(|line| say(line));
                     ExitCode::SUCCESS
                 }
-                Ok(None) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("cacbridge-host: {err}");
                     ExitCode::from(1)
@@ -314,6 +239,25 @@ fn local_channel(_host: Arc<Host>) -> Option<tokio::task::JoinHandle<()>> {
     None
 }
 
+/// A person's first start of the host from a Chrome-family browser puts CAC Bridge's module in
+/// their NSS database (module_install/first_start.rs); the popup then asks for one restart.
+fn first_start() {
+    let (Some(home), Some(state), Ok(host)) = (
+        dirs::home_dir(),
+        logging::state_dir(),
+        std::env::current_exe(),
+    ) else {
+        return;
+    };
+    match module_install::register_at_first_start(&home, &state, &host) {
+        Ok(module_install::FirstStart::Registered(line)) => {
+            tracing::info!(%line, "module registered at the first start")
+        }
+        Ok(module_install::FirstStart::Nothing) => {}
+        Err(err) => tracing::warn!(%err, "could not register the module at the first start"),
+    }
+}
+
 fn serve(caller: Caller) -> ExitCode {
     if std::io::stdin().is_terminal() {
         eprintln!(
@@ -334,6 +278,9 @@ fn serve(caller: Caller) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if matches!(caller, Caller::Chromium { .. }) {
+        first_start();
+    }
     let policy = Policy::load();
     // Every card operation has a deadline: a hung reader answers `card-timeout` instead of
     // holding the card lane (and every later request) forever.

@@ -349,3 +349,133 @@ fn doctor_fix_as_root_on_a_users_home_gives_files_back_and_loads_and_follows_not
     }
     let _ = std::fs::remove_file(&marker);
 }
+
+#[test]
+#[ignore = "needs pcscd and virtual cards: run scripts/test"]
+fn the_first_start_from_a_chrome_family_browser_registers_the_module_once() {
+    use common::{HostProcess, CHROME_ORIGIN};
+    let _guard = lock();
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let env = [
+        ("HOME", home.path().to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+    ];
+    let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
+    let browser_setup = || {
+        let mut host = HostProcess::spawn_with_env(&[CHROME_ORIGIN], "debug", &env);
+        let reply = host.call("1", "browser-setup", serde_json::json!({}));
+        host.close_stdin();
+        host.wait();
+        reply["result"].clone()
+    };
+
+    // A person's Chromium starts the host for the first time: the module goes in, and since
+    // this "browser" (the test) started before that, it must be restarted to load it.
+    let setup = browser_setup();
+    assert_eq!(setup["tlsModule"], true, "{setup}");
+    assert_eq!(setup["moduleNeedsRestart"], true, "{setup}");
+    let listed = nss("modutil", &["-dbdir", &database, "-list"]);
+    assert!(listed.contains("CAC Bridge"), "{listed}");
+    assert!(
+        listed.contains("libcacbridge_pkcs11_browser.so"),
+        "{listed}"
+    );
+
+    // The next start registers nothing twice.
+    browser_setup();
+    let again = nss("modutil", &["-dbdir", &database, "-list"]);
+    assert_eq!(again.matches("CAC Bridge").count(), 1, "{again}");
+
+    // The person takes the module out: it stays out at the next start.
+    host(home.path(), "uninstall");
+    let setup = browser_setup();
+    assert_eq!(setup["tlsModule"], false, "{setup}");
+    assert!(!nss("modutil", &["-dbdir", &database, "-list"]).contains("CAC Bridge"));
+
+    // Firefox's start registers nothing in Chrome's database (Firefox has its own way).
+    let other = tempfile::tempdir().unwrap();
+    let mut firefox = HostProcess::spawn_with_env(
+        &[
+            "/usr/lib/mozilla/native-messaging-hosts/org.cacbridge.host.json",
+            "cacbridge@cacbridge.app",
+        ],
+        "debug",
+        &[("HOME", other.path().to_str().unwrap())],
+    );
+    firefox.assert_version_works("1");
+    firefox.close_stdin();
+    firefox.wait();
+    assert!(!other.path().join(".pki").exists());
+}
+
+#[test]
+#[ignore = "needs NSS's tools (libnss3-tools): run scripts/test"]
+fn the_dod_roots_are_trusted_for_web_sites_only_and_only_cac_bridges_are_taken_out() {
+    use common::{HostProcess, CHROME_ORIGIN};
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let env = [
+        ("HOME", home.path().to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+    ];
+    let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
+    // The person trusted DoD Root CA 3 themselves before (DISA's InstallRoot, say).
+    std::fs::create_dir_all(home.path().join(".pki/nssdb")).unwrap();
+    nss("certutil", &["-N", "-d", &database, "--empty-password"]);
+    let root3 = cacbridge_cert::dod_roots()
+        .into_iter()
+        .find(|r| r.name == "DoD Root CA 3")
+        .unwrap();
+    let file = home.path().join("root3.der");
+    std::fs::write(&file, &root3.der).unwrap();
+    nss(
+        "certutil",
+        &[
+            "-A",
+            "-d",
+            &database,
+            "-n",
+            "DoD Root CA 3",
+            "-t",
+            "CT,C,C",
+            "-i",
+            file.to_str().unwrap(),
+        ],
+    );
+
+    let mut host = HostProcess::spawn_with_env(&[CHROME_ORIGIN], "debug", &env);
+    let before = host.call("1", "dod-roots", serde_json::json!({}));
+    let roots = before["result"]["roots"].as_array().unwrap().clone();
+    assert_eq!(roots.len(), 4, "{before}");
+    assert_eq!(roots[0]["name"], "DoD Root CA 3");
+    assert_eq!(roots[0]["sha256"], root3.sha256);
+    assert_eq!(roots[0]["trusted"], true);
+    assert_eq!(roots[0]["addedByCacBridge"], false);
+    assert!(roots[1..].iter().all(|r| r["trusted"] == false), "{before}");
+
+    let trusted = host.call("2", "trust-dod-roots", serde_json::json!({"trust": true}));
+    assert_eq!(trusted["result"]["changed"], 3, "{trusted}");
+    let listing = nss("certutil", &["-L", "-d", &database]);
+    for n in 4..=6 {
+        // Web sites only: C in the SSL column, nothing for e-mail or code signing.
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with(&format!("DoD Root CA {n}")))
+            .unwrap_or_else(|| panic!("{listing}"));
+        assert!(line.trim_end().ends_with("C,,"), "{line}");
+    }
+    let setup = host.call("3", "browser-setup", serde_json::json!({}));
+    assert_eq!(setup["result"]["dodRoots"], true, "{setup}");
+
+    // Taken out again: CAC Bridge's three, not the person's own.
+    let removed = host.call("4", "trust-dod-roots", serde_json::json!({"trust": false}));
+    assert_eq!(removed["result"]["changed"], 3, "{removed}");
+    let listing = nss("certutil", &["-L", "-d", &database]);
+    assert!(listing.contains("DoD Root CA 3"), "{listing}");
+    assert!(!listing.contains("DoD Root CA 4"), "{listing}");
+    let bad = host.call("5", "trust-dod-roots", serde_json::json!({"trust": "yes"}));
+    assert_eq!(bad["error"]["code"], "invalid-argument", "{bad}");
+    host.close_stdin();
+    host.wait();
+}

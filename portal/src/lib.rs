@@ -3,6 +3,7 @@
 //! CAC/Certificate Registration, Register, confirm with the password, print the confirmation;
 //! or log in with the CAC, which registers an unregistered card after one password login).
 
+pub mod cli;
 pub mod db;
 mod error;
 pub mod mtls;

@@ -12,79 +12,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+
+use cacbridge_portal::cli::{Cli, Command, ServeArgs};
 
 use cacbridge_portal::{create_account, db, router, tls, AppState};
-use cacbridge_verify::{RevocationArgs, TrustStore, Verifier, VerifyPolicy};
+use cacbridge_verify::{TrustStore, Verifier, VerifyPolicy};
 
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PASSWORD: &str = "demo-password";
-
-#[derive(Parser)]
-#[command(
-    name = "cacbridge-portal",
-    version,
-    about = "CAC Bridge reference portal"
-)]
-struct Cli {
-    /// Directory for the database and the self-signed certificate.
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// The database: a SQLite file (default: DATA_DIR/portal.db), or postgres://... for
-    /// PostgreSQL, which several instances behind a load balancer share (docs/deploy.md).
-    #[arg(long, global = true, alias = "db", value_name = "PATH|URL")]
-    database: Option<String>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the portal over HTTPS.
-    Serve(Box<ServeArgs>),
-    /// Create an account; the password is read from standard input.
-    CreateAccount {
-        #[arg(long)]
-        username: String,
-    },
-}
-
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    listen: SocketAddr,
-    /// The origin browsers use for this portal (default: https://localhost:PORT). Tokens
-    /// must be bound to it.
-    #[arg(long)]
-    origin: Option<String>,
-    /// TLS certificate chain (PEM); self-signed in DATA_DIR when absent.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// PEM bundle of CAs whose certificates may register and log in (default: the DoD
-    /// bundle shipped with cacbridge-verify).
-    #[arg(long)]
-    trust_bundle: Option<PathBuf>,
-    /// Accept only certificates with one of these policy OIDs (repeatable).
-    #[arg(long = "policy-oid")]
-    policy_oids: Vec<String>,
-    /// Accept only certificates whose issuer's CN starts with one of these (repeatable),
-    /// e.g. "DOD ID CA-".
-    #[arg(long = "issuer-family")]
-    issuer_families: Vec<String>,
-    #[command(flatten)]
-    revocation: RevocationArgs,
-    /// Create the demo account (demo / demo-password) when missing.
-    #[arg(long)]
-    demo_account: bool,
-    /// Also serve the mutual-TLS CAC host here (e.g. 127.0.0.1:8444): registration and
-    /// CAC login with the certificate the browser presents in the TLS handshake.
-    #[arg(long)]
-    mtls_listen: Option<SocketAddr>,
-}
 
 /// Why the portal cannot go on: what to print, and the exit code.
 struct Fail(String, u8);

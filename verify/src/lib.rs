@@ -7,6 +7,7 @@
 //! CRLs), and the signature. The result is the
 //! [`Identity`] to register or log in. Every rejection is its own [`VerifyError`] variant.
 
+pub mod cli;
 mod nonce;
 mod revocation;
 mod token;

@@ -11,46 +11,14 @@
 //! Prints the identity as JSON and exits 0, or prints why the token was rejected and exits 1.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 
-use cacbridge_verify::{RevocationArgs, TrustStore, Verifier, VerifyPolicy};
+use cacbridge_verify::cli::Args;
 
-#[derive(Parser)]
-#[command(
-    name = "cacbridge-verify",
-    version,
-    about = "Verify a CAC Bridge authentication token"
-)]
-struct Args {
-    /// The token JSON, as `authenticate` returned it; `-` reads standard input.
-    #[arg(long)]
-    token: PathBuf,
-    /// The origin the portal expects, e.g. https://portal.example.mil
-    #[arg(long)]
-    origin: String,
-    /// The nonce the portal issued for this login.
-    #[arg(long)]
-    nonce: String,
-    /// PEM bundle of trust anchors and intermediates (default: the DoD bundle shipped inside).
-    #[arg(long)]
-    trust: Option<PathBuf>,
-    /// Verify as of this time (seconds since 1970) instead of now.
-    #[arg(long)]
-    time: Option<u64>,
-    /// Accept only certificates with one of these policy OIDs (repeatable).
-    #[arg(long = "policy-oid")]
-    policy_oids: Vec<String>,
-    /// Accept only certificates whose issuer's CN starts with one of these (repeatable), e.g.
-    /// "DOD ID CA-".
-    #[arg(long = "issuer-family")]
-    issuer_families: Vec<String>,
-    #[command(flatten)]
-    revocation: RevocationArgs,
-}
+use cacbridge_verify::{TrustStore, Verifier, VerifyPolicy};
 
 #[allow(clippy::print_stdout)] // the CLI's output is its point
 fn main() -> ExitCode {

@@ -1,11 +1,11 @@
 //! Trust anchors and intermediates. The DoD PKI bundle (DISA v5.14: Root CA 3-6 and their ID,
-//! EMAIL, SW and DERILITY intermediates) ships inside the crate; DoD adds CAs about yearly, so
+//! EMAIL, SW and DERILITY intermediates) ships inside the certificate crate (cacbridge-cert); DoD adds CAs about yearly, so
 //! a portal can load a newer bundle instead.
 
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-const DOD_BUNDLE: &[u8] = include_bytes!("../data/dod-ca-bundle-v5.14.pem");
+use cacbridge_cert::DOD_BUNDLE;
 
 pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,

@@ -95,10 +95,16 @@ async function browserItems(host, module) {
   const setup = host ? await host.request(COMMANDS.browserSetup, {}, CARD_TIMEOUT).catch(() => null) : null;
   if (module?.supported) items.push({ id: "module", ok: module.loaded, detail: module.detail });
   else if (typeof setup?.tlsModule === "boolean") {
+    // Registered at this person's first start: the browser loads it at its next start.
+    const restart = setup.tlsModule && setup.moduleNeedsRestart === true;
     items.push({
       id: "module",
-      ok: setup.tlsModule,
-      detail: setup.tlsModule ? "registered in this browser's certificate database" : "not registered in this browser's certificate database",
+      ok: setup.tlsModule && !restart,
+      detail: restart
+        ? "set up just now: restart the browser once to use it"
+        : setup.tlsModule
+          ? "registered in this browser's certificate database"
+          : "not registered in this browser's certificate database",
     });
   }
   if (typeof setup?.dodRoots === "boolean") {

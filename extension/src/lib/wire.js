@@ -32,6 +32,7 @@ export const HOST_ERROR_CODES = Object.freeze([
   "window-unavailable",
   "window-cancelled",
   "window-timeout",
+  "browser-setup-failed",
   "origin-not-allowed",
   "policy-error",
   "caller-not-allowed",
@@ -78,6 +79,8 @@ export const COMMANDS = Object.freeze({
   tlsPin: "tls-pin",
   tlsCancel: "tls-cancel",
   browserSetup: "browser-setup",
+  dodRoots: "dod-roots",
+  trustDodRoots: "trust-dod-roots",
 });
 
 /** The events the host sends. */

@@ -133,7 +133,7 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
       await screenshot(page, which, "mtls-readiness-missing");
       // The DoD roots, trusted as DISA's InstallRoot leaves them: ready.
       const database = `sql:${join(stack.home, ".pki/nssdb")}`;
-      const bundle = readFileSync(join(ROOT, "verify/data/dod-ca-bundle-v5.14.pem"), "utf8");
+      const bundle = readFileSync(join(ROOT, "cert/data/dod-ca-bundle-v5.14.pem"), "utf8");
       const root = bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g).find((pem) => {
         const subject = spawnSync("openssl", ["x509", "-noout", "-subject"], { input: pem, encoding: "utf8" }).stdout;
         return /CN ?= ?DoD Root CA 3/.test(subject);

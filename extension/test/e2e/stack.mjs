@@ -18,6 +18,14 @@ const TESTBED = process.env.CACBRIDGE_TESTBED ?? join(ROOT, "target/testbed");
 const BIN = process.env.CACBRIDGE_BIN ?? join(ROOT, "target/debug");
 const VIRTUAL_PIV = join(ROOT, "target/debug/virtual-piv");
 
+/**
+ * CACBRIDGE_E2E_PACKAGED: the extension is the one the Debian packages installed for every user
+ * (Chromium's external-extension file, Firefox's policy), found as a person's browser finds it:
+ * no installExtension, no --load-extension. Its Chrome-family id is the package's.
+ */
+const PACKAGED = Boolean(process.env.CACBRIDGE_E2E_PACKAGED);
+const PACKAGED_RELEASE = "/usr/share/cacbridge/extension/release.json";
+
 const CACHE_HOME = mkdtempSync(join(tmpdir(), "cacbridge-e2e-cache-"));
 
 export function sleep(ms) {
@@ -177,6 +185,27 @@ function hostManifest(browser, dir, withHost, hostPath) {
 }
 
 /**
+ * The extension the packages installed, once the browser has it running: Chromium starts its
+ * service worker; Firefox lists the add-on active in the profile's extensions.json (WebDriver
+ * BiDi may not open extension pages itself).
+ */
+async function packagedExtension(browser, which, profileDir) {
+  if (which === "chromium") {
+    const { chromiumId } = JSON.parse(readFileSync(PACKAGED_RELEASE, "utf8"));
+    const worker = `chrome-extension://${chromiumId}/background.js`;
+    await browser.waitForTarget((target) => target.url() === worker, { timeout: 30000 });
+    return chromiumId;
+  }
+  const listing = join(profileDir, "extensions.json");
+  for (let tries = 0; ; tries++) {
+    const addons = existsSync(listing) ? JSON.parse(readFileSync(listing, "utf8")).addons : [];
+    if (addons.some((addon) => addon.id === IDS.firefoxId && addon.active)) return IDS.firefoxId;
+    if (tries > 60) throw new Error("Firefox did not install the packaged add-on");
+    await sleep(500);
+  }
+}
+
+/**
  * A headless browser with the built extension installed.
  * @param {"chromium" | "firefox"} which
  * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean, clientCertificateFor?: {origin: string, cn: string, issuer: string}, display?: string}} options
@@ -208,11 +237,15 @@ export async function launch(which, { withHost = true, visible = false, installN
     env.CACBRIDGE_SYSTEM_POLICY = join(profile, "policy.json");
     writeFileSync(env.CACBRIDGE_SYSTEM_POLICY, JSON.stringify(policy));
   }
+  if (which === "chromium") {
+    // A home of the browser's own, as a person's: Chromium reads $HOME/.pki/nssdb, where the
+    // host registers CAC Bridge's module at its first start.
+    env.HOME = join(profile, "home");
+    mkdirSync(env.HOME);
+    delete env.XDG_STATE_HOME;
+  }
   if (clientCertificateFor && which === "chromium") {
-    // Chromium reads $HOME/.pki/nssdb: the person's install registers the module there.
-    const home = join(profile, "home");
-    mkdirSync(home);
-    env.HOME = home;
+    const home = env.HOME;
     const installed = spawnSync(join(BIN, "cacbridge-host"), ["install"], { env, encoding: "utf8" });
     if (installed.status !== 0 || !/registered for Chrome/.test(installed.stdout)) throw new Error(`cacbridge-host install: ${installed.stdout}${installed.stderr}`);
     // Chromium's AutoSelectCertificateForUrls, as a profile content setting (no root needed);
@@ -236,6 +269,9 @@ export async function launch(which, { withHost = true, visible = false, installN
       userDataDir: profile,
       acceptInsecureCerts: true,
       env,
+      // Chromium reads no external-extension file under --disable-default-apps (one of
+      // puppeteer's defaults): a person's browser has no such switch.
+      ...(PACKAGED ? { ignoreDefaultArgs: ["--disable-default-apps"] } : {}),
       args: [
         "--no-sandbox",
         "--disable-gpu",
@@ -281,7 +317,9 @@ export async function launch(which, { withHost = true, visible = false, installN
     });
   }
   // The development build: it trusts the test portal, which the store build does not.
-  const install = () => browser.installExtension(join(EXTENSION, "dist", `dev-${which}`));
+  const install = PACKAGED
+    ? () => packagedExtension(browser, which, join(profile, "firefox"))
+    : () => browser.installExtension(join(EXTENSION, "dist", `dev-${which}`));
   const id = installNow ? await install() : null;
   return {
     browser,

@@ -12,8 +12,12 @@ pub fn route(id: RequestId, caller: &Caller) -> Route {
     let chromium = matches!(caller, Caller::Chromium { .. });
     Route::Deferred(Box::pin(async move {
         let home = dirs::home_dir().unwrap_or_default();
+        // The browser is this host's parent: it started it.
+        let browser_started = cacbridge_channel::parent_of(std::process::id())
+            .and_then(cacbridge_channel::ProcessIdentity::of)
+            .and_then(|browser| browser.started_at());
         let setup = tokio::task::spawn_blocking(move || {
-            crate::module_install::browser_setup(&home, chromium)
+            crate::module_install::browser_setup(&home, chromium, browser_started)
         })
         .await;
         match setup {

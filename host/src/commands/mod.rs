@@ -5,6 +5,7 @@
 
 pub mod authenticate;
 pub mod browser_setup;
+pub mod dod_roots;
 pub mod list_certificates;
 pub mod rules;
 pub mod sign;
@@ -44,6 +45,8 @@ pub enum Command {
     TlsPin,
     TlsCancel,
     BrowserSetup,
+    DodRoots,
+    TrustDodRoots,
 }
 
 impl Command {
@@ -308,6 +311,8 @@ impl Handler for Host {
                 }
             },
             Command::BrowserSetup => browser_setup::route(id, &self.caller),
+            Command::DodRoots => dod_roots::route(id, &self.caller, &arguments, false),
+            Command::TrustDodRoots => dod_roots::route(id, &self.caller, &arguments, true),
             Command::TlsCancel => {
                 if let Ok(request) = crate::arguments::required_string(&arguments, "requestId") {
                     self.windows.close(request);

@@ -31,26 +31,56 @@ pub(super) fn firefox_manifest(module: &Path) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
 }
 
+/// Where Firefox installs the add-on from, for every user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirefoxAddon {
+    /// The package's XPI (a file: URL) or the listing's on addons.mozilla.org.
+    pub install_url: String,
+    /// The XPI is not signed by Mozilla and the administrator chose to let Firefox ESR take it
+    /// anyway: signature checks are turned off for every add-on (the `Preferences` policy;
+    /// release builds of Firefox ignore it).
+    pub unsigned: bool,
+}
+
+impl FirefoxAddon {
+    /// The add-on from its addons.mozilla.org listing.
+    pub fn from_store(url: &str) -> Self {
+        Self {
+            install_url: url.to_owned(),
+            unsigned: false,
+        }
+    }
+}
+
+const UNSIGNED_PREFERENCE: &str = "xpinstall.signatures.required";
+
 /// What CAC Bridge puts in Firefox's enterprise policy file: each entry's place (a JSON
 /// pointer to the object holding it), its key, and its value.
 pub(super) fn firefox_policy_entries(
     module: &Path,
-    addon: bool,
+    addon: Option<&FirefoxAddon>,
 ) -> Vec<(&'static str, String, serde_json::Value)> {
     let mut entries = vec![(
         "/policies/SecurityDevices/Add",
         MODULE_NAME.to_owned(),
         serde_json::json!(module.to_string_lossy()),
     )];
-    if addon {
+    if let Some(addon) = addon {
         entries.push((
             "/policies/ExtensionSettings",
             FIREFOX_EXTENSION_ID.to_owned(),
             serde_json::json!({
                 "installation_mode": "normal_installed",
-                "install_url": FIREFOX_ADDON_URL,
+                "install_url": addon.install_url,
             }),
         ));
+        if addon.unsigned {
+            entries.push((
+                "/policies/Preferences",
+                UNSIGNED_PREFERENCE.to_owned(),
+                serde_json::json!({"Value": false, "Status": "locked"}),
+            ));
+        }
     }
     entries
 }
@@ -58,11 +88,13 @@ pub(super) fn firefox_policy_entries(
 /// Merge CAC Bridge's entries into the policy file (loading `module`; with `addon`, installing
 /// the add-on too); every other policy is kept, an administrator's own entry for the add-on or
 /// the module (a block included) is never replaced, and a file that is not a JSON object is
-/// left alone with an error.
-pub(super) fn add_firefox_policy(
+/// left alone with an error. `ours` are the add-on entries CAC Bridge may have written before
+/// (another source, an older package): those are replaced.
+pub(crate) fn add_firefox_policy(
     file: &Path,
     module: &Path,
-    addon: bool,
+    addon: Option<&FirefoxAddon>,
+    ours: &[FirefoxAddon],
 ) -> Result<String, InstallError> {
     let mut policies: serde_json::Value = match std::fs::read_to_string(file) {
         Ok(text) => serde_json::from_str(&text)
@@ -73,6 +105,7 @@ pub(super) fn add_firefox_policy(
         return Err(policy(file, "not a JSON object".into()));
     }
     let mut kept = Vec::new();
+    let ours = with_added(ours, addon);
     for (place, key, value) in firefox_policy_entries(module, addon) {
         let mut holder = &mut policies;
         for part in place.split('/').skip(1) {
@@ -86,7 +119,7 @@ pub(super) fn add_firefox_policy(
             .as_object_mut()
             .ok_or_else(|| policy(file, format!("unexpected layout at {place}")))?;
         match holder.get(&key) {
-            Some(existing) if !is_ours(place, existing) => {
+            Some(existing) if !is_ours(place, &key, existing, &ours) => {
                 kept.push(format!("{place}/{key}"));
             }
             _ => {
@@ -109,7 +142,7 @@ pub(super) fn add_firefox_policy(
     Ok(format!(
         "{}: Firefox loads the module{} for every user{kept}",
         file.display(),
-        if addon {
+        if addon.is_some() {
             " and installs the add-on"
         } else {
             ""
@@ -117,10 +150,22 @@ pub(super) fn add_firefox_policy(
     ))
 }
 
-/// Whether a policy entry at `place` is one CAC Bridge wrote: the module under one of its own
-/// library names, or the add-on installed as CAC Bridge installs it. Anything else is an
-/// administrator's, neither replaced nor removed.
-pub(super) fn is_ours(place: &str, value: &serde_json::Value) -> bool {
+/// `ours` and `addon`, the add-on sources whose entries are CAC Bridge's.
+fn with_added(ours: &[FirefoxAddon], addon: Option<&FirefoxAddon>) -> Vec<FirefoxAddon> {
+    let mut all = ours.to_vec();
+    all.extend(addon.cloned());
+    all
+}
+
+/// Whether the policy entry `key` at `place` is one CAC Bridge wrote: the module under one of
+/// its own library names, or exactly what it writes for one of the add-on sources in `ours`.
+/// Anything else is an administrator's, neither replaced nor removed.
+pub(super) fn is_ours(
+    place: &str,
+    key: &str,
+    value: &serde_json::Value,
+    ours: &[FirefoxAddon],
+) -> bool {
     if place.ends_with("SecurityDevices/Add") {
         return value.as_str().is_some_and(|path| {
             Path::new(path)
@@ -128,22 +173,31 @@ pub(super) fn is_ours(place: &str, value: &serde_json::Value) -> bool {
                 .is_some_and(|name| name == BROWSER_LIBRARY || name == LIBRARY)
         });
     }
-    value.get("installation_mode") == Some(&serde_json::json!("normal_installed"))
-        && value.get("install_url") == Some(&serde_json::json!(FIREFOX_ADDON_URL))
-        && value.as_object().is_some_and(|o| o.len() == 2)
+    ours.iter().any(|addon| {
+        firefox_policy_entries(Path::new(""), Some(addon))
+            .iter()
+            .any(|(p, k, v)| *p == place && k == key && v == value)
+    })
 }
 
-/// Take CAC Bridge's entries out of the policy file again, and the objects they leave empty;
-/// a file left with nothing is removed. No "blocked" entry is left behind: the add-on's entry
-/// goes, it is not turned into a block.
-pub(super) fn remove_firefox_policy(file: &Path) -> Result<Option<String>, InstallError> {
+/// Take CAC Bridge's entries out of the policy file again (the add-on's as any source in
+/// `ours` wrote them), and the objects they leave empty; a file left with nothing is removed.
+/// No "blocked" entry is left behind: the add-on's entry goes, it is not turned into a block.
+pub(crate) fn remove_firefox_policy(
+    file: &Path,
+    ours: &[FirefoxAddon],
+) -> Result<Option<String>, InstallError> {
     let Ok(text) = std::fs::read_to_string(file) else {
         return Ok(None);
     };
     let mut policies: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| policy(file, format!("not valid JSON ({e})")))?;
     let mut removed = false;
-    for (place, key, _) in firefox_policy_entries(Path::new(""), true) {
+    let all = ours
+        .iter()
+        .flat_map(|addon| firefox_policy_entries(Path::new(""), Some(addon)))
+        .chain(firefox_policy_entries(Path::new(""), None));
+    for (place, key, _) in all {
         let Some(holder) = policies
             .pointer_mut(place)
             .and_then(|holder| holder.as_object_mut())
@@ -151,7 +205,10 @@ pub(super) fn remove_firefox_policy(file: &Path) -> Result<Option<String>, Insta
             continue;
         };
         // Only what CAC Bridge wrote: an administrator's entry under the same key stays.
-        if holder.get(&key).is_some_and(|value| is_ours(place, value)) {
+        if holder
+            .get(&key)
+            .is_some_and(|value| is_ours(place, &key, value, ours))
+        {
             holder.remove(&key);
             removed = true;
         }
@@ -193,51 +250,4 @@ pub(super) fn remove_firefox_policy(file: &Path) -> Result<Option<String>, Insta
         "{}: CAC Bridge's entries removed",
         file.display()
     )))
-}
-
-/// `cacbridge-browser-integration`'s Firefox part (its maintainer scripts call
-/// `cacbridge-host system-integration`): the add-on installed and the module loaded for every
-/// user, through the policy file at `root` + /etc/firefox/policies/policies.json.
-pub fn system_integration(
-    root: &Path,
-    add: bool,
-    module: &Path,
-) -> Result<Option<String>, InstallError> {
-    let file = root.join(FIREFOX_POLICIES.trim_start_matches('/'));
-    // The directories made for the file are noted, so that removal takes back those (and only
-    // those) once empty: a package leaves nothing behind, nor takes an administrator's.
-    let made = root.join("var/lib/cacbridge/firefox-policy-dirs");
-    if add {
-        let mut created = Vec::new();
-        let mut dir = file.parent().map(Path::to_path_buf);
-        while let Some(d) = dir {
-            if d.exists() || d == root {
-                break;
-            }
-            created.push(d.clone());
-            dir = d.parent().map(Path::to_path_buf);
-        }
-        let done = add_firefox_policy(&file, module, true)?;
-        if !created.is_empty() {
-            let list: String = created
-                .iter()
-                .map(|d| format!("{}\n", d.display()))
-                .collect();
-            write(&made, &list)?;
-        }
-        Ok(Some(done))
-    } else {
-        let done = remove_firefox_policy(&file)?;
-        if let Ok(list) = std::fs::read_to_string(&made) {
-            // Deepest first, as they were noted; a directory someone else filled stays.
-            for dir in list.lines() {
-                let _ = std::fs::remove_dir(dir);
-            }
-            let _ = std::fs::remove_file(&made);
-            if let Some(state) = made.parent() {
-                let _ = std::fs::remove_dir(state);
-            }
-        }
-        Ok(done)
-    }
 }

@@ -13,11 +13,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod dod_roots;
 mod firefox;
+mod first_start;
 mod nssdb;
 
-pub use firefox::system_integration;
+pub use dod_roots::{
+    dod_roots, firefox_profile, roots_in, trust_dod_roots, untrust_dod_roots, DodRoot, RootState,
+};
+pub use firefox::FirefoxAddon;
 use firefox::*;
+pub(crate) use firefox::{add_firefox_policy, remove_firefox_policy};
+pub use first_start::{register_at_first_start, registered_since, FirstStart};
 use nssdb::*;
 pub use nssdb::{browser_setup, fix_nssdb, BrowserSetup};
 
@@ -57,12 +64,12 @@ pub const MODULE_NAME: &str = "CAC Bridge";
 /// The Firefox PKCS#11 manifest's name (its file is `<name>.json`).
 pub const FIREFOX_MANIFEST_NAME: &str = "cacbridge";
 pub const LIBRARY: &str = "libcacbridge_pkcs11.so";
+use crate::caller::FIREFOX_EXTENSION_ID;
 /// The name browsers load the same library under: the module then takes the PIN from CAC
 /// Bridge's window instead of the browser's prompt (pkcs11/src/ffi.rs, docs/pkcs11.md).
 pub use cacbridge_channel::BROWSER_LIBRARY;
-const FIREFOX_EXTENSION_ID: &str = "cacbridge@cacbridge.app";
-/// Where Debian's firefox-esr reads enterprise policies.
-const FIREFOX_POLICIES: &str = "/etc/firefox/policies/policies.json";
+/// Where Firefox (the deb, ESR and the snap) reads enterprise policies on Linux.
+pub const FIREFOX_POLICIES: &str = "/etc/firefox/policies/policies.json";
 
 /// The module beside this host (a build tree, or a package's library directory).
 pub fn find_module(host: &Path) -> Option<PathBuf> {
@@ -195,7 +202,8 @@ pub fn register(
         done.push(add_firefox_policy(
             Path::new(FIREFOX_POLICIES),
             module,
-            false,
+            None,
+            &[],
         )?);
     }
     Ok(done)
@@ -224,7 +232,7 @@ pub fn unregister(home: &Path, system: bool) -> Result<Vec<String>, InstallError
         Err(err) => return Err(at(&manifest)(err)),
     }
     if system {
-        if let Some(line) = remove_firefox_policy(Path::new(FIREFOX_POLICIES))? {
+        if let Some(line) = remove_firefox_policy(Path::new(FIREFOX_POLICIES), &[])? {
             done.push(line);
         }
     }
@@ -406,7 +414,7 @@ mod tests {
         let file = dir.path().join("policies.json");
         std::fs::write(&file, r#"{"policies": {"DisableTelemetry": true}}"#).unwrap();
         let module = Path::new("/usr/lib/cacbridge/libcacbridge_pkcs11.so");
-        add_firefox_policy(&file, module, false).unwrap();
+        add_firefox_policy(&file, module, None, &[]).unwrap();
         let value: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(value["policies"]["DisableTelemetry"], true);
@@ -414,7 +422,7 @@ mod tests {
             value["policies"]["SecurityDevices"]["Add"][MODULE_NAME],
             module.to_str().unwrap()
         );
-        assert!(remove_firefox_policy(&file).unwrap().is_some());
+        assert!(remove_firefox_policy(&file, &[]).unwrap().is_some());
         let value: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(value["policies"]["DisableTelemetry"], true);
@@ -423,72 +431,11 @@ mod tests {
             .is_none());
 
         std::fs::write(&file, "{ damaged").unwrap();
-        assert!(add_firefox_policy(&file, module, false)
+        assert!(add_firefox_policy(&file, module, None, &[])
             .unwrap_err()
             .to_string()
             .contains("not changed"));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "{ damaged");
-    }
-
-    #[test]
-    fn system_integration_adds_the_addon_and_module_and_takes_exactly_them_back() {
-        let root = tempfile::tempdir().unwrap();
-        let module = Path::new("/usr/lib/cacbridge/libcacbridge_pkcs11_browser.so");
-        let file = root.path().join("etc/firefox/policies/policies.json");
-        // Nothing before: the file is made, and removed again with nothing left.
-        system_integration(root.path(), true, module).unwrap();
-        let value: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        assert_eq!(
-            value["policies"]["ExtensionSettings"][FIREFOX_EXTENSION_ID]["installation_mode"],
-            "normal_installed"
-        );
-        assert_eq!(
-            value["policies"]["SecurityDevices"]["Add"][MODULE_NAME],
-            module.to_str().unwrap()
-        );
-        system_integration(root.path(), false, module).unwrap();
-        assert!(!file.exists(), "a file of ours alone is removed");
-        assert!(
-            !root.path().join("etc/firefox").exists(),
-            "and the directories made for it"
-        );
-        assert!(!root.path().join("var/lib/cacbridge").exists());
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-
-        // An administrator's file: their entries stay, exactly, and no block is left.
-        let theirs = serde_json::json!({"policies": {
-            "DisableTelemetry": true,
-            "ExtensionSettings": {"other@example": {"installation_mode": "blocked"}},
-            "SecurityDevices": {"Add": {"OpenSC": "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"}}}});
-        std::fs::write(&file, theirs.to_string()).unwrap();
-        system_integration(root.path(), true, module).unwrap();
-        system_integration(root.path(), false, module).unwrap();
-        let after: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        assert_eq!(after, theirs);
-        assert_eq!(
-            system_integration(root.path(), false, module).unwrap(),
-            None
-        );
-
-        // The administrator's own entries for the add-on (a block) and the module name (their
-        // path): neither replaced on install nor removed on removal.
-        let theirs = serde_json::json!({"policies": {
-            "ExtensionSettings": {FIREFOX_EXTENSION_ID: {"installation_mode": "blocked"}},
-            "SecurityDevices": {"Add": {MODULE_NAME: "/opt/site/approved-pkcs11.so"}}}});
-        std::fs::write(&file, theirs.to_string()).unwrap();
-        let said = system_integration(root.path(), true, module)
-            .unwrap()
-            .unwrap();
-        assert!(said.contains("administrator's own"), "{said}");
-        let during: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        assert_eq!(during, theirs);
-        system_integration(root.path(), false, module).unwrap();
-        let after: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        assert_eq!(after, theirs);
     }
 
     #[test]

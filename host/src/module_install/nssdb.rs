@@ -222,15 +222,23 @@ pub struct BrowserSetup {
     pub tls_module: Option<bool>,
     /// DoD root CAs trusted for web sites, so that a DoD portal's CAC host loads.
     pub dod_roots: Option<bool>,
+    /// The module was registered after the browser started (at this person's first start, say):
+    /// the browser loads it once restarted.
+    pub module_needs_restart: bool,
 }
 
 /// [`BrowserSetup`] for the Chrome family (their NSS database); Firefox keeps both in its
 /// profile, which its extension API answers for the module and nothing answers for roots.
-pub fn browser_setup(home: &Path, chromium: bool) -> BrowserSetup {
+pub fn browser_setup(
+    home: &Path,
+    chromium: bool,
+    browser_started: Option<std::time::SystemTime>,
+) -> BrowserSetup {
     if !chromium {
         return BrowserSetup {
             tls_module: None,
             dod_roots: None,
+            module_needs_restart: false,
         };
     }
     let dir = nssdb(home);
@@ -249,6 +257,8 @@ pub fn browser_setup(home: &Path, chromium: bool) -> BrowserSetup {
     BrowserSetup {
         tls_module,
         dod_roots,
+        module_needs_restart: tls_module == Some(true)
+            && browser_started.is_some_and(|started| super::registered_since(home, started)),
     }
 }
 
