@@ -7,13 +7,13 @@ import { NativePort, HOST_NAME, hostError } from "./lib/port.js";
 import { normalizeError } from "./lib/errors.js";
 import { allowList, injectIntoOpenTabs, syncContentScripts } from "./background/content-scripts.js";
 import { Flows } from "./background/flows.js";
-import { dialogDetails, dialogSubmit } from "./background/dialog-flow.js";
+import { CARD_TIMEOUT, dialogDetails, dialogSubmit } from "./background/dialog-flow.js";
 import { clearSiteData, readiness } from "./background/readiness.js";
 import { pageRequest } from "./background/page-requests.js";
 import { ensureModuleLoaded } from "./background/pkcs11-module.js";
 import { openTlsWindow } from "./background/tls-window.js";
 import { BUILT_IN_MTLS_PROFILES } from "./lib/build-config.js";
-import { EVENTS, WINDOW_TIMEOUT_MS } from "./lib/wire.js";
+import { COMMANDS, EVENTS, WINDOW_TIMEOUT_MS } from "./lib/wire.js";
 
 const api = /** @type {typeof chrome} */ (globalThis.browser ?? globalThis.chrome);
 const DIALOG = api.runtime.getURL("ui/dialog.html");
@@ -102,6 +102,11 @@ async function extensionPageMessage(message) {
       return readiness(host, await currentAllowList(), message.origin, await ensureModuleLoaded(api));
     case "popup:clear-site-data":
       return clearSiteData(api, message.origin);
+    // The DoD roots: read, or changed once the person confirmed in the popup (ui/popup.js).
+    case "popup:dod-roots":
+      return host.request(COMMANDS.dodRoots, {}, CARD_TIMEOUT);
+    case "popup:trust-dod-roots":
+      return host.request(COMMANDS.trustDodRoots, { trust: message.trust === true }, CARD_TIMEOUT);
     case "options:get":
       return currentAllowList();
     default:

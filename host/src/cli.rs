@@ -45,8 +45,9 @@ pub enum Cmd {
         #[arg(long, default_value = "/")]
         root: PathBuf,
         /// Repair what can safely be repaired first: missing or stale manifests, a database
-        /// made by root in your home, a second smart-card module showing the card twice, a
-        /// stopped smart card service (started only as root).
+        /// made by root in your home, a second smart-card module showing the card twice, the
+        /// DoD root CAs missing from your browsers (trusted for web sites only, each named
+        /// with its fingerprint), a stopped smart card service (started only as root).
         #[arg(long)]
         fix: bool,
     },

@@ -35,6 +35,37 @@ pub fn fix_files(home: &Path, host: std::io::Result<PathBuf>) -> Vec<String> {
         }
     }
     did.extend(module_install::fix_nssdb(home));
+    if as_the_user {
+        did.extend(trust_dod_roots(home));
+    }
+    did
+}
+
+/// The DoD roots, trusted for web sites in the browsers' databases that have none of them
+/// (Chrome's, Firefox's default profile): what CAC Bridge's popup offers, here at the person's
+/// own `doctor --fix`. Each root is named with its fingerprint; the popup removes them again.
+fn trust_dod_roots(home: &Path) -> Vec<String> {
+    let Some(state) = crate::logging::state_dir() else {
+        return Vec::new();
+    };
+    let databases = [
+        Some(home.join(".pki/nssdb")),
+        module_install::firefox_profile(home, None),
+    ];
+    let mut did = Vec::new();
+    for database in databases.into_iter().flatten() {
+        if !database.join("cert9.db").exists() {
+            continue;
+        }
+        match module_install::roots_in(&database, &state) {
+            Ok(roots) if roots.iter().any(|root| root.trusted) => {}
+            Ok(_) => match module_install::trust_dod_roots(&database, &state) {
+                Ok(lines) => did.extend(lines.into_iter().map(|line| format!("fixed: {line}"))),
+                Err(err) => did.push(format!("not fixed: DoD roots: {err}")),
+            },
+            Err(err) => did.push(format!("not fixed: DoD roots: {err}")),
+        }
+    }
     did
 }
 

@@ -338,6 +338,15 @@ fn doctor_fix_as_root_on_a_users_home_gives_files_back_and_loads_and_follows_not
     // process (their library runs as them, as it would in their browser).
     let said = host_as(someone, home.path(), "doctor --fix");
     assert!(said.contains("manifest(s) written"), "{said}");
+    // ... and the DoD roots their Chrome lacked are trusted, each named with its fingerprint.
+    let root3 = &cacbridge_cert::dod_roots()[0];
+    assert!(
+        said.contains(&format!(
+            "{} trusted for web sites (SHA-256 {})",
+            root3.name, root3.sha256
+        )),
+        "{said}"
+    );
     let fixed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     assert_eq!(fixed["path"], path.as_str(), "{said}");

@@ -100,6 +100,7 @@ async function browserItems(host, module) {
     items.push({
       id: "module",
       ok: setup.tlsModule && !restart,
+      ...(restart ? { restart: true } : {}),
       detail: restart
         ? "set up just now: restart the browser once to use it"
         : setup.tlsModule

@@ -21,7 +21,7 @@ const WHAT_TO_DO = {
   card: "Insert your CAC into the reader, chip first and face up.",
   certificates: "Take the card out and insert it again. If it still fails, or the certificate has expired, the card needs updating at an ID card office (RAPIDS).",
   module: "Run `cacbridge-host install` (or reinstall CAC Bridge), then restart the browser.",
-  roots: "Install the DoD root certificates in this browser (DISA's InstallRoot); without them a DoD portal's CAC host does not load.",
+  roots: "Without them a DoD portal's CAC host does not load. CAC Bridge can trust them in this browser, for web sites only:",
   expiry: "Renew before it expires: certificate updates at ID Card Office Online (idco.dmdc.osd.mil), or a new card at a RAPIDS ID card office (appointments at idco.dmdc.osd.mil).",
   portal: "CAC Bridge only works on portals on its list. Add this portal under Allowed portals, or ask your administrator.",
 };
@@ -59,11 +59,22 @@ async function render() {
       what.className = "what";
       what.textContent = item.code === "native-too-old"
         ? "Update the CAC Bridge app: this version is too old for the extension."
-        : WHAT_TO_DO[/** @type {keyof WHAT_TO_DO} */ (item.id)];
+        : item.restart
+          ? "Close every window of this browser and start it again (once): it loads CAC Bridge's security device at its start."
+          : WHAT_TO_DO[/** @type {keyof WHAT_TO_DO} */ (item.id)];
       li.append(what);
+      if (item.id === "roots") {
+        const show = document.createElement("button");
+        show.type = "button";
+        show.id = "roots-show";
+        show.textContent = "Show the DoD roots\u2026";
+        show.onclick = () => showRoots();
+        li.append(show);
+      }
     }
     list.append(li);
   }
+  await offerRemoval();
   const clear = /** @type {HTMLButtonElement} */ (document.getElementById("clear"));
   if (origin) {
     clear.hidden = false;
@@ -76,6 +87,58 @@ async function render() {
         : `Could not clear: ${done?.error?.message}`;
     };
   }
+}
+
+/** The DoD roots and where they stand in this browser, from the host. */
+async function dodRoots() {
+  const answer = await api.runtime.sendMessage({ type: "popup:dod-roots" });
+  return answer?.ok ? /** @type {{name: string, sha256: string, notAfter: string, trusted: boolean, addedByCacBridge: boolean}[]} */ (answer.result.roots) : null;
+}
+
+/** What the person confirms: each root's name, fingerprint and end of validity. */
+async function showRoots() {
+  const roots = await dodRoots();
+  const section = /** @type {HTMLElement} */ (document.getElementById("roots-consent"));
+  const body = /** @type {HTMLElement} */ (document.querySelector("#roots-table tbody"));
+  body.replaceChildren(
+    ...(roots ?? []).map((root) => {
+      const row = document.createElement("tr");
+      for (const text of [root.name, root.sha256, root.notAfter.slice(0, 10)]) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      return row;
+    }),
+  );
+  section.hidden = false;
+  /** @type {HTMLButtonElement} */ (document.getElementById("roots-trust")).onclick = () => changeRoots(true);
+  /** @type {HTMLButtonElement} */ (document.getElementById("roots-cancel")).onclick = () => {
+    section.hidden = true;
+  };
+  /** @type {HTMLElement} */ (document.getElementById("roots-title")).focus?.();
+}
+
+/** Trust (or take out) the DoD roots, then check again. */
+async function changeRoots(/** @type {boolean} */ trust) {
+  const done = await api.runtime.sendMessage({ type: "popup:trust-dod-roots", trust });
+  /** @type {HTMLElement} */ (document.getElementById("roots-consent")).hidden = true;
+  const note = /** @type {HTMLElement} */ (document.getElementById("roots-done"));
+  note.hidden = false;
+  note.textContent = done?.ok
+    ? trust
+      ? "The DoD root certificates are trusted in this browser, for web sites."
+      : "The DoD root certificates CAC Bridge added are removed."
+    : `Could not change them: ${done?.error?.message}`;
+  await render();
+}
+
+/** Roots CAC Bridge added can be taken out again. */
+async function offerRemoval() {
+  const remove = /** @type {HTMLButtonElement} */ (document.getElementById("roots-remove"));
+  const roots = await dodRoots();
+  remove.hidden = !roots?.some((root) => root.addedByCacBridge);
+  remove.onclick = () => changeRoots(false);
 }
 
 render();

@@ -131,20 +131,47 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
       );
       assert.deepEqual(await shadowMissing(page), ["roots"]);
       await screenshot(page, which, "mtls-readiness-missing");
-      // The DoD roots, trusted as DISA's InstallRoot leaves them: ready.
-      const database = `sql:${join(stack.home, ".pki/nssdb")}`;
+      // The person trusts the DoD roots from CAC Bridge's popup, having seen what they are.
+      const popup = await stack.browser.newPage();
+      await popup.goto(`${stack.base}/ui/popup.html`);
+      await popup.waitForSelector("#roots-show");
+      await screenshot(popup, which, "popup-roots-missing");
+      await popup.click("#roots-show");
+      await popup.waitForFunction(() => document.querySelectorAll("#roots-table tbody tr").length === 4);
+      const shown = await popup.$$eval("#roots-table tbody tr", (rows) => rows.map((row) => [...row.cells].map((cell) => cell.textContent)));
       const bundle = readFileSync(join(ROOT, "cert/data/dod-ca-bundle-v5.14.pem"), "utf8");
-      const root = bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g).find((pem) => {
-        const subject = spawnSync("openssl", ["x509", "-noout", "-subject"], { input: pem, encoding: "utf8" }).stdout;
-        return /CN ?= ?DoD Root CA 3/.test(subject);
-      });
-      const added = spawnSync("certutil", ["-A", "-d", database, "-n", "DoD Root CA 3", "-t", "CT,C,C"], { input: root, encoding: "utf8" });
-      assert.equal(added.status, 0, added.stderr);
+      const fingerprints = new Map(
+        bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g).map((pem) => {
+          const out = spawnSync("openssl", ["x509", "-noout", "-subject", "-fingerprint", "-sha256"], { input: pem, encoding: "utf8" }).stdout;
+          return [out.match(/CN ?= ?([^\n,]+)/)[1].trim(), out.match(/Fingerprint=(.+)/)[1].trim()];
+        }),
+      );
+      assert.deepEqual(shown.map(([name]) => name), ["DoD Root CA 3", "DoD Root CA 4", "DoD Root CA 5", "DoD Root CA 6"]);
+      for (const [name, sha256] of shown) assert.equal(sha256, fingerprints.get(name), `${name}'s fingerprint as openssl reads it`);
+      await screenshot(popup, which, "popup-roots-consent");
+      await popup.click("#roots-trust");
+      await popup.waitForFunction(() => document.querySelector('li[data-check="roots"]')?.dataset.ok === "true", { timeout: 20000 });
+      await popup.waitForSelector("#roots-remove:not([hidden])", { timeout: 10000 }); // removable
+      await screenshot(popup, which, "popup-roots-trusted");
+      // Trusted for web sites only, as NSS's own tool lists them.
+      const database = `sql:${join(stack.home, ".pki/nssdb")}`;
+      const listing = spawnSync("certutil", ["-L", "-d", database], { encoding: "utf8" }).stdout;
+      for (const name of fingerprints.keys()) {
+        if (!/^DoD Root CA/.test(name)) continue;
+        assert.match(listing, new RegExp(`${name}\\s+C,,\\s*$`, "m"), listing);
+      }
+      await page.bringToFront();
       await page.reload();
       await page.waitForFunction(() => document.documentElement.dataset.cacbridgeMtls, { timeout: 20000 });
       assert.equal(await page.evaluate(() => document.documentElement.dataset.cacbridgeMtls), "ready");
       assert.match(await shadowText(page), /ready for the CAC host/);
       await screenshot(page, which, "mtls-readiness");
+      // And removable: what CAC Bridge added goes again.
+      await popup.bringToFront();
+      await popup.click("#roots-remove");
+      await popup.waitForFunction(() => document.querySelector('li[data-check="roots"]')?.dataset.ok === "false", { timeout: 20000 });
+      assert.doesNotMatch(spawnSync("certutil", ["-L", "-d", database], { encoding: "utf8" }).stdout, /DoD Root CA/);
+      await popup.close();
       await page.close();
     });
   }

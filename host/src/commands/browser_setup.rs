@@ -17,7 +17,8 @@ pub fn route(id: RequestId, caller: &Caller) -> Route {
             .and_then(cacbridge_channel::ProcessIdentity::of)
             .and_then(|browser| browser.started_at());
         let setup = tokio::task::spawn_blocking(move || {
-            crate::module_install::browser_setup(&home, chromium, browser_started)
+            let state = crate::logging::state_dir();
+            crate::module_install::browser_setup(&home, state.as_deref(), chromium, browser_started)
         })
         .await;
         match setup {

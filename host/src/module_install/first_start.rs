@@ -41,16 +41,30 @@ pub fn register_at_first_start(
         let library = browser_library(home, &module)?;
         FirstStart::Registered(register_nssdb(home, &library)?)
     };
-    write(&marker, "CAC Bridge's module was registered for this person once; `cacbridge-host uninstall` takes it out for good.\n")?;
+    // The time of a registration made here, which a browser started earlier has not loaded
+    // (the NSS database's own files are no clock: browsers rewrite them as they open them).
+    let when = match &done {
+        FirstStart::Registered(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|t| t.as_secs_f64().to_string())
+            .unwrap_or_default(),
+        FirstStart::Nothing => "found".to_owned(),
+    };
+    write(
+        &marker,
+        &format!("{when}\nCAC Bridge's module was registered for this person once; `cacbridge-host uninstall` takes it out for good.\n"),
+    )?;
     Ok(done)
 }
 
-/// Whether CAC Bridge's registration in `home`'s NSS database is newer than `started` (the
-/// browser's start): that browser has not loaded the module yet and must be restarted once.
-pub fn registered_since(home: &Path, started: std::time::SystemTime) -> bool {
-    let listing = nssdb(home).join("pkcs11.txt");
+/// Whether the first start registered the module after `started` (the browser's start): that
+/// browser has not loaded it yet and must be restarted once. `state` holds the marker.
+pub fn registered_since(home: &Path, state: &Path, started: std::time::SystemTime) -> bool {
+    let registered_at = std::fs::read_to_string(state.join(MARKER))
+        .ok()
+        .and_then(|text| text.lines().next()?.parse::<f64>().ok())
+        .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
+        .map(|since_epoch| std::time::UNIX_EPOCH + since_epoch);
     matches!(registered_library(&nssdb(home)), Ok(Some(_)))
-        && std::fs::metadata(listing)
-            .and_then(|m| m.modified())
-            .is_ok_and(|modified| modified > started)
+        && registered_at.is_some_and(|at| at > started)
 }

@@ -231,6 +231,7 @@ pub struct BrowserSetup {
 /// profile, which its extension API answers for the module and nothing answers for roots.
 pub fn browser_setup(
     home: &Path,
+    state: Option<&Path>,
     chromium: bool,
     browser_started: Option<std::time::SystemTime>,
 ) -> BrowserSetup {
@@ -258,7 +259,9 @@ pub fn browser_setup(
         tls_module,
         dod_roots,
         module_needs_restart: tls_module == Some(true)
-            && browser_started.is_some_and(|started| super::registered_since(home, started)),
+            && browser_started
+                .zip(state)
+                .is_some_and(|(started, state)| super::registered_since(home, state, started)),
     }
 }
 
