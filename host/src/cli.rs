@@ -65,8 +65,12 @@ pub enum Cmd {
     /// Remove the native-messaging host manifests.
     Uninstall {
         /// The system-wide ones.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "first_start")]
         system: bool,
+        /// Only what the first start registered for you (the module in Chrome's database) and
+        /// its marker: what the package's removal runs for every user, as that user.
+        #[arg(long)]
+        first_start: bool,
     },
     /// The extension for every user (Chrome family: external-extension files; Firefox: its
     /// enterprise policy) and Firefox's PKCS#11 module, as the cacbridge-browser-integration

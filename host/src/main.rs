@@ -64,7 +64,10 @@ fn main() -> ExitCode {
                 module_install::PinEntry::Window
             },
         ),
-        Some(Cmd::Uninstall { system }) => uninstall(system),
+        Some(Cmd::Uninstall {
+            first_start: true, ..
+        }) => forget_first_start(),
+        Some(Cmd::Uninstall { system, .. }) => uninstall(system),
         Some(Cmd::Doctor { report, root, fix }) => {
             if fix {
                 doctor_fix();
@@ -149,6 +152,26 @@ fn uninstall(system: bool) -> ExitCode {
             if files.is_empty() && module.as_ref().is_ok_and(Vec::is_empty) {
                 say("nothing to remove");
             }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cacbridge-host: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `cacbridge-host uninstall --first-start`: what the first start registered, taken out.
+fn forget_first_start() -> ExitCode {
+    if let Some(refused) = refuse_root_on_anothers_home(false) {
+        return refused;
+    }
+    let Some(state) = logging::state_dir() else {
+        return ExitCode::SUCCESS;
+    };
+    match module_install::forget_first_start(&home(), &state) {
+        Ok(lines) => {
+            lines.iter().for_each(|line| say(line));
             ExitCode::SUCCESS
         }
         Err(err) => {

@@ -365,12 +365,19 @@ fn the_first_start_from_a_chrome_family_browser_registers_the_module_once() {
     use common::{HostProcess, CHROME_ORIGIN};
     let _guard = lock();
     let home = tempfile::tempdir().unwrap();
-    let state = home.path().join("state");
-    let env = [
-        ("HOME", home.path().to_str().unwrap()),
-        ("XDG_STATE_HOME", state.to_str().unwrap()),
-    ];
+    // The host's state directory is the default one, under this home.
+    let state = home.path().join(".local/state");
+    let env = [("HOME", home.path().to_str().unwrap())];
     let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
+    // The person's own second module, registered before.
+    std::fs::create_dir_all(home.path().join(".pki/nssdb")).unwrap();
+    nss("certutil", &["-N", "-d", &database, "--empty-password"]);
+    nss(
+        "modutil",
+        &[
+            "-dbdir", &database, "-add", "OpenSC", "-libfile", OPENSC, "-force",
+        ],
+    );
     let browser_setup = || {
         let mut host = HostProcess::spawn_with_env(&[CHROME_ORIGIN], "debug", &env);
         let reply = host.call("1", "browser-setup", serde_json::json!({}));
@@ -395,6 +402,19 @@ fn the_first_start_from_a_chrome_family_browser_registers_the_module_once() {
     browser_setup();
     let again = nss("modutil", &["-dbdir", &database, "-list"]);
     assert_eq!(again.matches("CAC Bridge").count(), 1, "{again}");
+
+    // The package's removal runs this for every user, as that user: the first start's
+    // registration and marker go, the person's own OpenSC stays.
+    let said = host(home.path(), "uninstall --first-start");
+    assert!(said.contains("CAC Bridge's module removed"), "{said}");
+    let after = nss("modutil", &["-dbdir", &database, "-list"]);
+    assert!(!after.contains("CAC Bridge"), "{after}");
+    assert!(after.contains("OpenSC"), "{after}");
+    assert!(!state.join("cacbridge/module-registered").exists());
+    assert_eq!(host(home.path(), "uninstall --first-start"), "");
+
+    // Installed again, the first start registers it again.
+    assert_eq!(browser_setup()["tlsModule"], true);
 
     // The person takes the module out: it stays out at the next start.
     host(home.path(), "uninstall");

@@ -68,3 +68,44 @@ pub fn registered_since(home: &Path, state: &Path, started: std::time::SystemTim
     matches!(registered_library(&nssdb(home)), Ok(Some(_)))
         && registered_at.is_some_and(|at| at > started)
 }
+
+/// Take out what the first start registered: CAC Bridge's module in `home`'s NSS database when
+/// the first start put it there (the marker says when) and it still names the library it
+/// registered, and the marker. Another registration (the person's own install) stays. What
+/// the package's removal runs for every user, as that user. One line per thing done.
+pub fn forget_first_start(home: &Path, state: &Path) -> Result<Vec<String>, InstallError> {
+    let marker = state.join(MARKER);
+    let Ok(text) = std::fs::read_to_string(&marker) else {
+        return Ok(Vec::new());
+    };
+    let mut done = Vec::new();
+    let registered_here = text
+        .lines()
+        .next()
+        .is_some_and(|first| first.parse::<f64>().is_ok());
+    let dir = nssdb(home);
+    let ours = registered_library(&dir)
+        .ok()
+        .flatten()
+        .is_some_and(|library| {
+            Path::new(&library)
+                .file_name()
+                .is_some_and(|name| name == BROWSER_LIBRARY)
+        });
+    if registered_here && ours {
+        nss_tool(
+            "modutil",
+            &[
+                "-dbdir",
+                &format!("sql:{}", dir.display()),
+                "-delete",
+                MODULE_NAME,
+                "-force",
+            ],
+        )?;
+        done.push(format!("{}: CAC Bridge's module removed", dir.display()));
+    }
+    std::fs::remove_file(&marker).map_err(at(&marker))?;
+    let _ = std::fs::remove_dir(state);
+    Ok(done)
+}

@@ -24,7 +24,7 @@ pub use dod_roots::{
 pub use firefox::FirefoxAddon;
 use firefox::*;
 pub(crate) use firefox::{add_firefox_policy, remove_firefox_policy};
-pub use first_start::{register_at_first_start, registered_since, FirstStart};
+pub use first_start::{forget_first_start, register_at_first_start, registered_since, FirstStart};
 use nssdb::*;
 pub use nssdb::{browser_setup, fix_nssdb, BrowserSetup};
 
