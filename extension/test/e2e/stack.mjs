@@ -25,6 +25,12 @@ const VIRTUAL_PIV = join(ROOT, "target/debug/virtual-piv");
  */
 const PACKAGED = Boolean(process.env.CACBRIDGE_E2E_PACKAGED);
 const PACKAGED_RELEASE = "/usr/share/cacbridge/extension/release.json";
+/**
+ * CACBRIDGE_E2E_PERSON: a user account the browsers run as, with that person's own home
+ * (tests/harness/first-day): their NSS database, their state directory, no test home.
+ */
+const PERSON = process.env.CACBRIDGE_E2E_PERSON;
+const PERSON_HOME = PERSON ? spawnSync("getent", ["passwd", PERSON], { encoding: "utf8" }).stdout.split(":")[5] : undefined;
 
 const CACHE_HOME = mkdtempSync(join(tmpdir(), "cacbridge-e2e-cache-"));
 
@@ -217,14 +223,16 @@ async function packagedExtension(browser, which, profileDir) {
  *   policy: the host's policy file (docs/policy.md), e.g. its backends;
  *   crashingHost: the host dies at its first authenticate, as a crash mid-request would
  */
-export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor, display, policy, crashingHost = false } = {}) {
-  const profile = mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
+export async function launch(which, { withHost = true, visible = false, installNow = true, clientCertificateFor, display, policy, crashingHost = false, reuseProfile } = {}) {
+  // reuseProfile: the profile a closed browser left (close({ keepProfile: true })), as the
+  // same person's browser starts again.
+  const profile = reuseProfile ?? mkdtempSync(join(tmpdir(), `cacbridge-${which}-`));
   const logs = join(profile, "host-logs");
-  mkdirSync(logs);
+  mkdirSync(logs, { recursive: true });
   // One certificate cache for every browser of this run, as one person's would be; a runtime
   // directory of its own for the host's local channel.
   const runtime = join(profile, "run");
-  mkdirSync(runtime, { mode: 0o700 });
+  mkdirSync(runtime, { mode: 0o700, recursive: true });
   const env = { ...process.env, CACBRIDGE_LOG_DIR: logs, CACBRIDGE_LOG: "trace", XDG_CACHE_HOME: CACHE_HOME, XDG_RUNTIME_DIR: runtime };
   // A host that dies at its first authenticate (tests/harness/crashing-host), then works.
   const hostPath = crashingHost ? join(ROOT, "tests/harness/crashing-host") : undefined;
@@ -237,13 +245,27 @@ export async function launch(which, { withHost = true, visible = false, installN
     env.CACBRIDGE_SYSTEM_POLICY = join(profile, "policy.json");
     writeFileSync(env.CACBRIDGE_SYSTEM_POLICY, JSON.stringify(policy));
   }
-  if (which === "chromium") {
+  if (PERSON) {
+    // The person's own home and a cache of their own; the browser runs as them (as-person).
+    env.HOME = PERSON_HOME;
+    env.XDG_CACHE_HOME = join(profile, "cache");
+    delete env.XDG_STATE_HOME;
+    env.CACBRIDGE_PERSON = PERSON;
+    // Lets WebDriver BiDi open the add-on's own pages (the popup) in Firefox.
+    env.MOZ_REMOTE_ALLOW_SYSTEM_ACCESS = "1";
+  } else if (which === "chromium") {
     // A home of the browser's own, as a person's: Chromium reads $HOME/.pki/nssdb, where the
     // host registers CAC Bridge's module at its first start.
     env.HOME = join(profile, "home");
-    mkdirSync(env.HOME);
+    mkdirSync(env.HOME, { recursive: true });
     delete env.XDG_STATE_HOME;
   }
+  /** The browser's program: as the person, through the launcher that drops to them. */
+  const program = (/** @type {string} */ path) => {
+    if (!PERSON) return path;
+    env.CACBRIDGE_REAL_BROWSER = path;
+    return join(ROOT, "tests/harness/as-person");
+  };
   if (clientCertificateFor && which === "chromium") {
     const home = env.HOME;
     const installed = spawnSync(join(BIN, "cacbridge-host"), ["install"], { env, encoding: "utf8" });
@@ -257,11 +279,13 @@ export async function launch(which, { withHost = true, visible = false, installN
       writeFileSync(join(profile, "Default", "Preferences"), JSON.stringify({ profile: { content_settings: { exceptions: { auto_select_certificate: rule } } } }));
     }
   }
+  // The person's browser and host write their logs, runtime directory and cache here.
+  if (PERSON) spawnSync("chown", ["-R", `${PERSON}:`, profile]);
   let browser;
   if (which === "chromium") {
     hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost, hostPath);
     browser = await puppeteer.launch({
-      executablePath: "/usr/lib/chromium/chromium",
+      executablePath: program("/usr/lib/chromium/chromium"),
       headless: !visible,
       defaultViewport: visible ? null : undefined,
       pipe: true,
@@ -284,23 +308,26 @@ export async function launch(which, { withHost = true, visible = false, installN
       ],
     });
   } else {
-    const home = join(profile, "home");
+    const home = PERSON_HOME ?? join(profile, "home");
     hostManifest("firefox", join(home, ".mozilla/native-messaging-hosts"), withHost, hostPath);
-    // What `cacbridge-host install` writes for the extension to load the PKCS#11 module.
-    mkdirSync(join(profile, "firefox"));
-    const modules = join(home, ".mozilla/pkcs11-modules");
-    mkdirSync(modules, { recursive: true });
-    // The browsers' name for the module (a link `cacbridge-host install` makes beside it).
-    const browserModule = join(BIN, "libcacbridge_pkcs11_browser.so");
-    if (!existsSync(browserModule)) symlinkSync(join(BIN, "libcacbridge_pkcs11.so"), browserModule);
-    writeFileSync(
-      join(modules, "cacbridge.json"),
-      JSON.stringify({ name: "cacbridge", description: "CAC Bridge", path: browserModule, type: "pkcs11", allowed_extensions: [IDS.firefoxId] }),
-    );
+    mkdirSync(join(profile, "firefox"), { recursive: true });
+    if (!PERSON) {
+      // What `cacbridge-host install` writes for the extension to load the PKCS#11 module (a
+      // person's comes from the package: /usr/lib/mozilla/pkcs11-modules).
+      const modules = join(home, ".mozilla/pkcs11-modules");
+      mkdirSync(modules, { recursive: true });
+      // The browsers' name for the module (a link `cacbridge-host install` makes beside it).
+      const browserModule = join(BIN, "libcacbridge_pkcs11_browser.so");
+      if (!existsSync(browserModule)) symlinkSync(join(BIN, "libcacbridge_pkcs11.so"), browserModule);
+      writeFileSync(
+        join(modules, "cacbridge.json"),
+        JSON.stringify({ name: "cacbridge", description: "CAC Bridge", path: browserModule, type: "pkcs11", allowed_extensions: [IDS.firefoxId] }),
+      );
+    }
     browser = await puppeteer.launch({
       browser: "firefox",
       dumpio: Boolean(process.env.CACBRIDGE_E2E_DEBUG),
-      executablePath: "/usr/bin/firefox-esr",
+      executablePath: program("/usr/bin/firefox-esr"),
       headless: !display,
       userDataDir: join(profile, "firefox"),
       acceptInsecureCerts: true,
@@ -337,9 +364,10 @@ export async function launch(which, { withHost = true, visible = false, installN
     hostLog() {
       return existsSync(logs) ? readdirSync(logs).map((f) => readFileSync(join(logs, f), "utf8")).join("") : "";
     },
-    async close() {
+    /** keepProfile: leave the profile for a later launch({ reuseProfile }). */
+    async close({ keepProfile = false } = {}) {
       await browser.close();
-      rmSync(profile, { recursive: true, force: true });
+      if (!keepProfile) rmSync(profile, { recursive: true, force: true });
     },
   };
 }

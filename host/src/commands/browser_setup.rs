@@ -13,12 +13,22 @@ pub fn route(id: RequestId, caller: &Caller) -> Route {
     Route::Deferred(Box::pin(async move {
         let home = dirs::home_dir().unwrap_or_default();
         // The browser is this host's parent: it started it.
-        let browser_started = cacbridge_channel::parent_of(std::process::id())
+        let browser = cacbridge_channel::parent_of(std::process::id());
+        let browser_started = browser
             .and_then(cacbridge_channel::ProcessIdentity::of)
             .and_then(|browser| browser.started_at());
         let setup = tokio::task::spawn_blocking(move || {
             let state = crate::logging::state_dir();
-            crate::module_install::browser_setup(&home, state.as_deref(), chromium, browser_started)
+            let profile = (!chromium)
+                .then(|| crate::module_install::firefox_profile(&home, browser))
+                .flatten();
+            crate::module_install::browser_setup(
+                &home,
+                state.as_deref(),
+                chromium,
+                browser_started,
+                profile.as_deref(),
+            )
         })
         .await;
         match setup {

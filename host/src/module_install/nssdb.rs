@@ -227,18 +227,20 @@ pub struct BrowserSetup {
     pub module_needs_restart: bool,
 }
 
-/// [`BrowserSetup`] for the Chrome family (their NSS database); Firefox keeps both in its
-/// profile, which its extension API answers for the module and nothing answers for roots.
+/// [`BrowserSetup`] for the Chrome family (their NSS database). Firefox keeps both in its
+/// profile (`firefox_profile`, when the host can tell which): its extension API answers for
+/// the module, the profile's database for the roots.
 pub fn browser_setup(
     home: &Path,
     state: Option<&Path>,
     chromium: bool,
     browser_started: Option<std::time::SystemTime>,
+    firefox_profile: Option<&Path>,
 ) -> BrowserSetup {
     if !chromium {
         return BrowserSetup {
             tls_module: None,
-            dod_roots: None,
+            dod_roots: firefox_profile.and_then(roots_trusted_in),
             module_needs_restart: false,
         };
     }
@@ -247,14 +249,7 @@ pub fn browser_setup(
         registered_library(&dir),
         Ok(Some(path)) if Path::new(&path).is_file()
     ));
-    let dod_roots = if !dir.join("cert9.db").exists() {
-        Some(false)
-    } else {
-        let database = format!("sql:{}", dir.display());
-        nss_tool("certutil", &["-L", "-d", &database])
-            .ok()
-            .map(|listing| trusts_dod_roots(&listing))
-    };
+    let dod_roots = roots_trusted_in(&dir);
     BrowserSetup {
         tls_module,
         dod_roots,
@@ -263,6 +258,18 @@ pub fn browser_setup(
                 .zip(state)
                 .is_some_and(|(started, state)| super::registered_since(home, state, started)),
     }
+}
+
+/// Whether the NSS database at `dir` trusts a DoD root CA for web sites (`None`: NSS's tools
+/// cannot tell).
+fn roots_trusted_in(dir: &Path) -> Option<bool> {
+    if !dir.join("cert9.db").exists() {
+        return Some(false);
+    }
+    let database = format!("sql:{}", dir.display());
+    nss_tool("certutil", &["-L", "-d", &database])
+        .ok()
+        .map(|listing| trusts_dod_roots(&listing))
 }
 
 /// Whether `certutil -L` lists a DoD root CA trusted to issue web server certificates (a `C`
