@@ -43,6 +43,21 @@ impl Caller {
         }
     }
 
+    /// The browser that started this host (its parent process), when a browser did.
+    pub fn browser_process(&self) -> Option<u32> {
+        self.family()?;
+        cacbridge_channel::parent_of(std::process::id())
+    }
+
+    /// Which kind of browser started the host, when a browser did.
+    pub fn family(&self) -> Option<crate::install::Family> {
+        match self {
+            Caller::Chromium { .. } => Some(crate::install::Family::Chromium),
+            Caller::Firefox { .. } => Some(crate::install::Family::Firefox),
+            Caller::Unidentified | Caller::Unrecognized { .. } => None,
+        }
+    }
+
     /// A person's own process: no browser launched it, so no browser allow-list applies.
     pub fn is_own_process(&self) -> bool {
         matches!(self, Caller::Unidentified)

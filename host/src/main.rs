@@ -42,16 +42,9 @@ fn main() -> ExitCode {
         Some(Cmd::List { json }) => list(json),
         Some(Cmd::SystemIntegration { remove, root }) => {
             let module = Path::new("/usr/lib/cacbridge").join(module_install::BROWSER_LIBRARY);
-            match system_integration::system_integration(&root, !remove, &module) {
-                Ok(lines) => {
-                    lines.iter().for_each(|line| say(line));
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("cacbridge-host: {err}");
-                    ExitCode::from(1)
-                }
-            }
+            said(system_integration::system_integration(
+                &root, !remove, &module,
+            ))
         }
         Some(Cmd::Install {
             system,
@@ -169,7 +162,12 @@ fn forget_first_start() -> ExitCode {
     let Some(state) = logging::state_dir() else {
         return ExitCode::SUCCESS;
     };
-    match module_install::forget_first_start(&home(), &state) {
+    said(module_install::forget_first_start(&home(), &state))
+}
+
+/// A command's lines printed, or its error: the exit code that goes with it.
+fn said(result: Result<Vec<String>, module_install::InstallError>) -> ExitCode {
+    match result {
         Ok(lines) => {
             lines.iter().for_each(|line| say(line));
             ExitCode::SUCCESS

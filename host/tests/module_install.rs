@@ -39,22 +39,34 @@ fn nss(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// A new, empty NSS database where Chrome looks in `home`; its `sql:` name.
+fn new_database(home: &Path) -> String {
+    let dir = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = format!("sql:{}", dir.display());
+    nss("certutil", &["-N", "-d", &database, "--empty-password"]);
+    database
+}
+
+/// Register OpenSC in `database`, as a person who used it before would have.
+fn add_opensc(database: &str) {
+    nss(
+        "modutil",
+        &[
+            "-dbdir", database, "-add", "OpenSC", "-libfile", OPENSC, "-force",
+        ],
+    );
+}
+
 #[test]
 #[ignore = "needs pcscd and virtual cards: run scripts/test"]
 fn install_registers_the_module_for_chrome_and_firefox_and_uninstall_removes_only_it() {
     let _guard = lock();
     let card = VirtualCard::insert("doe", 0);
     let home = tempfile::tempdir().unwrap();
-    let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
     // Someone registered OpenSC before: it must survive, and doctor must warn about it.
-    std::fs::create_dir_all(home.path().join(".pki/nssdb")).unwrap();
-    nss("certutil", &["-N", "-d", &database, "--empty-password"]);
-    nss(
-        "modutil",
-        &[
-            "-dbdir", &database, "-add", "OpenSC", "-libfile", OPENSC, "-force",
-        ],
-    );
+    let database = new_database(home.path());
+    add_opensc(&database);
 
     let said = host(home.path(), "install");
     assert!(
@@ -234,12 +246,7 @@ fn doctor_fix_as_root_on_a_users_home_gives_files_back_and_loads_and_follows_not
         .to_owned();
     std::fs::write(&manifest, text.replace(&path, "/opt/old/cacbridge-host")).unwrap();
     // OpenSC registered beside CAC Bridge: the card twice.
-    nss(
-        "modutil",
-        &[
-            "-dbdir", &database, "-add", "OpenSC", "-libfile", OPENSC, "-force",
-        ],
-    );
+    add_opensc(&database);
     // The user's own library, listed a second time under OpenSC's name (the review's H1): NSS
     // would run its constructor as whoever opens the database.
     let hostile = home.path().join("hostile.so");
@@ -368,16 +375,9 @@ fn the_first_start_from_a_chrome_family_browser_registers_the_module_once() {
     // The host's state directory is the default one, under this home.
     let state = home.path().join(".local/state");
     let env = [("HOME", home.path().to_str().unwrap())];
-    let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
     // The person's own second module, registered before.
-    std::fs::create_dir_all(home.path().join(".pki/nssdb")).unwrap();
-    nss("certutil", &["-N", "-d", &database, "--empty-password"]);
-    nss(
-        "modutil",
-        &[
-            "-dbdir", &database, "-add", "OpenSC", "-libfile", OPENSC, "-force",
-        ],
-    );
+    let database = new_database(home.path());
+    add_opensc(&database);
     let browser_setup = || {
         let mut host = HostProcess::spawn_with_env(&[CHROME_ORIGIN], "debug", &env);
         let reply = host.call("1", "browser-setup", serde_json::json!({}));
@@ -448,10 +448,8 @@ fn the_dod_roots_are_trusted_for_web_sites_only_and_only_cac_bridges_are_taken_o
         ("HOME", home.path().to_str().unwrap()),
         ("XDG_STATE_HOME", state.to_str().unwrap()),
     ];
-    let database = format!("sql:{}", home.path().join(".pki/nssdb").display());
     // The person trusted DoD Root CA 3 themselves before (DISA's InstallRoot, say).
-    std::fs::create_dir_all(home.path().join(".pki/nssdb")).unwrap();
-    nss("certutil", &["-N", "-d", &database, "--empty-password"]);
+    let database = new_database(home.path());
     let root3 = cacbridge_cert::dod_roots()
         .into_iter()
         .find(|r| r.name == "DoD Root CA 3")

@@ -9,26 +9,12 @@ use crate::messaging::protocol::{ErrorCode, Outbound, RequestId, WireError};
 use crate::messaging::Route;
 
 pub fn route(id: RequestId, caller: &Caller) -> Route {
-    let chromium = matches!(caller, Caller::Chromium { .. });
+    let (family, browser) = (caller.family(), caller.browser_process());
     Route::Deferred(Box::pin(async move {
         let home = dirs::home_dir().unwrap_or_default();
-        // The browser is this host's parent: it started it.
-        let browser = cacbridge_channel::parent_of(std::process::id());
-        let browser_started = browser
-            .and_then(cacbridge_channel::ProcessIdentity::of)
-            .and_then(|browser| browser.started_at());
         let setup = tokio::task::spawn_blocking(move || {
             let state = crate::logging::state_dir();
-            let profile = (!chromium)
-                .then(|| crate::module_install::firefox_profile(&home, browser))
-                .flatten();
-            crate::module_install::browser_setup(
-                &home,
-                state.as_deref(),
-                chromium,
-                browser_started,
-                profile.as_deref(),
-            )
+            crate::module_install::browser_setup(&home, state.as_deref(), family, browser)
         })
         .await;
         match setup {

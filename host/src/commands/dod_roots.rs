@@ -4,8 +4,6 @@
 //! popup, and taken out again the same way (docs/protocol.md, module_install/dod_roots.rs). No
 //! card is touched; the NSS tools run on a blocking thread.
 
-use std::path::PathBuf;
-
 use serde_json::{json, Value};
 
 use crate::caller::Caller;
@@ -13,16 +11,22 @@ use crate::messaging::protocol::{Arguments, ErrorCode, Outbound, RequestId, Wire
 use crate::messaging::Route;
 use crate::module_install;
 
-/// The NSS database of the browser that started this host, if this host can tell which.
-fn database(caller: &Caller) -> Option<PathBuf> {
-    let home = dirs::home_dir()?;
-    match caller {
-        Caller::Chromium { .. } => Some(home.join(".pki/nssdb")),
-        Caller::Firefox { .. } => {
-            module_install::firefox_profile(&home, cacbridge_channel::parent_of(std::process::id()))
-        }
-        _ => None,
+/// Trust (or take out) the roots as `trust` says, then where they stand, with the number of
+/// roots changed.
+fn apply(
+    database: &std::path::Path,
+    state: &std::path::Path,
+    trust: Option<bool>,
+) -> Result<(Vec<module_install::RootState>, usize), module_install::InstallError> {
+    let done = match trust {
+        Some(true) => module_install::trust_dod_roots(database, state)?,
+        Some(false) => module_install::untrust_dod_roots(database, state)?,
+        None => Vec::new(),
+    };
+    for line in &done {
+        tracing::info!(%line, "DoD roots");
     }
+    module_install::roots_in(database, state).map(|roots| (roots, done.len()))
 }
 
 /// `trust`: `None` only reads (`dod-roots`), `Some(true)` trusts, `Some(false)` takes out
@@ -41,34 +45,29 @@ pub fn route(id: RequestId, caller: &Caller, arguments: &Arguments, change: bool
     } else {
         None
     };
-    let (Some(database), Some(state)) = (database(caller), crate::logging::state_dir()) else {
-        return Route::Reply(Outbound::error(
-            Some(id),
-            WireError::new(
-                ErrorCode::BrowserSetupFailed,
-                "this browser's certificate database is not known to CAC Bridge",
-            ),
-        ));
-    };
+    let (family, browser) = (caller.family(), caller.browser_process());
     Route::Deferred(Box::pin(async move {
+        // `None`: the browser's database (or the host's state directory) is not known.
         let answer = tokio::task::spawn_blocking(move || {
-            let done = match trust {
-                Some(true) => module_install::trust_dod_roots(&database, &state)?,
-                Some(false) => module_install::untrust_dod_roots(&database, &state)?,
-                None => Vec::new(),
-            };
-            for line in &done {
-                tracing::info!(%line, "DoD roots");
-            }
-            module_install::roots_in(&database, &state).map(|roots| (roots, done.len()))
+            let home = dirs::home_dir()?;
+            let database = module_install::browser_database(&home, family?, browser)?;
+            let state = crate::logging::state_dir()?;
+            Some(apply(&database, &state, trust))
         })
         .await;
         match answer {
-            Ok(Ok((roots, changed))) => Outbound::Result {
+            Ok(None) => Outbound::error(
+                Some(id),
+                WireError::new(
+                    ErrorCode::BrowserSetupFailed,
+                    "this browser's certificate database is not known to CAC Bridge",
+                ),
+            ),
+            Ok(Some(Ok((roots, changed)))) => Outbound::Result {
                 id,
                 result: json!({ "roots": roots, "changed": changed }),
             },
-            Ok(Err(err)) => Outbound::error(
+            Ok(Some(Err(err))) => Outbound::error(
                 Some(id),
                 WireError::new(ErrorCode::BrowserSetupFailed, err.to_string()),
             ),

@@ -56,19 +56,7 @@ fn listed(database: &Path) -> Result<Vec<(String, String)>, InstallError> {
         return Ok(Vec::new());
     }
     let listing = nss_tool("certutil", &["-L", "-d", &sql(database)])?;
-    Ok(listing
-        .lines()
-        .filter_map(|line| {
-            let (name, trust) = line.trim_end().rsplit_once(char::is_whitespace)?;
-            trust
-                .contains(',')
-                .then(|| (name.trim().to_owned(), trust.to_owned()))
-        })
-        .collect())
-}
-
-fn sql(database: &Path) -> String {
-    format!("sql:{}", database.display())
+    Ok(listed_certificates(&listing))
 }
 
 /// The ledger's entries for `database`.
@@ -105,9 +93,9 @@ pub fn roots_in(database: &Path, state: &Path) -> Result<Vec<RootState>, Install
     Ok(dod_roots()
         .into_iter()
         .map(|root| {
-            let trusted = listed.iter().any(|(name, trust)| {
-                *name == root.name && trust.split(',').next().is_some_and(|ssl| ssl.contains('C'))
-            });
+            let trusted = listed
+                .iter()
+                .any(|(name, trust)| *name == root.name && trusted_for_web_sites(trust));
             let added_by_cac_bridge = ours.contains(&root.name);
             RootState {
                 root,
@@ -139,7 +127,7 @@ pub fn trust_dod_roots(database: &Path, state: &Path) -> Result<Vec<String>, Ins
             continue;
         }
         let file = state.join(format!(".{}.der", root.name.replace(' ', "-")));
-        write_bytes(&file, &root.der)?;
+        write(&file, &root.der)?;
         let result = nss_tool(
             "certutil",
             &[
@@ -178,13 +166,6 @@ pub fn untrust_dod_roots(database: &Path, state: &Path) -> Result<Vec<String>, I
         done.push(format!("{}: {name} removed", database.display()));
     }
     Ok(done)
-}
-
-fn write_bytes(file: &Path, bytes: &[u8]) -> Result<(), InstallError> {
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(at(dir))?;
-    }
-    std::fs::write(file, bytes).map_err(at(file))
 }
 
 /// The Firefox profile the browser that started this host runs with: the `-profile` argument

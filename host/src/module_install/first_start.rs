@@ -52,7 +52,7 @@ pub fn register_at_first_start(
     };
     write(
         &marker,
-        &format!("{when}\nCAC Bridge's module was registered for this person once; `cacbridge-host uninstall` takes it out for good.\n"),
+        format!("{when}\nCAC Bridge's module was registered for this person once; `cacbridge-host uninstall` takes it out for good.\n"),
     )?;
     Ok(done)
 }
@@ -60,13 +60,16 @@ pub fn register_at_first_start(
 /// Whether the first start registered the module after `started` (the browser's start): that
 /// browser has not loaded it yet and must be restarted once. `state` holds the marker.
 pub fn registered_since(home: &Path, state: &Path, started: std::time::SystemTime) -> bool {
-    let registered_at = std::fs::read_to_string(state.join(MARKER))
-        .ok()
-        .and_then(|text| text.lines().next()?.parse::<f64>().ok())
-        .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
-        .map(|since_epoch| std::time::UNIX_EPOCH + since_epoch);
     matches!(registered_library(&nssdb(home)), Ok(Some(_)))
-        && registered_at.is_some_and(|at| at > started)
+        && registered_at(state).is_some_and(|at| at > started)
+}
+
+/// When the first start registered the module, as its marker says (`None`: no marker, or the
+/// module was found there already).
+fn registered_at(state: &Path) -> Option<std::time::SystemTime> {
+    let text = std::fs::read_to_string(state.join(MARKER)).ok()?;
+    let secs: f64 = text.lines().next()?.parse().ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(secs).ok()?)
 }
 
 /// Take out what the first start registered: CAC Bridge's module in `home`'s NSS database when
@@ -75,14 +78,11 @@ pub fn registered_since(home: &Path, state: &Path, started: std::time::SystemTim
 /// the package's removal runs for every user, as that user. One line per thing done.
 pub fn forget_first_start(home: &Path, state: &Path) -> Result<Vec<String>, InstallError> {
     let marker = state.join(MARKER);
-    let Ok(text) = std::fs::read_to_string(&marker) else {
+    if !marker.exists() {
         return Ok(Vec::new());
-    };
+    }
     let mut done = Vec::new();
-    let registered_here = text
-        .lines()
-        .next()
-        .is_some_and(|first| first.parse::<f64>().is_ok());
+    let registered_here = registered_at(state).is_some();
     let dir = nssdb(home);
     let ours = registered_library(&dir)
         .ok()
@@ -95,13 +95,7 @@ pub fn forget_first_start(home: &Path, state: &Path) -> Result<Vec<String>, Inst
     if registered_here && ours {
         nss_tool(
             "modutil",
-            &[
-                "-dbdir",
-                &format!("sql:{}", dir.display()),
-                "-delete",
-                MODULE_NAME,
-                "-force",
-            ],
+            &["-dbdir", &sql(&dir), "-delete", MODULE_NAME, "-force"],
         )?;
         done.push(format!("{}: CAC Bridge's module removed", dir.display()));
     }

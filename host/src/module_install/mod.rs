@@ -26,7 +26,7 @@ use firefox::*;
 pub(crate) use firefox::{add_firefox_policy, remove_firefox_policy};
 pub use first_start::{forget_first_start, register_at_first_start, registered_since, FirstStart};
 use nssdb::*;
-pub use nssdb::{browser_setup, fix_nssdb, BrowserSetup};
+pub use nssdb::{browser_database, browser_setup, fix_nssdb, BrowserSetup};
 
 /// Why the module could not be registered or unregistered somewhere; its text is what
 /// `install` and `doctor` print.
@@ -136,11 +136,11 @@ fn second_name(target: &Path, name: &Path) -> std::io::Result<()> {
 pub const FIREFOX_ADDON_URL: &str =
     "https://addons.mozilla.org/firefox/downloads/latest/cac-bridge/latest.xpi";
 
-fn write(file: &Path, text: &str) -> Result<(), InstallError> {
+fn write(file: &Path, contents: impl AsRef<[u8]>) -> Result<(), InstallError> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(at(dir))?;
     }
-    std::fs::write(file, text).map_err(at(file))
+    std::fs::write(file, contents).map_err(at(file))
 }
 
 /// The browsers' name for `module`: the link beside it (a package ships it), else one made
@@ -193,7 +193,7 @@ pub fn register(
         done.push(register_nssdb(home, module)?);
     }
     let manifest = firefox_manifest_dir(home, system).join(format!("{FIREFOX_MANIFEST_NAME}.json"));
-    write(&manifest, &firefox_manifest(module))?;
+    write(&manifest, firefox_manifest(module))?;
     done.push(format!(
         "{}: Firefox (the CAC Bridge extension loads it)",
         manifest.display()
@@ -216,7 +216,7 @@ pub fn unregister(home: &Path, system: bool) -> Result<Vec<String>, InstallError
         let dir = nssdb(home);
         if dir.join("cert9.db").exists() && foreign_files(&dir).is_empty() {
             if let Ok(Some(_)) = registered_library(&dir) {
-                let database = format!("sql:{}", dir.display());
+                let database = sql(&dir);
                 nss_tool(
                     "modutil",
                     &["-dbdir", &database, "-delete", MODULE_NAME, "-force"],

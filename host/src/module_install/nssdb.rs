@@ -3,9 +3,24 @@
 //! NSS tool runs as root on another user's database (it would load that user's libraries).
 
 use super::*;
+use crate::install::Family;
 
 pub(super) fn nssdb(home: &Path) -> PathBuf {
     home.join(".pki/nssdb")
+}
+
+/// The name NSS's tools take for the database in `dir`.
+pub(super) fn sql(dir: &Path) -> String {
+    format!("sql:{}", dir.display())
+}
+
+/// The NSS database of a browser of `family` (`browser`: its process, when known): the Chrome
+/// family's `~/.pki/nssdb`, Firefox's profile (its command line's, else profiles.ini's default).
+pub fn browser_database(home: &Path, family: Family, browser: Option<u32>) -> Option<PathBuf> {
+    match family {
+        Family::Chromium => Some(nssdb(home)),
+        Family::Firefox => super::firefox_profile(home, browser),
+    }
 }
 
 /// The database directory an NSS tool's arguments name (`-d` or `-dbdir`, `sql:` stripped).
@@ -177,7 +192,7 @@ pub(super) fn register_nssdb(home: &Path, module: &Path) -> Result<String, Insta
             path: foreign[0].clone(),
         });
     }
-    let database = format!("sql:{}", dir.display());
+    let database = sql(&dir);
     if !dir.join("cert9.db").exists() {
         std::fs::create_dir_all(&dir).map_err(at(&dir))?;
         nss_tool("certutil", &["-N", "-d", &database, "--empty-password"])?;
@@ -227,29 +242,31 @@ pub struct BrowserSetup {
     pub module_needs_restart: bool,
 }
 
-/// [`BrowserSetup`] for the Chrome family (their NSS database). Firefox keeps both in its
-/// profile (`firefox_profile`, when the host can tell which): its extension API answers for
-/// the module, the profile's database for the roots.
+/// [`BrowserSetup`] for the browser of `family` that started this host (`browser`: its
+/// process), from its NSS database ([`browser_database`]). Firefox's extension API answers
+/// for the module there, so the host does not.
 pub fn browser_setup(
     home: &Path,
     state: Option<&Path>,
-    chromium: bool,
-    browser_started: Option<std::time::SystemTime>,
-    firefox_profile: Option<&Path>,
+    family: Option<Family>,
+    browser: Option<u32>,
 ) -> BrowserSetup {
-    if !chromium {
+    let database = family.and_then(|family| browser_database(home, family, browser));
+    let dod_roots = database.as_deref().and_then(roots_trusted_in);
+    if family != Some(Family::Chromium) {
         return BrowserSetup {
             tls_module: None,
-            dod_roots: firefox_profile.and_then(roots_trusted_in),
+            dod_roots,
             module_needs_restart: false,
         };
     }
-    let dir = nssdb(home);
     let tls_module = Some(matches!(
-        registered_library(&dir),
+        registered_library(&nssdb(home)),
         Ok(Some(path)) if Path::new(&path).is_file()
     ));
-    let dod_roots = roots_trusted_in(&dir);
+    let browser_started = browser
+        .and_then(cacbridge_channel::ProcessIdentity::of)
+        .and_then(|browser| browser.started_at());
     BrowserSetup {
         tls_module,
         dod_roots,
@@ -266,21 +283,36 @@ fn roots_trusted_in(dir: &Path) -> Option<bool> {
     if !dir.join("cert9.db").exists() {
         return Some(false);
     }
-    let database = format!("sql:{}", dir.display());
-    nss_tool("certutil", &["-L", "-d", &database])
+    nss_tool("certutil", &["-L", "-d", &sql(dir)])
         .ok()
         .map(|listing| trusts_dod_roots(&listing))
 }
 
-/// Whether `certutil -L` lists a DoD root CA trusted to issue web server certificates (a `C`
-/// in the SSL trust column), as DISA's InstallRoot leaves them.
+/// The nicknames and trust attributes `certutil -L` lists, one pair a certificate (the
+/// header's lines have no trust attributes).
+pub(super) fn listed_certificates(listing: &str) -> Vec<(String, String)> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let (name, trust) = line.trim_end().rsplit_once(char::is_whitespace)?;
+            trust
+                .contains(',')
+                .then(|| (name.trim().to_owned(), trust.to_owned()))
+        })
+        .collect()
+}
+
+/// Whether NSS trust attributes let a CA issue web server certificates (a `C` in the SSL
+/// column).
+pub(super) fn trusted_for_web_sites(trust: &str) -> bool {
+    trust.split(',').next().is_some_and(|ssl| ssl.contains('C'))
+}
+
+/// Whether `certutil -L` lists a DoD root CA trusted to issue web server certificates, as
+/// DISA's InstallRoot leaves them.
 pub(super) fn trusts_dod_roots(listing: &str) -> bool {
-    listing.lines().any(|line| {
-        let Some((name, trust)) = line.trim_end().rsplit_once(char::is_whitespace) else {
-            return false;
-        };
-        name.to_ascii_lowercase().contains("dod root ca")
-            && trust.split(',').next().is_some_and(|ssl| ssl.contains('C'))
+    listed_certificates(listing).iter().any(|(name, trust)| {
+        name.to_ascii_lowercase().contains("dod root ca") && trusted_for_web_sites(trust)
     })
 }
 
@@ -313,7 +345,7 @@ pub fn fix_nssdb(home: &Path) -> Vec<String> {
     } else {
         String::new()
     };
-    let database = format!("sql:{}", dir.display());
+    let database = sql(&dir);
     for (name, library) in registrations(&text) {
         let lower = library.to_ascii_lowercase();
         if name == MODULE_NAME || !(lower.contains("opensc") || lower.contains("cackey")) {
