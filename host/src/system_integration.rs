@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::caller::CHROMIUM_EXTENSION_ID;
 use crate::module_install::{
-    add_firefox_policy, remove_firefox_policy, FirefoxAddon, InstallError, FIREFOX_ADDON_URL,
+    add_firefox_policy, at, remove_firefox_policy, FirefoxAddon, InstallError, FIREFOX_ADDON_URL,
     FIREFOX_POLICIES,
 };
 
@@ -97,10 +97,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Ins
                 why: format!("not understood ({err})"),
             }),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(InstallError::File {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(err) => Err(at(path)(err)),
     }
 }
 
@@ -186,10 +183,8 @@ pub fn system_integration(
     module: &Path,
 ) -> Result<Vec<String>, InstallError> {
     let release_file = under(root, RELEASE);
-    let release: Release = read_json(&release_file)?.ok_or_else(|| InstallError::File {
-        path: release_file.clone(),
-        source: std::io::ErrorKind::NotFound.into(),
-    })?;
+    let release: Release = read_json(&release_file)?
+        .ok_or_else(|| at(&release_file)(std::io::ErrorKind::NotFound.into()))?;
     if release.chromium_id != CHROMIUM_EXTENSION_ID {
         // The host accepts one Chrome-family extension: a CRX of another key would install
         // and never reach it.
@@ -232,10 +227,7 @@ pub fn system_integration(
                 file.display()
             ));
         } else if existing.is_some() {
-            std::fs::remove_file(&file).map_err(|source| InstallError::File {
-                path: file.clone(),
-                source,
-            })?;
+            std::fs::remove_file(&file).map_err(at(&file))?;
             done.push(format!("{}: removed", file.display()));
         }
     }
@@ -260,10 +252,6 @@ pub fn system_integration(
 /// Write `text` to `file` through a new temporary file renamed over it: never through a link
 /// someone left in its place.
 fn write_new(file: &Path, text: &str) -> Result<(), InstallError> {
-    let at = |path: &Path| {
-        let path = path.to_owned();
-        move |source| InstallError::File { path, source }
-    };
     let dir = file.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(at(dir))?;
     let temporary = dir.join(format!(".cacbridge-{}.tmp", std::process::id()));

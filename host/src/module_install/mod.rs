@@ -52,7 +52,7 @@ pub enum InstallError {
 }
 
 /// A file error about `path`.
-fn at(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
+pub(crate) fn at(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
     move |source| InstallError::File {
         path: path.to_owned(),
         source,
