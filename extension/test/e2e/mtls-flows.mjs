@@ -39,6 +39,23 @@ async function shadowMissing(page) {
   return found;
 }
 
+/**
+ * After the handshake: the CAC host shows the card the browser presented, under TLS 1.3 and
+ * signed on the card (GENERAL AUTHENTICATE in its APDU log since `before`); the password
+ * registers it, and the confirmation names the holder (saved as screenshot `shot`).
+ */
+async function registerPresented(page, card, before, which, shot) {
+  await page.waitForSelector("#mtls-presented", { timeout: 20000 });
+  assert.equal(await page.$eval("#mtls-presented", (el) => el.textContent), card.info.cn);
+  assert.equal(await page.$eval("#mtls-protocol", (el) => el.textContent), "TLS 1.3");
+  assert.ok(card.apduHeaders().slice(before).some((h) => h.startsWith("0087")), "the card signed the handshake");
+  await page.type("#password", "demo-password");
+  await Promise.all([page.waitForNavigation({ timeout: 30000 }), page.click("#mtls-register-button")]);
+  await page.waitForSelector("#confirmation-holder", { timeout: 20000 });
+  assert.equal(await page.$eval("#confirmation-holder", (el) => el.textContent), card.info.cn);
+  await screenshot(page, which, shot);
+}
+
 /** The text inside the readiness note's closed shadow root. @param {import("puppeteer-core").Page} page */
 async function shadowText(page) {
   let note = null;
@@ -100,15 +117,7 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
       await sleep(500);
       display.typeInto(win.id, card.info.pin); // the PIN, then Enter: OK
       await navigation;
-      await page.waitForSelector("#mtls-presented", { timeout: 20000 });
-      assert.equal(await page.$eval("#mtls-presented", (el) => el.textContent), card.info.cn);
-      assert.equal(await page.$eval("#mtls-protocol", (el) => el.textContent), "TLS 1.3");
-      assert.ok(card.apduHeaders().slice(before).some((h) => h.startsWith("0087")), "the card signed the handshake");
-      await page.type("#password", "demo-password");
-      await Promise.all([page.waitForNavigation({ timeout: 30000 }), page.click("#mtls-register-button")]);
-      await page.waitForSelector("#confirmation-holder", { timeout: 20000 });
-      assert.equal(await page.$eval("#confirmation-holder", (el) => el.textContent), card.info.cn);
-      await screenshot(page, which, "mtls-confirmation");
+      await registerPresented(page, card, before, which, "mtls-confirmation");
       await page.close();
     });
     return;
@@ -214,16 +223,7 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
       await choose(win, card.info.pin);
     }
     await navigation;
-    await page.waitForSelector("#mtls-presented", { timeout: 20000 });
-    assert.equal(await page.$eval("#mtls-presented", (el) => el.textContent), card.info.cn);
-    assert.equal(await page.$eval("#mtls-protocol", (el) => el.textContent), "TLS 1.3");
-    // The handshake was signed on the card: GENERAL AUTHENTICATE in the card's APDU log.
-    assert.ok(card.apduHeaders().slice(before).some((h) => h.startsWith("0087")), "the card signed the handshake");
-    await page.type("#password", "demo-password");
-    await Promise.all([page.waitForNavigation({ timeout: 30000 }), page.click("#mtls-register-button")]);
-    await page.waitForSelector("#confirmation-holder", { timeout: 20000 });
-    assert.equal(await page.$eval("#confirmation-holder", (el) => el.textContent), card.info.cn);
-    await screenshot(page, which, cardName === "doe" ? "mtls-confirmation" : `mtls-confirmation-${cardName}`);
+    await registerPresented(page, card, before, which, cardName === "doe" ? "mtls-confirmation" : `mtls-confirmation-${cardName}`);
     await page.close();
   });
 
