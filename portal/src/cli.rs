@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use cacbridge_verify::cli::PolicyArgs;
 use cacbridge_verify::RevocationArgs;
 
 #[derive(Parser)]
@@ -56,13 +57,8 @@ pub struct ServeArgs {
     /// bundle shipped with cacbridge-verify).
     #[arg(long)]
     pub trust_bundle: Option<PathBuf>,
-    /// Accept only certificates with one of these policy OIDs (repeatable).
-    #[arg(long = "policy-oid")]
-    pub policy_oids: Vec<String>,
-    /// Accept only certificates whose issuer's CN starts with one of these (repeatable),
-    /// e.g. "DOD ID CA-".
-    #[arg(long = "issuer-family")]
-    pub issuer_families: Vec<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub revocation: RevocationArgs,
     /// Create the demo account (demo / demo-password) when missing.

@@ -17,7 +17,7 @@ use clap::Parser;
 use cacbridge_portal::cli::{Cli, Command, ServeArgs};
 
 use cacbridge_portal::{create_account, db, router, tls, AppState};
-use cacbridge_verify::{TrustStore, Verifier, VerifyPolicy};
+use cacbridge_verify::{TrustStore, Verifier};
 
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -171,7 +171,7 @@ fn serve(
         .map(|address| bind_mtls(address, &cert, &key, &trust))
         .transpose()
         .map_err(Fail::at("mutual-TLS host: "))?;
-    let policy = VerifyPolicy::from_lists(args.policy_oids, args.issuer_families);
+    let policy = args.policy.policy();
     let verifier = Verifier::new(trust, policy).with_revocation(revocation);
     let mut state = runtime
         .block_on(AppState::open(conn, verifier, origin.clone()))

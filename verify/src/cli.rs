@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::RevocationArgs;
+use crate::{RevocationArgs, VerifyPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +29,15 @@ pub struct Args {
     /// Verify as of this time (seconds since 1970) instead of now.
     #[arg(long)]
     pub time: Option<u64>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub revocation: RevocationArgs,
+}
+
+/// Which certificates are accepted, as `cacbridge-verify` and the portal take it alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
     /// Accept only certificates with one of these policy OIDs (repeatable).
     #[arg(long = "policy-oid")]
     pub policy_oids: Vec<String>,
@@ -36,6 +45,10 @@ pub struct Args {
     /// "DOD ID CA-".
     #[arg(long = "issuer-family")]
     pub issuer_families: Vec<String>,
-    #[command(flatten)]
-    pub revocation: RevocationArgs,
+}
+
+impl PolicyArgs {
+    pub fn policy(self) -> VerifyPolicy {
+        VerifyPolicy::from_lists(self.policy_oids, self.issuer_families)
+    }
 }

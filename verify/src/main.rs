@@ -18,7 +18,7 @@ use clap::Parser;
 
 use cacbridge_verify::cli::Args;
 
-use cacbridge_verify::{TrustStore, Verifier, VerifyPolicy};
+use cacbridge_verify::{TrustStore, Verifier};
 
 #[allow(clippy::print_stdout)] // the CLI's output is its point
 fn main() -> ExitCode {
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = VerifyPolicy::from_lists(args.policy_oids, args.issuer_families);
+    let policy = args.policy.policy();
     let now = args
         .time
         .map(|t| UNIX_EPOCH + Duration::from_secs(t))
