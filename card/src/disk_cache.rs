@@ -96,16 +96,26 @@ impl DiskCache {
     /// for root on a cache under another user's home (`sudo -E cacbridge-host list`): that
     /// user's file and links are not for root to read or write.
     pub fn for_user() -> Option<Self> {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|home| home.join(".cache")))?;
-        if root_among_others(&base) || home.is_some_and(|home| root_among_others(&home)) {
-            tracing::debug!("no certificate cache: root on another user's files");
-            return None;
+        Self::at(user_file()?)
+    }
+
+    /// Delete the per-user cache and its directory (the package's removal runs this as each
+    /// person): the file's path if there was one. A leftover temporary file keeps the
+    /// directory, which is then left as it is.
+    pub fn forget_for_user() -> std::io::Result<Option<PathBuf>> {
+        let Some(path) = user_file() else {
+            return Ok(None);
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                Ok(Some(path))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
         }
-        Self::at(base.join("cacbridge").join("cards.json"))
     }
 
     pub fn at(path: PathBuf) -> Option<Self> {
@@ -232,6 +242,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temporary);
     }
     result
+}
+
+/// Where this user's cache is: `$XDG_CACHE_HOME/cacbridge/cards.json`, else under
+/// `~/.cache`. None without either, and for root on another user's files.
+fn user_file() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|home| home.join(".cache")))?;
+    if root_among_others(&base) || home.is_some_and(|home| root_among_others(&home)) {
+        tracing::debug!("no certificate cache: root on another user's files");
+        return None;
+    }
+    Some(base.join("cacbridge").join("cards.json"))
 }
 
 impl Entry {

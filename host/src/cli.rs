@@ -67,8 +67,9 @@ pub enum Cmd {
         /// The system-wide ones.
         #[arg(long, conflicts_with = "first_start")]
         system: bool,
-        /// Only what the first start registered for you (the module in Chrome's database) and
-        /// its marker: what the package's removal runs for every user, as that user.
+        /// Only what the first start registered for you (the module in Chrome's database), its
+        /// marker and the certificate cache: what the package's removal runs for every user,
+        /// as that user.
         #[arg(long)]
         first_start: bool,
     },

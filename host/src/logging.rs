@@ -36,6 +36,25 @@ pub fn state_dir() -> Option<PathBuf> {
         .map(|dir| dir.join("cacbridge"))
 }
 
+/// The logs in the state directory (Linux), deleted: the package's removal runs this as each
+/// person. A directory `CACBRIDGE_LOG_DIR` names is someone's own and is left alone. The paths
+/// of the files removed.
+pub fn forget_logs() -> std::io::Result<Vec<PathBuf>> {
+    let Some(dir) = state_dir().filter(|_| cfg!(target_os = "linux")) else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    for name in [LOG_FILE.to_owned(), format!("{LOG_FILE}.1")] {
+        let path = dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(removed)
+}
+
 /// Install the global subscriber. Logging is best effort: a host that cannot write its log
 /// still serves the browser.
 pub fn init() {

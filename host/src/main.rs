@@ -159,10 +159,34 @@ fn forget_first_start() -> ExitCode {
     if let Some(refused) = refuse_root_on_anothers_home(false) {
         return refused;
     }
-    let Some(state) = logging::state_dir() else {
-        return ExitCode::SUCCESS;
+    let state = logging::state_dir();
+    let mut result = match &state {
+        Some(state) => module_install::forget_first_start(&home(), state),
+        None => Ok(Vec::new()),
     };
-    said(module_install::forget_first_start(&home(), &state))
+    // The host's logs and the certificates read from the person's cards (public): of no use
+    // without the program. Best effort: what cannot go is said, and the rest still goes.
+    let mut removed = Vec::new();
+    match logging::forget_logs() {
+        Ok(paths) => removed.extend(paths),
+        Err(err) => eprintln!("cacbridge-host: the log stays: {err}"),
+    }
+    match cacbridge_card::disk_cache::DiskCache::forget_for_user() {
+        Ok(path) => removed.extend(path),
+        Err(err) => eprintln!("cacbridge-host: the certificate cache stays: {err}"),
+    }
+    if let Ok(lines) = &mut result {
+        lines.extend(
+            removed
+                .iter()
+                .map(|path| format!("{}: removed", path.display())),
+        );
+    }
+    // Empty once nothing of the person's choosing is kept there (the DoD roots' note is).
+    if let Some(state) = &state {
+        let _ = std::fs::remove_dir(state);
+    }
+    said(result)
 }
 
 /// A command's lines printed, or its error: the exit code that goes with it.
