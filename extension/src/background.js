@@ -12,6 +12,7 @@ import { clearSiteData, readiness } from "./background/readiness.js";
 import { pageRequest } from "./background/page-requests.js";
 import { ensureModuleLoaded } from "./background/pkcs11-module.js";
 import { openTlsWindow } from "./background/tls-window.js";
+import { takeUpdateWhenIdle } from "./background/updates.js";
 import { BUILT_IN_MTLS_PROFILES } from "./lib/build-config.js";
 import { COMMANDS, EVENTS, WINDOW_TIMEOUT_MS } from "./lib/wire.js";
 
@@ -68,6 +69,10 @@ api.storage.onChanged.addListener((changes) => {
 api.runtime.onConnect.addListener((port) => {
   if (port.name !== "dialog" || port.sender?.id !== api.runtime.id) port.disconnect();
 });
+// A newer version the browser holds back until this worker idles (background/updates.js).
+api.runtime.onUpdateAvailable?.addListener(() =>
+  takeUpdateWhenIdle({ busy: () => flows.flows.size > 0 || host.pending.size > 0, reload: () => api.runtime.reload() }),
+);
 api.windows.onRemoved.addListener((windowId) => flows.windowRemoved(windowId));
 api.tabs.onRemoved.addListener((tabId) => flows.tabRemoved(tabId));
 
