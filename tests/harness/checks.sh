@@ -45,3 +45,30 @@ as_person() {
 
 # The modules the person's Chrome database lists.
 person_modules() { as_person modutil -dbdir "sql:$PERSON_HOME/.pki/nssdb" -list 2>/dev/null; }
+
+# Every file and directory in the person's home, relative to it, with its type.
+home_files() { find "$PERSON_HOME" -mindepth 1 -printf '%y %P\n' | sort; }
+
+# The module names in a `modutil -list` listing (stdin), one a line.
+module_names() { sed -n 's/^ *[0-9][0-9]*\. *//p'; }
+
+# Whether the person's home after the purge ($2) still has everything it had before the
+# install ($1), and of what is new nothing of CAC Bridge's (a name with "cacbridge" in it: its
+# state, cache, logs, manifests and module lists all are) but the paths named ($3...). The
+# rest of what is new is the browsers' own (profiles live elsewhere, yet they make caches,
+# crash-report settings and ~/Downloads): listed, not judged.
+home_left_alone() {
+    local before=$1 after=$2; shift 2
+    local gone new ours left=""
+    gone=$(comm -23 "$before" "$after")
+    new=$(comm -13 "$before" "$after")
+    ours=$(grep -i cacbridge <<<"$new" || true)
+    for expected in "$@"; do ours=$(grep -v -x "[df] $expected" <<<"$ours" || true); done
+    left=$ours
+    echo "new in the home, the browsers' own: $(grep -iv cacbridge <<<"$new" | tr '\n' ' ')"
+    if [ -z "$gone" ] && [ -z "$left" ]; then
+        ok "the person's home: all they had is there, and nothing of CAC Bridge's but: $*"
+    else
+        not_ok "the person's home after the purge: gone: ${gone:-none}; CAC Bridge's left: ${left:-none}"
+    fi
+}

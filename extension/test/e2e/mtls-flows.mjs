@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { PORTAL_ORIGIN, ROOT, insertCard, launch, sleep, startDisplay, startPortal } from "./stack.mjs";
 import { WRONG_PIN, choose, dialog, login, screenshot } from "./walk.mjs";
 
-const MTLS_ORIGIN = "https://localhost:8444";
+export const MTLS_ORIGIN = "https://localhost:8444";
 
 /**
  * The document with every shadow root, closed ones included, as the browser's inspector sees it
@@ -44,7 +44,7 @@ async function shadowMissing(page) {
  * signed on the card (GENERAL AUTHENTICATE in its APDU log since `before`); the password
  * registers it, and the confirmation names the holder (saved as screenshot `shot`).
  */
-async function registerPresented(page, card, before, which, shot) {
+export async function registerPresented(page, card, before, which, shot) {
   await page.waitForSelector("#mtls-presented", { timeout: 20000 });
   assert.equal(await page.$eval("#mtls-presented", (el) => el.textContent), card.info.cn);
   assert.equal(await page.$eval("#mtls-protocol", (el) => el.textContent), "TLS 1.3");
@@ -70,6 +70,9 @@ async function shadowText(page) {
   return text;
 }
 
+/** CAC Bridge's window on a display, by its name (the portal's own windows are not it). */
+export const isCacBridgeWindow = (/** @type {string} */ name) => /CAC Bridge/.test(name) && !/Portal/.test(name);
+
 export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
   let portal;
   let card;
@@ -93,17 +96,6 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
     await card?.remove();
   });
 
-  /** Firefox: CAC Bridge's window on the display (the portal's own windows are not it). */
-  async function keyboardWindow() {
-    const deadline = Date.now() + 30000;
-    while (Date.now() < deadline) {
-      const found = display.windows().find((w) => /CAC Bridge/.test(w.name) && !/Portal/.test(w.name));
-      if (found) return found;
-      await sleep(200);
-    }
-    throw new Error(`CAC Bridge's window did not open: ${JSON.stringify(display.windows())}`);
-  }
-
   if (which === "firefox") {
     test(`firefox, ${cardName}: register on a mutual-TLS portal: the card signs the handshake after the PIN typed in CAC Bridge's window`, async () => {
       const page = await stack.browser.newPage();
@@ -111,7 +103,7 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
       const before = card.apdus();
       const navigation = page.goto(`${MTLS_ORIGIN}/account/cac`, { timeout: 90000 });
       navigation.catch(() => {});
-      const win = await keyboardWindow();
+      const win = await display.waitForWindow(isCacBridgeWindow);
       await sleep(1000); // its list shown and Continue focused
       display.enter(win.id); // Continue, with the PIV Authentication certificate preselected
       await sleep(500);

@@ -112,6 +112,16 @@ export async function startDisplay(number = 97) {
       xdotool("windowfocus", "--sync", id);
       xdotool("key", "Return");
     },
+    /** The first visible window whose name `matches`, once it is there. */
+    async waitForWindow(/** @type {(name: string) => boolean} */ matches, timeoutMs = 30000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const found = this.windows().find((w) => matches(w.name));
+        if (found) return found;
+        await sleep(200);
+      }
+      throw new Error(`no such window on the display: ${JSON.stringify(this.windows())}`);
+    },
     stop() {
       server.kill();
     },
@@ -142,8 +152,10 @@ async function startOcspResponder() {
  * The reference portal with the demo account, trusting the test PKI (or, for a real CAC, the
  * DoD PKI shipped with cacbridge-verify).
  */
-export async function startPortal({ trustDod = false, mtls = false } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "cacbridge-portal-"));
+export async function startPortal({ trustDod = false, mtls = false, dataDir } = {}) {
+  // dataDir: a portal's records kept from an earlier run (its registrations), left in place.
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), "cacbridge-portal-"));
+  mkdirSync(dir, { recursive: true });
   // Revocation is checked (the portal's default policy, require) against the test PKI's OCSP
   // responder, as a DoD portal is pointed at DISA's.
   const responder = trustDod ? null : await startOcspResponder();
@@ -172,7 +184,7 @@ export async function startPortal({ trustDod = false, mtls = false } = {}) {
       portal.kill();
       responder?.stop();
       await sleep(100);
-      rmSync(dir, { recursive: true, force: true });
+      if (!dataDir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -219,7 +231,8 @@ async function packagedExtension(browser, which, profileDir) {
  *   clientCertificateFor (Chromium): `cacbridge-host install` registers the PKCS#11 module in
  *   a home of the browser's own, and an auto-select rule presents that certificate there
  *   (Firefox: it presents the matching certificate without asking);
- *   display (Firefox): run with windows on this X display instead of headless;
+ *   display: run with windows on this X display instead of headless (where a person's key
+ *   presses answer the browser's own dialogs);
  *   policy: the host's policy file (docs/policy.md), e.g. its backends;
  *   crashingHost: the host dies at its first authenticate, as a crash mid-request would
  */
@@ -246,10 +259,10 @@ export async function launch(which, { withHost = true, visible = false, installN
     writeFileSync(env.CACBRIDGE_SYSTEM_POLICY, JSON.stringify(policy));
   }
   if (PERSON) {
-    // The person's own home and a cache of their own; the browser runs as them (as-person).
+    // The person's own home, with their cache, state and log where a person's are; the browser
+    // runs as them (as-person).
     env.HOME = PERSON_HOME;
-    env.XDG_CACHE_HOME = join(profile, "cache");
-    delete env.XDG_STATE_HOME;
+    for (const name of ["XDG_CACHE_HOME", "XDG_STATE_HOME", "CACBRIDGE_LOG_DIR", "CACBRIDGE_LOG"]) delete env[name];
     env.CACBRIDGE_PERSON = PERSON;
     // Lets WebDriver BiDi open the add-on's own pages (the popup) in Firefox.
     env.MOZ_REMOTE_ALLOW_SYSTEM_ACCESS = "1";
@@ -266,6 +279,7 @@ export async function launch(which, { withHost = true, visible = false, installN
     env.CACBRIDGE_REAL_BROWSER = path;
     return join(ROOT, "tests/harness/as-person");
   };
+  if (display) env.DISPLAY = display;
   if (clientCertificateFor && which === "chromium") {
     const home = env.HOME;
     const installed = spawnSync(join(BIN, "cacbridge-host"), ["install"], { env, encoding: "utf8" });
@@ -286,7 +300,7 @@ export async function launch(which, { withHost = true, visible = false, installN
     hostManifest("chromium", join(profile, "NativeMessagingHosts"), withHost, hostPath);
     browser = await puppeteer.launch({
       executablePath: program("/usr/lib/chromium/chromium"),
-      headless: !visible,
+      headless: !visible && !display,
       defaultViewport: visible ? null : undefined,
       pipe: true,
       enableExtensions: true,
@@ -331,7 +345,7 @@ export async function launch(which, { withHost = true, visible = false, installN
       headless: !display,
       userDataDir: join(profile, "firefox"),
       acceptInsecureCerts: true,
-      env: { ...env, HOME: home, ...(display ? { DISPLAY: display } : {}) },
+      env: { ...env, HOME: home },
       extraPrefsFirefox: {
         // Firefox's form of an auto-select rule: present the one matching certificate.
         ...(clientCertificateFor ? { "security.default_personal_cert": "Select Automatically" } : {}),

@@ -21,8 +21,8 @@ export const seenDialogs = new WeakSet();
  * The extension's chooser and PIN window that opens next, once its list is shown. Found by
  * asking each new page where it is: Firefox's BiDi reports extension windows as about:blank.
  */
-export async function dialog(browser) {
-  const deadline = Date.now() + 20000;
+export async function dialog(browser, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const page of await browser.pages()) {
       if (seenDialogs.has(page)) continue;
