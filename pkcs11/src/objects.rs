@@ -169,15 +169,17 @@ pub fn objects_for(
     public.extend(key_attributes.iter().cloned());
     public.extend([(CKA_VERIFY, bool(true)), (CKA_ENCRYPT, bool(false))]);
 
-    let decrypts = matches!(
+    let key_management = matches!(
         cert.slot,
         Slot::KeyManagement | Slot::RetiredKeyManagement(_) | Slot::CacEmailEncryption
     );
     let mut private = common(CKO_PRIVATE_KEY, cert.slot.pin_required());
     private.extend(key_attributes);
     private.extend([
-        (CKA_SIGN, bool(!decrypts || key_type == CKK_RSA)),
-        (CKA_DECRYPT, bool(decrypts && key_type == CKK_RSA)),
+        (CKA_SIGN, bool(!key_management || key_type == CKK_RSA)),
+        // The module decrypts nothing (no C_Decrypt): a key that claimed it would send
+        // Thunderbird and p11test's usage test into a call that cannot succeed.
+        (CKA_DECRYPT, bool(false)),
         (CKA_SENSITIVE, bool(true)),
         (CKA_EXTRACTABLE, bool(false)),
         (CKA_NEVER_EXTRACTABLE, bool(true)),

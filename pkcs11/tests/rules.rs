@@ -81,7 +81,7 @@ fn a_token_is_named_for_its_holder_and_hides_its_keys_until_login() {
     assert_eq!(info.model, "PIV");
     assert_eq!(info.pin_flags, CKF_USER_PIN_COUNT_LOW, "two tries left");
 
-    let session = module.open_session(1).unwrap();
+    let session = module.open_session(1, false).unwrap();
     assert_eq!(find(&mut module, session, CKO_CERTIFICATE).len(), 1);
     assert_eq!(find(&mut module, session, CKO_PUBLIC_KEY).len(), 1);
     assert!(
@@ -108,7 +108,7 @@ fn a_signature_needs_the_login_fits_the_key_and_comes_back_as_r_and_s() {
     )));
     // As every caller does: the slot list first, which names the slots.
     assert_eq!(module.slot_list(true).unwrap(), vec![1]);
-    let session = module.open_session(1).unwrap();
+    let session = module.open_session(1, false).unwrap();
     // The private key is the certificate's third object: hidden, and not usable before login.
     let key = find(&mut module, session, CKO_CERTIFICATE)[0] + 2;
     assert_eq!(
@@ -148,7 +148,7 @@ fn a_signature_needs_the_login_fits_the_key_and_comes_back_as_r_and_s() {
     assert_eq!(module.logout(session), Err(CKR_USER_NOT_LOGGED_IN));
     module.login(session, CKU_USER, b"123456").unwrap();
     module.close_session(session).unwrap();
-    let again = module.open_session(1).unwrap();
+    let again = module.open_session(1, false).unwrap();
     assert!(!module.is_logged_in(1));
     assert!(find(&mut module, again, CKO_PRIVATE_KEY).is_empty());
 }
@@ -192,7 +192,7 @@ fn in_a_browser_a_signature_goes_to_the_window_without_a_login_and_the_card_is_n
     // A browser never logs in: the keys are visible, and signing needs no C_Login.
     assert!(!module.login_required());
     assert_eq!(module.slot_list(true).unwrap(), vec![1]);
-    let session = module.open_session(1).unwrap();
+    let session = module.open_session(1, false).unwrap();
     let key = find(&mut module, session, CKO_PRIVATE_KEY)[0];
     module
         .sign_init(session, CKM_ECDSA_SHA256, None, key)
@@ -220,7 +220,7 @@ fn in_a_browser_a_signature_goes_to_the_window_without_a_login_and_the_card_is_n
         cancelled,
     );
     module.slot_list(true).unwrap();
-    let session = module.open_session(1).unwrap();
+    let session = module.open_session(1, false).unwrap();
     let key = find(&mut module, session, CKO_PRIVATE_KEY)[0];
     module
         .sign_init(session, CKM_ECDSA_SHA256, None, key)

@@ -33,6 +33,18 @@ fn workspace() -> PathBuf {
         .expect("workspace root")
 }
 
+/// OpenSC's PKCS#11 conformance suite, as tests/harness/build-p11test built it from Debian's
+/// source package.
+pub fn p11test() -> PathBuf {
+    let path = workspace().join("target/p11test/p11test");
+    assert!(
+        path.exists(),
+        "{} missing: run tests/harness/build-p11test",
+        path.display()
+    );
+    path
+}
+
 /// Where testbed-setup left its files.
 pub fn testbed_dir() -> PathBuf {
     std::env::var_os("CACBRIDGE_TESTBED")
