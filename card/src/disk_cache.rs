@@ -152,6 +152,16 @@ impl DiskCache {
         record
     }
 
+    /// Forget what is kept of the card in `reader` (its certificates were found rewritten).
+    pub fn forget(&self, reader: &str) {
+        let mut file = self.read();
+        let before = file.entries.len();
+        file.entries.retain(|e| e.reader != reader);
+        if file.entries.len() != before {
+            self.write(file);
+        }
+    }
+
     /// Keep `record`, replacing the reader's previous one.
     pub fn store(&self, record: &CardRecord) {
         let mut file = self.read();

@@ -53,6 +53,11 @@ pub enum CardError {
     Malformed(String),
     #[error("no certificate with that id is on an inserted card")]
     CertificateNotFound,
+    /// The card signed with a key that is not the listed certificate's: its certificates and
+    /// keys were rewritten while it stayed in the reader. What was known of it is forgotten,
+    /// so the next listing reads the card again; no signature was handed out.
+    #[error("the card's certificates were rewritten since they were read: read them again")]
+    CertificatesChanged,
     #[error("this key cannot do that: {0}")]
     KeyNotUsable(String),
     #[error("the token module failed: {0}")]

@@ -24,6 +24,7 @@ pub mod pin;
 pub mod piv;
 pub mod pkcs11_backend;
 pub mod session;
+pub mod signature_check;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod timed;
@@ -105,6 +106,14 @@ pub trait Backend: Send {
     fn insertion(&mut self, reader: &str) -> Result<Option<CardInsertion>, CardError> {
         let _ = reader;
         Ok(None)
+    }
+
+    /// Forget what is known of the card in `reader` (its certificates, in memory and in the
+    /// disk cache): another program found them rewritten in the reader
+    /// ([`CardError::CertificatesChanged`]), so the next listing reads the card again.
+    fn forget(&mut self, reader: &str) -> Result<(), CardError> {
+        let _ = reader;
+        Ok(())
     }
 
     /// Check `pin` on the card in `reader`, and leave the card not verified.

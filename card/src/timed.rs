@@ -271,6 +271,11 @@ impl Backend for TimedBackend {
         self.run(move |token| token.verify_pin(&reader, &pin))
     }
 
+    fn forget(&mut self, reader: &str) -> Result<(), CardError> {
+        let reader = reader.to_owned();
+        self.run(move |token| token.forget(&reader))
+    }
+
     fn apdu_count(&self) -> u64 {
         self.apdus.load(Ordering::Relaxed)
     }

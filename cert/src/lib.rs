@@ -210,6 +210,42 @@ pub fn certificate_id(der: &[u8]) -> String {
 pub const RSA_KEY_BITS_MIN: usize = 1024;
 pub const RSA_KEY_BITS_MAX: usize = 4096;
 
+/// A certificate's public key, as the numbers a signature check needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    /// Big-endian modulus and public exponent, without leading zeros.
+    Rsa { modulus: Vec<u8>, exponent: Vec<u8> },
+    /// The SEC1 point (04 || x || y, or compressed) on the named curve.
+    Ec {
+        algorithm: KeyAlgorithm,
+        point: Vec<u8>,
+    },
+}
+
+/// The public key of the certificate `der` (one [`inspect`] accepts).
+pub fn public_key(der: &[u8]) -> Result<PublicKey, CertificateError> {
+    let bad = CertificateError;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+    let spki = cert.public_key();
+    match spki.parsed().map_err(|e| bad(e.to_string()))? {
+        x509_parser::public_key::PublicKey::RSA(rsa) => {
+            let trimmed = |bytes: &[u8]| {
+                let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+                bytes[start..].to_vec()
+            };
+            Ok(PublicKey::Rsa {
+                modulus: trimmed(rsa.modulus),
+                exponent: trimmed(rsa.exponent),
+            })
+        }
+        x509_parser::public_key::PublicKey::EC(point) => Ok(PublicKey::Ec {
+            algorithm: inspect(der)?.key_algorithm,
+            point: point.data().to_vec(),
+        }),
+        _ => Err(bad("unsupported key type".into())),
+    }
+}
+
 /// Parse a certificate.
 pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
     let bad = CertificateError;

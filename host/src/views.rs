@@ -182,7 +182,9 @@ fn code_of(err: &CardError) -> ErrorCode {
         | CardError::Malformed(_)
         | CardError::NoResponse
         | CardError::PinRequired => C::CardError,
-        CardError::CertificateNotFound => C::CertificateNotFound,
+        // The listed certificate is not the card's any more (rewritten in the reader): for the
+        // caller it is gone; its next listing shows the new one.
+        CardError::CertificateNotFound | CardError::CertificatesChanged => C::CertificateNotFound,
         CardError::KeyNotUsable(_) => C::KeyNotUsable,
         CardError::Module(_) => C::ModuleError,
         CardError::Timeout => C::CardTimeout,
@@ -202,6 +204,7 @@ impl From<&CardError> for WireError {
                 .with_detail("statusWord", format!("{status}"))
                 .with_detail("operation", *operation),
             CardError::UnknownReader(reader) => wire.with_detail("reader", reader.as_str()),
+            CardError::CertificatesChanged => wire.with_detail("rewritten", true),
             _ => wire,
         }
     }

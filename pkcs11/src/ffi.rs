@@ -69,8 +69,15 @@ unsafe fn finish_signature(
     signature: *mut CK_BYTE,
     signature_length: *mut CK_ULONG,
 ) -> CK_RV {
+    let reader = finished.window_reader().map(str::to_owned);
     let made =
         catch_unwind(AssertUnwindSafe(|| finished.complete())).unwrap_or(Err(CKR_GENERAL_ERROR));
+    if let (Err(CKR_DEVICE_REMOVED), Some(reader)) = (&made, reader) {
+        with_module(|module| {
+            module.forget_card(&reader);
+            Ok(())
+        });
+    }
     match made.and_then(|made| write_signature(&made, signature, signature_length)) {
         Ok(()) => CKR_OK,
         Err(rv) => rv,
@@ -273,12 +280,15 @@ unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) 
                 } else {
                     0
                 }
+                // Nothing on the card is written through the module; NSS then never tries.
+                // Read/write sessions are still granted (C_OpenSession) to the programs
+                // that ask for one anyway.
                 | CKF_WRITE_PROTECTED
                 | token.pin_flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
             ulSessionCount: CK_UNAVAILABLE_INFORMATION,
-            ulMaxRwSessionCount: 0,
-            ulRwSessionCount: 0,
+            ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulRwSessionCount: CK_UNAVAILABLE_INFORMATION,
             ulMaxPinLen: 8,
             ulMinPinLen: 6,
             ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
@@ -477,11 +487,8 @@ unsafe extern "C" fn C_OpenSession(
     if flags & CKF_SERIAL_SESSION == 0 {
         return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
     }
-    if flags & CKF_RW_SESSION != 0 {
-        return CKR_TOKEN_WRITE_PROTECTED;
-    }
     with_module(|module| {
-        *session = module.open_session(slot)?;
+        *session = module.open_session(slot, flags & CKF_RW_SESSION != 0)?;
         Ok(())
     })
 }
@@ -503,14 +510,16 @@ unsafe extern "C" fn C_GetSessionInfo(
     }
     with_module(|module| {
         let slot = module.session_slot(session)?;
+        let read_write = module.session_read_write(session)?;
         *info = CK_SESSION_INFO {
             slotID: slot,
-            state: if module.is_logged_in(slot) {
-                CKS_RO_USER_FUNCTIONS
-            } else {
-                CKS_RO_PUBLIC_SESSION
+            state: match (read_write, module.is_logged_in(slot)) {
+                (false, false) => CKS_RO_PUBLIC_SESSION,
+                (false, true) => CKS_RO_USER_FUNCTIONS,
+                (true, false) => CKS_RW_PUBLIC_SESSION,
+                (true, true) => CKS_RW_USER_FUNCTIONS,
             },
-            flags: CKF_SERIAL_SESSION,
+            flags: CKF_SERIAL_SESSION | if read_write { CKF_RW_SESSION } else { 0 },
             ulDeviceError: 0,
         };
         Ok(())
@@ -691,10 +700,48 @@ unsupported! {
     C_WrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_UnwrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
     C_DeriveKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
-    C_SeedRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_GenerateRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_GetFunctionStatus(CK_SESSION_HANDLE);
-    C_CancelFunction(CK_SESSION_HANDLE);
+}
+
+/// The card's random numbers are not offered (a PIV card has no command for them, and the
+/// token does not claim `CKF_RNG`): after the session and the arguments are checked, as the
+/// standard orders the errors, `CKR_RANDOM_NO_RNG`.
+unsafe fn no_random(session: CK_SESSION_HANDLE, data: *mut CK_BYTE, length: CK_ULONG) -> CK_RV {
+    with_module(|module| {
+        module.session_slot(session)?;
+        if data.is_null() && length > 0 {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        Err(CKR_RANDOM_NO_RNG)
+    })
+}
+
+unsafe extern "C" fn C_SeedRandom(
+    session: CK_SESSION_HANDLE,
+    seed: *mut CK_BYTE,
+    length: CK_ULONG,
+) -> CK_RV {
+    no_random(session, seed, length)
+}
+
+unsafe extern "C" fn C_GenerateRandom(
+    session: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    length: CK_ULONG,
+) -> CK_RV {
+    no_random(session, data, length)
+}
+
+/// The legacy parallel-function calls: PKCS#11 2.40 has every module answer these with
+/// `CKR_FUNCTION_NOT_PARALLEL` (and not `CKR_FUNCTION_NOT_SUPPORTED`).
+unsafe extern "C" fn C_GetFunctionStatus(session: CK_SESSION_HANDLE) -> CK_RV {
+    with_module(|module| {
+        module.session_slot(session)?;
+        Err(CKR_FUNCTION_NOT_PARALLEL)
+    })
+}
+
+unsafe extern "C" fn C_CancelFunction(session: CK_SESSION_HANDLE) -> CK_RV {
+    C_GetFunctionStatus(session)
 }
 
 static FUNCTIONS: CK_FUNCTION_LIST = CK_FUNCTION_LIST {

@@ -30,6 +30,9 @@ pub fn rv_of(err: &CardError) -> Rv {
         CardError::PinRequired => CKR_USER_NOT_LOGGED_IN,
         CardError::KeyNotUsable(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
         CardError::CertificateNotFound => CKR_OBJECT_HANDLE_INVALID,
+        // Rewritten in the reader: for the caller, the token it knew is gone (NSS then reads the
+        // slot's token again, and finds the new certificates).
+        CardError::CertificatesChanged => CKR_DEVICE_REMOVED,
         // Every other fault of the card, its reader or the service.
         CardError::CardInUse
         | CardError::CardReset
@@ -61,6 +64,14 @@ impl Finished {
         match self {
             Finished::Signed(signature) => Ok(signature),
             Finished::InWindow(pending) => pending.complete(),
+        }
+    }
+
+    /// The reader of a signature the window makes (whose card the host may find changed).
+    pub fn window_reader(&self) -> Option<&str> {
+        match self {
+            Finished::Signed(_) => None,
+            Finished::InWindow(pending) => Some(&pending.certificate.reader),
         }
     }
 }
@@ -110,6 +121,9 @@ pub struct TokenInfo {
 
 struct Session {
     slot: CK_SLOT_ID,
+    /// Opened read/write (the token has nothing to write, but programs such as OpenSC's
+    /// p11test ask for it and a PIV module customarily grants it; writes are not offered).
+    read_write: bool,
     /// The results of the current search, not yet returned.
     found: Option<Vec<CK_OBJECT_HANDLE>>,
     /// The signature being made: key, mechanism, data so far.
@@ -227,13 +241,18 @@ impl Module {
             .collect())
     }
 
-    fn reader(&self, slot: CK_SLOT_ID) -> Result<&str, Rv> {
-        let index = usize::try_from(slot).map_err(|_| CKR_SLOT_ID_INVALID)?;
-        index
-            .checked_sub(1)
-            .and_then(|i| self.readers.get(i))
-            .map(String::as_str)
-            .ok_or(CKR_SLOT_ID_INVALID)
+    /// The reader behind `slot`. A caller may name a slot it has not listed in this process
+    /// (it remembered the id, or `C_GetSlotInfo` told it): the readers are then looked up once
+    /// before the id is refused, so that every function accepts the ids the slot list gives.
+    fn reader(&mut self, slot: CK_SLOT_ID) -> Result<String, Rv> {
+        let index = usize::try_from(slot)
+            .ok()
+            .and_then(|index| index.checked_sub(1))
+            .ok_or(CKR_SLOT_ID_INVALID)?;
+        if index >= self.readers.len() {
+            self.connected()?;
+        }
+        self.readers.get(index).cloned().ok_or(CKR_SLOT_ID_INVALID)
     }
 
     /// The slot events, with the reader monitor running (started on first use: it has a thread
@@ -282,7 +301,7 @@ impl Module {
             .iter()
             .find(|(s, _)| *s == slot)
             .map(|(_, present)| *present);
-        let description = self.reader(slot)?.to_owned();
+        let description = self.reader(slot)?;
         Ok(SlotInfo {
             description,
             token_present: present.unwrap_or(false),
@@ -290,7 +309,7 @@ impl Module {
     }
 
     pub fn token_info(&mut self, slot: CK_SLOT_ID) -> Result<TokenInfo, Rv> {
-        let reader = self.reader(slot)?.to_owned();
+        let reader = self.reader(slot)?;
         let certificates = self
             .token
             .certificates(Some(&reader))
@@ -338,8 +357,12 @@ impl Module {
         })
     }
 
-    pub fn open_session(&mut self, slot: CK_SLOT_ID) -> Result<CK_SESSION_HANDLE, Rv> {
-        let reader = self.reader(slot)?.to_owned();
+    pub fn open_session(
+        &mut self,
+        slot: CK_SLOT_ID,
+        read_write: bool,
+    ) -> Result<CK_SESSION_HANDLE, Rv> {
+        let reader = self.reader(slot)?;
         // A token must be there: listing its certificates says so (and caches them).
         self.token
             .certificates(Some(&reader))
@@ -350,6 +373,7 @@ impl Module {
             handle,
             Session {
                 slot,
+                read_write,
                 found: None,
                 signing: None,
             },
@@ -399,7 +423,7 @@ impl Module {
         }
         let digits = std::str::from_utf8(pin).map_err(|_| CKR_PIN_INCORRECT)?;
         let pin = Pin::new(digits).map_err(|_| CKR_PIN_LEN_RANGE)?;
-        let reader = self.reader(slot)?.to_owned();
+        let reader = self.reader(slot)?;
         let card = self
             .token
             .certificates(Some(&reader))
@@ -433,7 +457,7 @@ impl Module {
             return Err(CKR_KEY_TYPE_INCONSISTENT);
         }
         let slot = self.session_slot(session)?;
-        let reader = self.reader(slot)?.to_owned();
+        let reader = self.reader(slot)?;
         let index = ((handle % HANDLES_PER_SLOT) - 1) / 3;
         self.token
             .certificates(Some(&reader))
@@ -548,6 +572,17 @@ impl Module {
         }
     }
 
+    /// Forget the card in `reader` and its login: the host found it is not the card this
+    /// module listed (gone, or rewritten in the reader), so the next listing reads it again.
+    pub fn forget_card(&mut self, reader: &str) {
+        if let Err(err) = self.token.forget(reader) {
+            tracing::info!(reader, %err, "could not forget the card");
+        }
+        if let Some(index) = self.readers.iter().position(|r| r == reader) {
+            self.logged_in.remove(&(index as CK_SLOT_ID + 1));
+        }
+    }
+
     /// Sign here, with the PIN of the slot's login (if any).
     fn sign_on_card(
         &mut self,
@@ -565,6 +600,14 @@ impl Module {
         })
     }
 
+    /// Whether `session` was opened read/write.
+    pub fn session_read_write(&self, session: CK_SESSION_HANDLE) -> Result<bool, Rv> {
+        self.sessions
+            .get(&session)
+            .map(|s| s.read_write)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)
+    }
+
     pub fn session_slot(&self, session: CK_SESSION_HANDLE) -> Result<CK_SLOT_ID, Rv> {
         self.sessions
             .get(&session)
@@ -574,7 +617,7 @@ impl Module {
 
     /// The objects of the token in `slot`: from the card layer's cache while the card stays.
     fn objects(&mut self, slot: CK_SLOT_ID) -> Result<&[Object], Rv> {
-        let reader = self.reader(slot)?.to_owned();
+        let reader = self.reader(slot)?;
         let certificates = match self.token.certificates(Some(&reader)) {
             Ok(certificates) => certificates,
             Err(err) => {

@@ -89,7 +89,11 @@ fn refusal_to_rv(code: Option<ErrorCode>) -> Rv {
     match code {
         Some(ErrorCode::WindowCancelled | ErrorCode::WindowTimeout) => CKR_FUNCTION_CANCELED,
         Some(ErrorCode::PinBlocked) => CKR_PIN_LOCKED,
-        Some(ErrorCode::NoCard | ErrorCode::CardRemoved) => CKR_DEVICE_REMOVED,
+        // A certificate the card no longer holds (rewritten in the reader, which the host's
+        // signature check found): for the browser the token it knew is gone.
+        Some(ErrorCode::NoCard | ErrorCode::CardRemoved | ErrorCode::CertificateNotFound) => {
+            CKR_DEVICE_REMOVED
+        }
         _ => CKR_FUNCTION_FAILED,
     }
 }
@@ -106,6 +110,7 @@ mod tests {
             (Some(ErrorCode::PinBlocked), CKR_PIN_LOCKED),
             (Some(ErrorCode::NoCard), CKR_DEVICE_REMOVED),
             (Some(ErrorCode::CardRemoved), CKR_DEVICE_REMOVED),
+            (Some(ErrorCode::CertificateNotFound), CKR_DEVICE_REMOVED),
             (Some(ErrorCode::KeyNotUsable), CKR_FUNCTION_FAILED),
             (None, CKR_FUNCTION_FAILED),
         ] {

@@ -31,6 +31,7 @@ use crate::model::{
 };
 use crate::pin::Pin;
 use crate::session::{self, PinUse, SignatureInput};
+use crate::signature_check;
 use crate::transport::{Channel, Protocol, Transport};
 use crate::Backend;
 
@@ -525,8 +526,28 @@ impl<S: Pcsc> PcscBackend<S> {
             let result = backend.with_card(&certificate.reader, |ch| {
                 session::sign_input(ch, card_type, certificate.slot, key, input, pin)
             });
-            backend.forget_on_removal(&certificate.reader, result)
+            let signature = backend.forget_on_removal(&certificate.reader, result)?;
+            if signature_check::made_by(&certificate.der, input, &signature) {
+                return Ok(signature);
+            }
+            // Rewritten in the reader (same insertion, same ATR): the cache, in memory and on
+            // disk, describes another card. Forget it; the signature is not handed out.
+            tracing::warn!(
+                reader = %certificate.reader,
+                slot = ?certificate.slot,
+                "the card's signature is not the listed certificate's key: its certificates were rewritten; reading it again"
+            );
+            backend.forget_card(&certificate.reader);
+            Err(CardError::CertificatesChanged)
         })
+    }
+
+    /// Drop the card in `reader` from the cache, in memory and on disk.
+    fn forget_card(&mut self, reader: &str) {
+        self.cards.remove(reader);
+        if let Some(disk) = &self.disk {
+            disk.forget(reader);
+        }
     }
 
     /// The card type of the card in `certificate.reader`, provided that card (this insertion)
@@ -663,6 +684,11 @@ impl<S: Pcsc> Backend for PcscBackend<S> {
             let result = backend.with_card(reader, |ch| session::verify_pin(ch, card_type, pin));
             backend.forget_on_removal(reader, result)
         })
+    }
+
+    fn forget(&mut self, reader: &str) -> Result<(), CardError> {
+        self.forget_card(reader);
+        Ok(())
     }
 
     fn apdu_count(&self) -> u64 {

@@ -48,12 +48,45 @@ fn authentication_read(der: &[u8]) -> Vec<(String, String)> {
     ]
 }
 
-const SIGNATURE: [u8; 8] = [0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01];
+/// The 9A certificate of the scripted cards that sign, and its key (made once per run): every
+/// signature is checked against the listed certificate (signature_check.rs), so a scripted
+/// card signs for real.
+fn signing_card() -> &'static (Vec<u8>, p256::ecdsa::SigningKey) {
+    static CARD: std::sync::OnceLock<(Vec<u8>, p256::ecdsa::SigningKey)> =
+        std::sync::OnceLock::new();
+    CARD.get_or_init(new_9a)
+}
 
-/// The APDUs of an ECDSA P-256 signature with the 9A key over `digest`: VERIFY, GENERAL
+/// A new P-256 key for 9A and its certificate.
+fn new_9a() -> (Vec<u8>, p256::ecdsa::SigningKey) {
+    use p256::pkcs8::DecodePrivateKey as _;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "DOE.JOHN.A.1234567890");
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    (
+        der,
+        p256::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap(),
+    )
+}
+
+/// The DER ECDSA signature of `key` over the hash `hash` (deterministic, RFC 6979).
+fn signed_by(key: &p256::ecdsa::SigningKey, hash: &[u8]) -> Vec<u8> {
+    use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+    let signature: p256::ecdsa::Signature = key.sign_prehash(hash).unwrap();
+    signature.to_der().as_bytes().to_vec()
+}
+
+/// The APDUs of an ECDSA P-256 signature over `digest` by the key `key`: VERIFY, GENERAL
 /// AUTHENTICATE, logout answered with `logout_answer`.
-fn p256_signature(digest: &Digest, logout_answer: &str) -> Vec<(String, String)> {
-    let mut answer = tlv(0x7C, &tlv(0x82, &SIGNATURE));
+fn p256_signature_by(
+    key: &p256::ecdsa::SigningKey,
+    digest: &Digest,
+    logout_answer: &str,
+) -> Vec<(String, String)> {
+    let mut answer = tlv(0x7C, &tlv(0x82, &signed_by(key, digest.bytes())));
     answer.extend([0x90, 0x00]);
     vec![
         (PIV_SELECT.into(), "9000".into()),
@@ -64,6 +97,11 @@ fn p256_signature(digest: &Digest, logout_answer: &str) -> Vec<(String, String)>
         ),
         (LOGOUT.into(), logout_answer.into()),
     ]
+}
+
+/// The same, by the key of [`signing_card`]'s certificate.
+fn p256_signature(digest: &Digest, logout_answer: &str) -> Vec<(String, String)> {
+    p256_signature_by(&signing_card().1, digest, logout_answer)
 }
 
 fn card(steps: &[Vec<(String, String)>]) -> ScriptedCard {
@@ -168,7 +206,7 @@ fn a_card_is_read_once_per_insertion_and_always_left_as_it_was() {
 fn a_signature_verifies_signs_and_logs_out_in_one_transaction() {
     let digest = Digest::of(HashFunction::Sha256, b"hello");
     let service = service_with(&[
-        authentication_read(certificates::P256),
+        authentication_read(&signing_card().0),
         p256_signature(&digest, "9000"),
     ]);
     let mut backend = PcscBackend::over(service.clone());
@@ -176,7 +214,7 @@ fn a_signature_verifies_signs_and_logs_out_in_one_transaction() {
     service.take_events();
     assert_eq!(
         sign(&mut backend, &certificate, &digest).unwrap(),
-        SIGNATURE
+        signed_by(&signing_card().1, digest.bytes())
     );
     assert_eq!(service.take_events(), one_use(leaving()));
     assert_eq!(backend.apdu_count(), 6);
@@ -188,7 +226,7 @@ fn a_card_that_cannot_log_out_ends_its_transaction_with_a_reset() {
     let digest = Digest::of(HashFunction::Sha256, b"hello");
     // A pre-800-73-4 card: P1 = FF is an incorrect parameter.
     let service = service_with(&[
-        authentication_read(certificates::P256),
+        authentication_read(&signing_card().0),
         p256_signature(&digest, "6A86"),
     ]);
     let mut backend = PcscBackend::over(service.clone());
@@ -253,7 +291,7 @@ fn a_reset_after_the_pin_left_is_reported_and_the_pin_is_not_sent_again() {
     // The SELECT and the VERIFY reach the card; the GENERAL AUTHENTICATE meets the reset.
     let mut signing = p256_signature(&digest, "9000");
     signing.truncate(2);
-    let service = service_with(&[authentication_read(certificates::P256), signing]);
+    let service = service_with(&[authentication_read(&signing_card().0), signing]);
     let mut backend = PcscBackend::over(service.clone());
     let certificate = list(&mut backend).unwrap().remove(0);
     service.take_events();
@@ -372,5 +410,29 @@ fn a_later_process_finds_the_certificates_in_the_disk_cache_until_the_card_moves
     let mut after_reinsertion = with_cache(&service);
     assert_eq!(list(&mut after_reinsertion).unwrap(), first);
     assert_eq!(after_reinsertion.apdu_count(), 2);
+    service.assert_transcripts_done();
+}
+
+#[test]
+fn a_card_rewritten_in_the_reader_signs_nothing_under_the_old_certificate_and_is_read_again() {
+    let digest = Digest::of(HashFunction::Sha256, b"hello");
+    // The same insertion (no removal, the same ATR): 9A got a new key and certificate in the
+    // reader after the listing. The card signs with the new key.
+    let (rewritten, new_key) = new_9a();
+    let service = service_with(&[
+        authentication_read(&signing_card().0),
+        p256_signature_by(&new_key, &digest, "9000"),
+        authentication_read(&rewritten),
+    ]);
+    let mut backend = PcscBackend::over(service.clone());
+    let listed = list(&mut backend).unwrap().remove(0);
+    assert_eq!(
+        sign(&mut backend, &listed, &digest),
+        Err(CardError::CertificatesChanged)
+    );
+    // Forgotten: the next listing reads the card, and finds the new certificate.
+    let now = list(&mut backend).unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].der, rewritten);
     service.assert_transcripts_done();
 }

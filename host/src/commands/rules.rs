@@ -81,3 +81,18 @@ pub(super) fn jws_signature(key: KeyAlgorithm, signature: Vec<u8>) -> Result<Vec
         ec => ecdsa_der_to_fixed(&signature, ec.size_bytes()).map_err(WireError::from),
     }
 }
+
+/// The certificate now in `listed`'s reader and slot, after the card said its certificates
+/// were rewritten in the reader (`CardError::CertificatesChanged`: a signature did not match,
+/// and the card layer forgot what it knew). The person chose that card's key in that slot; a
+/// request signs once more with what the card holds there now, and answers with it.
+pub fn now_in_slot(
+    token: &mut dyn Backend,
+    listed: &CardCertificate,
+) -> Result<CardCertificate, WireError> {
+    token
+        .certificates(Some(&listed.reader))?
+        .into_iter()
+        .find(|c| c.slot == listed.slot)
+        .ok_or_else(|| cacbridge_card::CardError::CertificateNotFound.into())
+}
