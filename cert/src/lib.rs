@@ -3,6 +3,7 @@
 //! library (servers), so both name keys, EDIPIs and UPNs, and build and check tokens, the same
 //! way.
 
+pub mod fascn;
 pub mod token;
 
 /// DISA's public DoD PKI bundle (v5.14: DoD Root CA 3-6 and their ID, EMAIL, SW and DERILITY
@@ -140,6 +141,9 @@ pub enum ExtendedKeyUsage {
     PivCardAuth,
     /// Microsoft's Document Signing (1.3.6.1.4.1.311.10.3.12).
     DocumentSigning,
+    /// Kerberos PKINIT client authentication, id-pkinit-KPClientAuth (1.3.6.1.5.2.3.4): DoD
+    /// PIV Authentication certificates carry it.
+    PkinitClientAuth,
     Other(String),
 }
 
@@ -157,6 +161,7 @@ impl ExtendedKeyUsage {
             ExtendedKeyUsage::SmartcardLogon => "smartcardLogon",
             ExtendedKeyUsage::PivCardAuth => "pivCardAuth",
             ExtendedKeyUsage::DocumentSigning => "documentSigning",
+            ExtendedKeyUsage::PkinitClientAuth => "pkinitClientAuth",
             ExtendedKeyUsage::Other(oid) => oid,
         }
     }
@@ -166,6 +171,7 @@ impl ExtendedKeyUsage {
             OID_SMARTCARD_LOGON => ExtendedKeyUsage::SmartcardLogon,
             OID_PIV_CARD_AUTH => ExtendedKeyUsage::PivCardAuth,
             OID_DOCUMENT_SIGNING => ExtendedKeyUsage::DocumentSigning,
+            OID_PKINIT_CLIENT_AUTH => ExtendedKeyUsage::PkinitClientAuth,
             _ => ExtendedKeyUsage::Other(oid),
         }
     }
@@ -193,12 +199,17 @@ pub struct CertificateInfo {
     pub edipi: Option<String>,
     pub upn: Option<String>,
     pub email: Option<String>,
+    /// The FASC-N in the subject alternative name (PIV and CAC certificates carry one).
+    pub fasc_n: Option<fascn::FascN>,
+    /// The card's UUID: the SAN's `urn:uuid:` URI, lower case.
+    pub card_uuid: Option<String>,
 }
 
 const OID_UPN: &str = "1.3.6.1.4.1.311.20.2.3";
 const OID_SMARTCARD_LOGON: &str = "1.3.6.1.4.1.311.20.2.2";
 const OID_PIV_CARD_AUTH: &str = "2.16.840.1.101.3.6.8";
 const OID_DOCUMENT_SIGNING: &str = "1.3.6.1.4.1.311.10.3.12";
+const OID_PKINIT_CLIENT_AUTH: &str = "1.3.6.1.5.2.3.4";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 
@@ -339,6 +350,8 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
 
     let mut upn = None;
     let mut email = None;
+    let mut fasc_n = None;
+    let mut card_uuid = None;
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             match name {
@@ -348,6 +361,14 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
                 GeneralName::OtherName(oid, value) if oid.to_id_string() == OID_UPN => {
                     upn = upn.or_else(|| other_name_string(value));
                 }
+                GeneralName::OtherName(oid, value) if oid.to_id_string() == fascn::OID_FASC_N => {
+                    fasc_n = fasc_n.or_else(|| {
+                        other_name_content(value)
+                            .filter(|(tag, _)| *tag == 0x04)
+                            .and_then(|(_, octets)| fascn::decode(octets))
+                    });
+                }
+                GeneralName::URI(uri) if card_uuid.is_none() => card_uuid = uuid_of(uri),
                 _ => {}
             }
         }
@@ -371,7 +392,25 @@ pub fn inspect(der: &[u8]) -> Result<CertificateInfo, CertificateError> {
         edipi,
         upn,
         email,
+        fasc_n,
+        card_uuid,
     })
+}
+
+/// `urn:uuid:` and 36 characters of hex and hyphens in the 8-4-4-4-12 form (RFC 4122), lower
+/// case; anything else is no UUID.
+fn uuid_of(uri: &str) -> Option<String> {
+    let rest = uri
+        .get(..9)?
+        .eq_ignore_ascii_case("urn:uuid:")
+        .then(|| &uri[9..])?;
+    let groups: Vec<&str> = rest.split('-').collect();
+    let sizes = groups.iter().map(|g| g.len()).collect::<Vec<_>>();
+    (sizes == [8, 4, 4, 4, 12]
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())))
+    .then(|| rest.to_ascii_lowercase())
 }
 
 /// Why a certificate is not an authentication certificate.
@@ -440,6 +479,14 @@ pub fn edipi_from_cn(cn: &str) -> Option<String> {
 /// An otherName value: `[0] EXPLICIT UTF8String` (or IA5String). x509-parser hands us the
 /// bytes inside the otherName's `[0]`, which some encoders repeat.
 fn other_name_string(value: &[u8]) -> Option<String> {
+    match other_name_content(value)? {
+        (0x0C | 0x16, content) => std::str::from_utf8(content).ok().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The tag and content of the value inside an otherName's `[0]` (however often repeated).
+fn other_name_content(value: &[u8]) -> Option<(u8, &[u8])> {
     let mut bytes = value;
     loop {
         let (&tag, rest) = bytes.split_first()?;
@@ -452,8 +499,7 @@ fn other_name_string(value: &[u8]) -> Option<String> {
         let content = rest.get(..len)?;
         match tag {
             0xA0 => bytes = content,
-            0x0C | 0x16 => return std::str::from_utf8(content).ok().map(str::to_owned),
-            _ => return None,
+            tag => return Some((tag, content)),
         }
     }
 }
@@ -475,6 +521,48 @@ fn rfc3339(time: &ASN1Time) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A certificate in the real DoD PIV Authentication layout (UPN, FASC-N, `urn:uuid:`,
+    /// Smart Card Logon, clientAuth and PKINIT), made with openssl from
+    /// testdata/dod-piv-layout.cnf (its FASC-N: fascn.rs's DOE).
+    const DOD_LAYOUT: &[u8] = include_bytes!("../testdata/dod-piv-layout.der");
+
+    #[test]
+    fn a_dod_layout_certificate_gives_its_fasc_n_uuid_and_pkinit_usage() {
+        let info = inspect(DOD_LAYOUT).unwrap();
+        assert_eq!(info.edipi.as_deref(), Some("1234567890"));
+        assert_eq!(info.upn.as_deref(), Some("1234567890123456@mil"));
+        let fasc_n = info.fasc_n.as_ref().unwrap();
+        assert_eq!(fasc_n.agency, "0097");
+        assert_eq!(
+            fasc_n.person, "1234567890",
+            "the person identifier is the EDIPI"
+        );
+        assert_eq!(
+            info.card_uuid.as_deref(),
+            Some("4f2a9c1e-7b3d-4e8a-9c2f-1d5e6a7b8c9d")
+        );
+        let names: Vec<&str> = info.extended_key_usage.iter().map(|u| u.name()).collect();
+        assert_eq!(names, ["clientAuth", "smartcardLogon", "pkinitClientAuth"]);
+        assert_eq!(check_authentication_profile(&info), Ok(()));
+    }
+
+    #[test]
+    fn only_a_urn_uuid_is_a_card_uuid() {
+        assert_eq!(
+            uuid_of("urn:uuid:4F2A9C1E-7B3D-4E8A-9C2F-1D5E6A7B8C9D").as_deref(),
+            Some("4f2a9c1e-7b3d-4e8a-9c2f-1d5e6a7b8c9d")
+        );
+        for other in [
+            "https://example.mil",
+            "urn:uuid:4F2A9C1E7B3D4E8A9C2F1D5E6A7B8C9D",
+            "urn:uuid:4F2A9C1E-7B3D-4E8A-9C2F-1D5E6A7B8C9",
+            "urn:uuid:zzzzzzzz-7B3D-4E8A-9C2F-1D5E6A7B8C9D",
+            "urn:uu",
+        ] {
+            assert_eq!(uuid_of(other), None, "{other}");
+        }
+    }
 
     #[test]
     #[ignore = "needs the openssl tool: run scripts/test"]

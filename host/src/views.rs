@@ -66,6 +66,10 @@ pub struct CertificateView {
     pub edipi: Option<String>,
     pub upn: Option<String>,
     pub email: Option<String>,
+    /// The SAN's FASC-N, decoded (`cacbridge_cert::fascn`).
+    pub fasc_n: Option<cacbridge_cert::fascn::FascN>,
+    /// The SAN's `urn:uuid:` (the card's UUID).
+    pub card_uuid: Option<String>,
     pub pin_required: bool,
     pub pin_always: bool,
     pub usable_for: Vec<crate::usage::Use>,
@@ -96,6 +100,8 @@ impl From<&CardCertificate> for CertificateView {
             edipi: info.edipi.clone(),
             upn: info.upn.clone(),
             email: info.email.clone(),
+            fasc_n: info.fasc_n.clone(),
+            card_uuid: info.card_uuid.clone(),
             pin_required: cert.slot.pin_required(),
             pin_always: cert.slot.pin_always(),
             usable_for: usable_for(cert),

@@ -214,6 +214,13 @@ pub struct Identity {
     pub edipi: Option<String>,
     pub upn: Option<String>,
     pub email: Option<String>,
+    /// The FASC-N of the certificate's SAN: on a CAC its person identifier is the EDIPI, and
+    /// some relying parties key on it.
+    #[serde(default)]
+    pub fasc_n: Option<cacbridge_cert::fascn::FascN>,
+    /// The card's UUID (the SAN's `urn:uuid:`).
+    #[serde(default)]
+    pub card_uuid: Option<String>,
     /// RFC 3339.
     pub not_after: String,
     /// What revocation checking found.
@@ -429,6 +436,8 @@ impl Verifier {
             edipi: info.edipi,
             upn: info.upn,
             email: info.email,
+            fasc_n: info.fasc_n,
+            card_uuid: info.card_uuid,
             not_after: info.not_after,
             revocation,
         })

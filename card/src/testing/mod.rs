@@ -163,6 +163,8 @@ pub fn certificate(
             edipi: Some("1234567890".into()),
             upn: Some("1234567890123456@mil".into()),
             email: None,
+            fasc_n: None,
+            card_uuid: None,
         },
     }
 }
