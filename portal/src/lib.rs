@@ -137,4 +137,32 @@ mod tests {
         assert_eq!(db.secret("challenge-key").await.unwrap(), key);
         assert_ne!(db.secret("csrf-key").await.unwrap(), key);
     }
+
+    /// A registration keeps the FASC-N's person identifier and the card UUID of a certificate
+    /// in the real DoD layout, and the confirmation shows them.
+    #[tokio::test]
+    async fn the_confirmation_shows_the_fasc_n_and_card_uuid_of_a_dod_layout_certificate() {
+        let db = db::in_memory().unwrap();
+        let info =
+            cacbridge_cert::inspect(include_bytes!("../../cert/testdata/dod-piv-layout.der"))
+                .unwrap();
+        let identity = cacbridge_verify::Identity::of(info, Default::default());
+        let user = db.create_user("demo", "hash", 1000).await.unwrap();
+        let id = db
+            .register(user, &identity, 1000, "registration")
+            .await
+            .unwrap();
+        let registration = db.registration(id).await.unwrap().unwrap();
+        let page = pages::confirmation(&registration, "demo");
+        assert!(
+            page.contains(r#"<dd id="confirmation-fascn">1234567890</dd>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                r#"<dd id="confirmation-uuid">4f2a9c1e-7b3d-4e8a-9c2f-1d5e6a7b8c9d</dd>"#
+            ),
+            "{page}"
+        );
+    }
 }

@@ -319,6 +319,8 @@ pub fn confirmation(r: &Registration, username: &str) -> String {
 <dl class="confirmation">
 <dt>Name</dt><dd id="confirmation-name">{name}</dd>
 <dt>DoD ID number (EDIPI)</dt><dd id="confirmation-edipi">{edipi}</dd>
+<dt>FASC-N person identifier</dt><dd id="confirmation-fascn">{fasc_n}</dd>
+<dt>Card UUID</dt><dd id="confirmation-uuid">{uuid}</dd>
 <dt>Subject</dt><dd>{subject}</dd>
 <dt>Issuer</dt><dd>{issuer}</dd>
 <dt>Serial number</dt><dd>{serial}</dd>
@@ -332,6 +334,8 @@ pub fn confirmation(r: &Registration, username: &str) -> String {
         user = esc(username),
         name = esc(r.common_name.as_deref().unwrap_or("-")),
         edipi = esc(r.edipi.as_deref().unwrap_or("-")),
+        fasc_n = esc(r.fasc_n_person.as_deref().unwrap_or("-")),
+        uuid = esc(r.card_uuid.as_deref().unwrap_or("-")),
         subject = esc(&r.subject),
         issuer = esc(&r.issuer),
         serial = esc(&r.serial),

@@ -228,6 +228,26 @@ pub struct Identity {
     pub revocation: Revocation,
 }
 
+impl Identity {
+    /// The identity a checked certificate gives, with what revocation checking found.
+    pub fn of(info: cacbridge_cert::CertificateInfo, revocation: Revocation) -> Self {
+        Identity {
+            subject: info.subject,
+            issuer: info.issuer,
+            common_name: info.common_name,
+            serial_number: info.serial_number,
+            fingerprint_sha256: info.id,
+            edipi: info.edipi,
+            upn: info.upn,
+            email: info.email,
+            fasc_n: info.fasc_n,
+            card_uuid: info.card_uuid,
+            not_after: info.not_after,
+            revocation,
+        }
+    }
+}
+
 /// What else a portal requires of a certificate, beyond the authentication profile
 /// A certificate that passed every check but revocation, with what revocation needs.
 struct Checked {
@@ -427,20 +447,7 @@ impl Verifier {
                     }
                 }
             })?;
-        Ok(Identity {
-            subject: info.subject,
-            issuer: info.issuer,
-            common_name: info.common_name,
-            serial_number: info.serial_number,
-            fingerprint_sha256: info.id,
-            edipi: info.edipi,
-            upn: info.upn,
-            email: info.email,
-            fasc_n: info.fasc_n,
-            card_uuid: info.card_uuid,
-            not_after: info.not_after,
-            revocation,
-        })
+        Ok(Identity::of(info, revocation))
     }
 
     /// The path to a trust anchor; the certificate's issuer, for revocation checks.

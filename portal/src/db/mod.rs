@@ -68,6 +68,9 @@ pub struct Registration {
     pub not_after: String,
     pub registered_at: i64,
     pub how: String,
+    /// The FASC-N's person identifier and the card's UUID, as the certificate's SAN gave them.
+    pub fasc_n_person: Option<String>,
+    pub card_uuid: Option<String>,
 }
 
 /// An account's columns, in [`User`]'s order, for both databases.
@@ -75,7 +78,7 @@ const USER_COLUMNS: &str = "id, username, password_hash, failed_logins, retry_at
 
 /// A registration's columns, in [`Registration`]'s order, for both databases.
 const REGISTRATION_COLUMNS: &str =
-    "id, user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how";
+    "id, user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how, fasc_n_person, card_uuid";
 
 /// How an account's wrong password is counted (throttle.rs decides the numbers).
 pub struct PasswordFailure<'a> {

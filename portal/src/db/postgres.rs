@@ -71,6 +71,9 @@ const MIGRATIONS: &[&str] = &[
     // 2: one password guess per account in flight (SQLite's migration 4)
     "ALTER TABLE users ADD COLUMN attempt_until BIGINT NOT NULL DEFAULT 0;
      ALTER TABLE users ADD COLUMN attempt_claim BIGINT NOT NULL DEFAULT 0;",
+    // 3: what real CAC certificates carry in their SAN besides the EDIPI (SQLite's 5)
+    "ALTER TABLE registrations ADD COLUMN fasc_n_person TEXT;
+     ALTER TABLE registrations ADD COLUMN card_uuid TEXT;",
 ];
 
 /// The advisory lock instances take to migrate one at a time ("CACB").
@@ -102,6 +105,8 @@ fn registration_row(r: &Row) -> Registration {
         not_after: r.get(8),
         registered_at: r.get(9),
         how: r.get(10),
+        fasc_n_person: r.get(11),
+        card_uuid: r.get(12),
     }
 }
 
@@ -406,8 +411,8 @@ impl Postgres {
         let id: i64 = tx
             .query_one(
                 "INSERT INTO registrations
-                    (user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                    (user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how, fasc_n_person, card_uuid)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
                 &[
                     &user_id,
                     &identity.fingerprint_sha256,
@@ -419,6 +424,8 @@ impl Postgres {
                     &identity.not_after,
                     &now,
                     &how,
+                    &identity.fasc_n.as_ref().map(|f| f.person.clone()),
+                    &identity.card_uuid,
                 ],
             )
             .await?

@@ -74,6 +74,9 @@ const MIGRATIONS: &[&str] = &[
     // 4: one password guess per account in flight (its claim, until when)
     "ALTER TABLE users ADD COLUMN attempt_until INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE users ADD COLUMN attempt_claim INTEGER NOT NULL DEFAULT 0;",
+    // 5: what real CAC certificates carry in their SAN besides the EDIPI
+    "ALTER TABLE registrations ADD COLUMN fasc_n_person TEXT;
+     ALTER TABLE registrations ADD COLUMN card_uuid TEXT;",
 ];
 
 /// A database in memory, migrated (tests).
@@ -121,6 +124,8 @@ fn registration_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Registration> {
         not_after: r.get(8)?,
         registered_at: r.get(9)?,
         how: r.get(10)?,
+        fasc_n_person: r.get(11)?,
+        card_uuid: r.get(12)?,
     })
 }
 
@@ -338,8 +343,8 @@ impl Sqlite {
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO registrations
-                (user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                (user_id, fingerprint, edipi, common_name, subject, issuer, serial, not_after, registered_at, how, fasc_n_person, card_uuid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 user_id,
                 identity.fingerprint_sha256,
@@ -350,7 +355,9 @@ impl Sqlite {
                 identity.serial_number,
                 identity.not_after,
                 now,
-                how
+                how,
+                identity.fasc_n.as_ref().map(|f| &f.person),
+                identity.card_uuid
             ],
         )?;
         let id = tx.last_insert_rowid();
