@@ -231,3 +231,29 @@ fn in_a_browser_a_signature_goes_to_the_window_without_a_login_and_the_card_is_n
         Err(CKR_FUNCTION_CANCELED)
     );
 }
+
+#[test]
+fn a_browser_is_offered_the_piv_authentication_certificate_alone() {
+    use std::sync::Arc;
+    // Beside 9A, a second certificate a TLS server might take as well (DoD's e-mail signing
+    // certificates carry clientAuth): the filter is the slot, not the extended key usage.
+    let authentication = certificate("DOE.JOHN.A.1234567890");
+    let mut signature = certificate("DOE.JOHN.A.1234567890");
+    signature.slot = Slot::DigitalSignature;
+    let cards = || token(vec![authentication.clone(), signature.clone()], 3);
+    let window = Arc::new(FakeWindow {
+        asked: std::sync::Mutex::new(Vec::new()),
+        answer: Ok(der_ecdsa()),
+    });
+    let certificates_seen = |module: &mut Module| {
+        module.slot_list(true).unwrap();
+        let session = module.open_session(1, false).unwrap();
+        find(module, session, CKO_CERTIFICATE).len()
+    };
+    assert_eq!(
+        certificates_seen(&mut Module::for_browser(Box::new(cards()), window)),
+        1
+    );
+    // Other programs (pkcs11-tool, OpenSSL, S/MIME clients) see every certificate.
+    assert_eq!(certificates_seen(&mut Module::new(Box::new(cards()))), 2);
+}
