@@ -9,12 +9,12 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use cacbridge_card::{Backend, CardError, Digest, Pin, Purpose};
+use cacbridge_card::{Backend, Digest, Pin, Purpose};
 use cacbridge_cert::check_authentication_profile;
 use cacbridge_cert::token::{authentication_message, Algorithm, AuthToken, TOKEN_FORMAT};
 
 use super::rules::{
-    card_hash, checked_origin, find, jws_signature, now_in_slot, pin_argument, usable_for,
+    card_hash, checked_origin, find, jws_signature, pin_argument, signed_in_slot, usable_for,
     wrong_role,
 };
 use crate::arguments::{check_certificate_id, check_nonce, required_string};
@@ -52,39 +52,30 @@ pub fn authenticate(
     token: &mut dyn Backend,
     request: AuthenticateRequest,
 ) -> Result<AuthToken, WireError> {
-    let mut cert = find(token, &request.certificate_id, Purpose::Authentication)?;
-    let mut rewritten = false;
-    loop {
+    let listed = find(token, &request.certificate_id, Purpose::Authentication)?;
+    let (cert, (algorithm, signature)) = signed_in_slot(token, listed, |token, cert| {
         // FPKI: Card Authentication (9E) needs no PIN and proves nothing about the holder; Key
         // Management (9D) is for encryption. Only 9A or the CAC ID certificate log a person in,
         // and only when the certificate has the authentication profile a verifier insists on.
-        if !usable_for(&cert).contains(&Use::Authenticate) {
-            let refusal = wrong_role(&cert, "to log in");
+        if !usable_for(cert).contains(&Use::Authenticate) {
+            let refusal = wrong_role(cert, "to log in");
             return Err(match check_authentication_profile(&cert.info) {
                 Err(reason) => refusal.with_detail("reason", reason.to_string()),
                 Ok(()) => refusal,
             });
         }
-        let key = cert.info.key_algorithm;
-        let algorithm = Algorithm::for_key(key);
+        let algorithm = Algorithm::for_key(cert.info.key_algorithm);
         let message = authentication_message(algorithm, &request.origin, &request.nonce);
         let digest = Digest::of(card_hash(algorithm), &message);
-        match token.sign(&cert, &digest, &request.pin) {
-            Ok(signature) => {
-                return Ok(AuthToken {
-                    format: TOKEN_FORMAT.into(),
-                    unverified_certificate: BASE64.encode(&cert.der),
-                    algorithm: algorithm.name().into(),
-                    signature: BASE64.encode(jws_signature(key, signature)?),
-                    app_version: format!("cacbridge-host/{HOST_VERSION}"),
-                })
-            }
-            // Rewritten in the reader since it was listed: once more, with what is there now.
-            Err(CardError::CertificatesChanged) if !rewritten => {
-                rewritten = true;
-                cert = now_in_slot(token, &cert)?;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
+        Ok(token
+            .sign(cert, &digest, &request.pin)
+            .map(|signature| (algorithm, signature)))
+    })?;
+    Ok(AuthToken {
+        format: TOKEN_FORMAT.into(),
+        unverified_certificate: BASE64.encode(&cert.der),
+        algorithm: algorithm.name().into(),
+        signature: BASE64.encode(jws_signature(cert.info.key_algorithm, signature)?),
+        app_version: format!("cacbridge-host/{HOST_VERSION}"),
+    })
 }

@@ -82,17 +82,35 @@ pub(super) fn jws_signature(key: KeyAlgorithm, signature: Vec<u8>) -> Result<Vec
     }
 }
 
-/// The certificate now in `listed`'s reader and slot, after the card said its certificates
-/// were rewritten in the reader (`CardError::CertificatesChanged`: a signature did not match,
-/// and the card layer forgot what it knew). The person chose that card's key in that slot; a
-/// request signs once more with what the card holds there now, and answers with it.
-pub fn now_in_slot(
+/// `sign` with the certificate the request named (`listed`), and when the card says its
+/// certificates were rewritten in the reader since they were listed
+/// (`CardError::CertificatesChanged`: the signature did not match, and the card layer forgot
+/// what it knew), once more with what the card holds in that reader and slot now: the person
+/// chose that card's key in that slot. `sign` checks the certificate it is given (its outer
+/// error refuses the request) and signs with it; the certificate used comes back with the
+/// signature.
+pub fn signed_in_slot<T>(
     token: &mut dyn Backend,
-    listed: &CardCertificate,
-) -> Result<CardCertificate, WireError> {
-    token
-        .certificates(Some(&listed.reader))?
-        .into_iter()
-        .find(|c| c.slot == listed.slot)
-        .ok_or_else(|| cacbridge_card::CardError::CertificateNotFound.into())
+    listed: CardCertificate,
+    mut sign: impl FnMut(
+        &mut dyn Backend,
+        &CardCertificate,
+    ) -> Result<Result<T, cacbridge_card::CardError>, WireError>,
+) -> Result<(CardCertificate, T), WireError> {
+    let mut cert = listed;
+    let mut rewritten = false;
+    loop {
+        match sign(token, &cert)? {
+            Ok(signed) => return Ok((cert, signed)),
+            Err(cacbridge_card::CardError::CertificatesChanged) if !rewritten => {
+                rewritten = true;
+                cert = token
+                    .certificates(Some(&cert.reader))?
+                    .into_iter()
+                    .find(|c| c.slot == cert.slot)
+                    .ok_or(cacbridge_card::CardError::CertificateNotFound)?;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }

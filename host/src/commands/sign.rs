@@ -4,11 +4,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
-use cacbridge_card::{Backend, CardError, Digest, HashFunction, Pin, Purpose};
+use cacbridge_card::{Backend, Digest, HashFunction, Pin, Purpose};
 use cacbridge_cert::KeyAlgorithm;
 
 use super::rules::{
-    checked_origin, find, jws_signature, now_in_slot, pin_argument, usable_for, wrong_role,
+    checked_origin, find, jws_signature, pin_argument, signed_in_slot, usable_for, wrong_role,
 };
 use crate::arguments::{
     check_certificate_id, hash_function, hash_function_name, invalid, required_string,
@@ -72,13 +72,12 @@ pub struct DocumentSignature {
 }
 
 pub fn sign(token: &mut dyn Backend, request: SignRequest) -> Result<DocumentSignature, WireError> {
-    let mut cert = find(token, &request.certificate_id, Purpose::Signature)?;
-    let mut rewritten = false;
-    let signature = loop {
+    let listed = find(token, &request.certificate_id, Purpose::Signature)?;
+    let (cert, signature) = signed_in_slot(token, listed, |token, cert| {
         // Any hash a page submits could be a login proof's digest for another origin: only a
         // key a verifier refuses for logins may sign it (usable_for).
-        if !usable_for(&cert).contains(&Use::Sign) {
-            let refusal = wrong_role(&cert, "for document signatures");
+        if !usable_for(cert).contains(&Use::Sign) {
+            let refusal = wrong_role(cert, "for document signatures");
             return Err(if cert.slot.is_signature() {
                 refusal.with_detail(
                     "reason",
@@ -88,16 +87,8 @@ pub fn sign(token: &mut dyn Backend, request: SignRequest) -> Result<DocumentSig
                 refusal
             });
         }
-        match token.sign(&cert, &request.digest, &request.pin) {
-            Ok(signature) => break signature,
-            // Rewritten in the reader since it was listed: once more, with what is there now.
-            Err(CardError::CertificatesChanged) if !rewritten => {
-                rewritten = true;
-                cert = now_in_slot(token, &cert)?;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    };
+        Ok(token.sign(cert, &request.digest, &request.pin))
+    })?;
     let key = cert.info.key_algorithm;
     let algorithm = match (key, request.digest.function()) {
         (KeyAlgorithm::Rsa { .. }, HashFunction::Sha256) => "RS256",
