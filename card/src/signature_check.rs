@@ -69,25 +69,13 @@ fn rsa_made(modulus: &[u8], exponent: &[u8], block: &[u8], signature: &[u8]) -> 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::testing::p256_certificate_with_key;
     use p256::ecdsa::signature::hazmat::PrehashSigner as _;
-    use p256::pkcs8::DecodePrivateKey as _;
-
-    /// A P-256 certificate made here, with its key.
-    fn certificate() -> (Vec<u8>, p256::ecdsa::SigningKey) {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "DOE.JOHN.A.1234567890");
-        let der = params.self_signed(&key).unwrap().der().to_vec();
-        let signing = p256::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
-        (der, signing)
-    }
 
     #[test]
     fn a_signature_belongs_to_its_certificate_and_to_no_other() {
-        let (der, key) = certificate();
-        let (rewritten, _) = certificate();
+        let (der, key) = p256_certificate_with_key();
+        let (rewritten, _) = p256_certificate_with_key();
         let hash = [0x5A; 32];
         let signature: p256::ecdsa::Signature = key.sign_prehash(&hash).unwrap();
         let signature = signature.to_der().as_bytes().to_vec();

@@ -5,7 +5,9 @@
 
 use super::*;
 use crate::crypto::HashFunction;
-use crate::testing::{certificates, PcscEvent, ScriptedCard, ScriptedPcsc};
+use crate::testing::{
+    certificates, p256_certificate_with_key, PcscEvent, ScriptedCard, ScriptedPcsc,
+};
 use crate::Digest;
 
 const READER: &str = "Scripted Reader 00 00";
@@ -54,22 +56,7 @@ fn authentication_read(der: &[u8]) -> Vec<(String, String)> {
 fn signing_card() -> &'static (Vec<u8>, p256::ecdsa::SigningKey) {
     static CARD: std::sync::OnceLock<(Vec<u8>, p256::ecdsa::SigningKey)> =
         std::sync::OnceLock::new();
-    CARD.get_or_init(new_9a)
-}
-
-/// A new P-256 key for 9A and its certificate.
-fn new_9a() -> (Vec<u8>, p256::ecdsa::SigningKey) {
-    use p256::pkcs8::DecodePrivateKey as _;
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "DOE.JOHN.A.1234567890");
-    let der = params.self_signed(&key).unwrap().der().to_vec();
-    (
-        der,
-        p256::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap(),
-    )
+    CARD.get_or_init(p256_certificate_with_key)
 }
 
 /// The DER ECDSA signature of `key` over the hash `hash` (deterministic, RFC 6979).
@@ -418,7 +405,7 @@ fn a_card_rewritten_in_the_reader_signs_nothing_under_the_old_certificate_and_is
     let digest = Digest::of(HashFunction::Sha256, b"hello");
     // The same insertion (no removal, the same ATR): 9A got a new key and certificate in the
     // reader after the listing. The card signs with the new key.
-    let (rewritten, new_key) = new_9a();
+    let (rewritten, new_key) = p256_certificate_with_key();
     let service = service_with(&[
         authentication_read(&signing_card().0),
         p256_signature_by(&new_key, &digest, "9000"),

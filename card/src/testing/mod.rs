@@ -18,6 +18,23 @@ pub mod certificates {
     pub const P256: &[u8] = include_bytes!("certs/p256.der");
 }
 
+/// A new P-256 key and a self-signed certificate for it (CN `DOE.JOHN.A.1234567890`): for
+/// this crate's tests of signatures checked against their certificate (rcgen is a
+/// dev-dependency, so not for the `testing` feature's users).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn p256_certificate_with_key() -> (Vec<u8>, p256::ecdsa::SigningKey) {
+    use p256::pkcs8::DecodePrivateKey as _;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "DOE.JOHN.A.1234567890");
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    let signing = p256::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
+    (der, signing)
+}
+
 use crate::certificate::{CertificateInfo, ExtendedKeyUsage, KeyAlgorithm, KeyUsage};
 use crate::crypto::Digest;
 use crate::error::CardError;
