@@ -63,15 +63,11 @@ fn a_new_host_process_reads_nothing_again_while_the_card_stays() {
 /// Run yubico-piv-tool (a client nobody here wrote) on the card in `card.reader`, with the
 /// test cards' management key: its output.
 fn yubico_piv(card: &VirtualCard, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("yubico-piv-tool")
-        .args([
-            "-r",
-            card.reader,
-            "--key=010203040506070801020304050607080102030405060708",
-        ])
-        .args(args)
-        .output()
-        .expect("yubico-piv-tool");
+    let key = "--key=010203040506070801020304050607080102030405060708";
+    let out = cacbridge_testbed::run(
+        "yubico-piv-tool",
+        &[&["-r", card.reader, key], args].concat(),
+    );
     assert!(
         out.status.success(),
         "yubico-piv-tool {args:?}: {}",

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PORTAL_ORIGIN, insertCard, launch, sleep, startDisplay, startPortal } from "./stack.mjs";
-import { MTLS_ORIGIN, isCacBridgeWindow, registerPresented } from "./mtls-flows.mjs";
+import { MTLS_ORIGIN, isCacBridgeWindow, registerPresented, typePinWithKeys } from "./mtls-flows.mjs";
 import { choose, clickRegister, dialog, login, screenshot } from "./walk.mjs";
 
 const PERSON = process.env.CACBRIDGE_E2E_PERSON;
@@ -86,10 +86,7 @@ async function presentCard(stack, which, card, display) {
     });
   }
   if (which === "chromium") return choose(pinWindow, card.info.pin);
-  await sleep(1000); // its list shown and Continue focused
-  display.enter(pinWindow.id);
-  await sleep(500);
-  display.typeInto(pinWindow.id, card.info.pin);
+  await typePinWithKeys(display, pinWindow, card.info.pin);
 }
 
 for (const which of ["chromium", "firefox"]) {

@@ -73,6 +73,18 @@ async function shadowText(page) {
 /** CAC Bridge's window on a display, by its name (the portal's own windows are not it). */
 export const isCacBridgeWindow = (/** @type {string} */ name) => /CAC Bridge/.test(name) && !/Portal/.test(name);
 
+/**
+ * In CAC Bridge's window `win` on `display`, with key presses as a person's: Continue (the PIV
+ * Authentication certificate is preselected), then the PIN and Enter (OK). For Firefox, whose
+ * automation channel the waiting handshake blocks.
+ */
+export async function typePinWithKeys(display, win, pin) {
+  await sleep(1000); // its list shown and Continue focused
+  display.enter(win.id);
+  await sleep(500);
+  display.typeInto(win.id, pin);
+}
+
 export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
   let portal;
   let card;
@@ -103,11 +115,7 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
       const before = card.apdus();
       const navigation = page.goto(`${MTLS_ORIGIN}/account/cac`, { timeout: 90000 });
       navigation.catch(() => {});
-      const win = await display.waitForWindow(isCacBridgeWindow);
-      await sleep(1000); // its list shown and Continue focused
-      display.enter(win.id); // Continue, with the PIV Authentication certificate preselected
-      await sleep(500);
-      display.typeInto(win.id, card.info.pin); // the PIN, then Enter: OK
+      await typePinWithKeys(display, await display.waitForWindow(isCacBridgeWindow), card.info.pin);
       await navigation;
       await registerPresented(page, card, before, which, "mtls-confirmation");
       await page.close();
