@@ -45,6 +45,14 @@ const flows = new Flows({
 
 const currentAllowList = () => allowList(api);
 
+// A mutual-TLS site reaches the person's PIN only through a host this extension started: the
+// module inside the browser asks that host, which asks for this extension's window
+// (docs/pkcs11.md). Most CAC sites are mutual-TLS sites that no page of CAC Bridge's ever
+// sees, so the host starts with the browser (with this worker) and its port stays open.
+// Firefox's module is loaded now for the same reason.
+host.keepOpen().catch(() => {});
+ensureModuleLoaded(api).catch(() => {});
+
 /** Mutual-TLS portal profiles: an administrator's `mtlsPortals`, else the build's. */
 async function mtlsProfiles() {
   try {

@@ -1,6 +1,6 @@
 // The connection to cacbridge-host: a small state machine over a runtime.connectNative port.
 // UNINITIALIZED -> CONNECTING -> CONNECTED -> DISCONNECTED (-> CONNECTING on the next request,
-// or after a back-off when events are wanted). Pure logic: the browser API comes in as
+// or after a back-off when the port is to stay open or events are wanted). Pure logic: the browser API comes in as
 // `connect`, so Node tests drive it with a fake port.
 
 import { COMMANDS, HOST_NAME, PROTOCOL } from "./wire.js";
@@ -40,6 +40,7 @@ export class NativePort {
     this.connecting = null;
     this.hostVersion = null;
     this.wantEvents = false;
+    this.stayOpen = false;
     this.backoff = 1000;
     this.reconnectTimer = null;
     // Wrapped: browsers throw "Illegal invocation" when the timer functions get another `this`.
@@ -125,6 +126,15 @@ export class NativePort {
     });
   }
 
+  /**
+   * Connect now and keep the port open: reopen it (after a back-off) whenever the host goes.
+   * Asks the host for nothing, so the card is not touched.
+   */
+  keepOpen() {
+    this.stayOpen = true;
+    return this.ensureConnected();
+  }
+
   /** Ask for reader and card events, and keep the port open (and reopen it) for them. */
   subscribe() {
     this.wantEvents = true;
@@ -160,7 +170,7 @@ export class NativePort {
       entry.reject(hostError("native-unavailable", reason ?? "the CAC Bridge app stopped", stopped ? { stopped: true } : {}));
       this.pending.delete(id);
     }
-    if (this.wantEvents && !this.reconnectTimer) {
+    if ((this.wantEvents || this.stayOpen) && !this.reconnectTimer) {
       const delay = this.backoff;
       this.backoff = Math.min(this.backoff * 2, 30000);
       this.reconnectTimer = this.setTimer(() => {

@@ -3,6 +3,7 @@
 import { describe } from "node:test";
 import { crashingHostSuite, extensionSuite, fastChooserSuite, lateInstallSuite, linkSuite, missingHostSuite, moduleBackendSuite, workerKilledSuite } from "./flows.mjs";
 import { mtlsSuite } from "./mtls-flows.mjs";
+import { webServerSuite } from "./server-flows.mjs";
 
 describe("chromium", () => extensionSuite("chromium"));
 describe("chromium without the host", () => missingHostSuite("chromium"));
@@ -14,3 +15,4 @@ describe("chromium, the host crashing mid-request", () => crashingHostSuite("chr
 describe("chromium, the extension's service worker killed mid-request", () => workerKilledSuite("chromium"));
 describe("chromium, a mutual-TLS portal", () => mtlsSuite("chromium"));
 describe("chromium, a mutual-TLS portal with an ECC card", () => mtlsSuite("chromium", { cardName: "smith", full: false }));
+describe("chromium, Apache httpd and nginx asking for the CAC", () => webServerSuite("chromium"));

@@ -3,6 +3,7 @@
 import { describe } from "node:test";
 import { extensionSuite, fastChooserSuite, lateInstallSuite, linkSuite, missingHostSuite } from "./flows.mjs";
 import { mtlsSuite } from "./mtls-flows.mjs";
+import { webServerSuite } from "./server-flows.mjs";
 
 describe("firefox", () => extensionSuite("firefox"));
 describe("firefox without the host", () => missingHostSuite("firefox"));
@@ -12,3 +13,4 @@ describe("firefox, a card as slow as a real CAC", () => fastChooserSuite("firefo
 // The mutual-TLS walk, with windows on a virtual display: the PIN is typed into CAC Bridge's
 // window with key presses (mtls-flows.mjs, mtlsSuite).
 describe("firefox, a mutual-TLS portal", () => mtlsSuite("firefox", { full: false }));
+describe("firefox, Apache httpd and nginx asking for the CAC", () => webServerSuite("firefox"));

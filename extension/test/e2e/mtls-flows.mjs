@@ -98,7 +98,7 @@ export function mtlsSuite(which, { cardName = "doe", full = true } = {}) {
     card = await insertCard(cardName);
     portal = await startPortal({ mtls: true });
     if (which === "firefox") display = await startDisplay();
-    const clientCertificateFor = { origin: MTLS_ORIGIN, cn: card.info.cn, issuer: "CACBRIDGE TEST ID CA-1" };
+    const clientCertificateFor = { origins: [MTLS_ORIGIN], cn: card.info.cn, issuer: "CACBRIDGE TEST ID CA-1" };
     stack = await launch(which, { clientCertificateFor, display: display?.display });
   });
   after(async () => {

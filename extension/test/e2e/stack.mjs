@@ -226,10 +226,10 @@ async function packagedExtension(browser, which, profileDir) {
 /**
  * A headless browser with the built extension installed.
  * @param {"chromium" | "firefox"} which
- * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean, clientCertificateFor?: {origin: string, cn: string, issuer: string}, display?: string}} options
+ * @param {{withHost?: boolean, visible?: boolean, installNow?: boolean, clientCertificateFor?: {origins: string[], cn?: string, issuer?: string}, display?: string}} options
  *   installNow: false leaves the extension to `install()`, to test what it does on arrival;
  *   clientCertificateFor (Chromium): `cacbridge-host install` registers the PKCS#11 module in
- *   a home of the browser's own, and an auto-select rule presents that certificate there
+ *   a home of the browser's own, and an auto-select rule presents that certificate on those origins
  *   (Firefox: it presents the matching certificate without asking);
  *   display: run with windows on this X display instead of headless (where a person's key
  *   presses answer the browser's own dialogs);
@@ -281,15 +281,15 @@ export async function launch(which, { withHost = true, visible = false, installN
   };
   if (display) env.DISPLAY = display;
   if (clientCertificateFor && which === "chromium") {
-    const home = env.HOME;
     const installed = spawnSync(join(BIN, "cacbridge-host"), ["install"], { env, encoding: "utf8" });
     if (installed.status !== 0 || !/registered for Chrome/.test(installed.stdout)) throw new Error(`cacbridge-host install: ${installed.stdout}${installed.stderr}`);
     // Chromium's AutoSelectCertificateForUrls, as a profile content setting (no root needed);
     // without a name, Chromium's own chooser asks.
-    const { origin, cn, issuer } = clientCertificateFor;
+    const { origins, cn, issuer } = clientCertificateFor;
     if (cn) {
       mkdirSync(join(profile, "Default"));
-      const rule = { [`${origin},*`]: { setting: { filters: [{ SUBJECT: { CN: cn }, ISSUER: { CN: issuer } }] } } };
+      const setting = { setting: { filters: [{ SUBJECT: { CN: cn }, ISSUER: { CN: issuer } }] } };
+      const rule = Object.fromEntries(origins.map((origin) => [`${origin},*`, setting]));
       writeFileSync(join(profile, "Default", "Preferences"), JSON.stringify({ profile: { content_settings: { exceptions: { auto_select_certificate: rule } } } }));
     }
   }
