@@ -92,41 +92,37 @@ test("a port that dies fails its requests, and reconnects with back-off when eve
   assert.equal(host.state, "connected");
 });
 
-test("a port kept open is reopened when the host goes, and asks the host for nothing but its version", async () => {
-  let connects = 0;
-  let current;
+/** A NativePort over fresh fake hosts, counting connections; back-offs take 1 ms. */
+function countedHost() {
+  const seen = { count: 0, port: null };
   const host = new NativePort({
     connect: () => {
-      connects += 1;
-      current = fakeHost();
-      return current;
+      seen.count += 1;
+      seen.port = fakeHost();
+      return seen.port;
     },
     setTimer: (fn, ms) => setTimeout(fn, ms >= 1000 && ms < 5000 ? 1 : ms),
   });
+  return { host, connects: () => seen.count, current: () => seen.port };
+}
+
+test("a port kept open is reopened when the host goes, and asks the host for nothing but its version", async () => {
+  const { host, connects, current } = countedHost();
   await host.keepOpen();
-  assert.deepEqual(current.sent.map((m) => m.command), ["version"]);
-  current.die();
+  assert.deepEqual(current().sent.map((m) => m.command), ["version"]);
+  current().die();
   await new Promise((r) => setTimeout(r, 20));
-  assert.equal(connects, 2, "reopened");
+  assert.equal(connects(), 2, "reopened");
   assert.equal(host.state, "connected");
-  assert.deepEqual(current.sent.map((m) => m.command), ["version"], "no subscribe: the card is not read");
+  assert.deepEqual(current().sent.map((m) => m.command), ["version"], "no subscribe: the card is not read");
 });
 
 test("a port not kept open stays closed when the host goes", async () => {
-  let connects = 0;
-  let current;
-  const host = new NativePort({
-    connect: () => {
-      connects += 1;
-      current = fakeHost();
-      return current;
-    },
-    setTimer: (fn, ms) => setTimeout(fn, ms >= 1000 && ms < 5000 ? 1 : ms),
-  });
+  const { host, connects, current } = countedHost();
   await host.ensureConnected();
-  current.die();
+  current().die();
   await new Promise((r) => setTimeout(r, 20));
-  assert.equal(connects, 1);
+  assert.equal(connects(), 1);
   assert.equal(host.state, "disconnected");
 });
 

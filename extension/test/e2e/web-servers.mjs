@@ -49,6 +49,23 @@ async function listening(port, child, log) {
 }
 
 /**
+ * A started server, once every origin's port listens: its error log, and a stop that ends it
+ * by its PID and removes its directory.
+ */
+async function serve(child, dir, origins, log) {
+  for (const origin of Object.values(origins)) await listening(Number(new URL(origin).port), child, log);
+  return {
+    origins,
+    log: () => (existsSync(log) ? readFileSync(log, "utf8") : ""),
+    async stop() {
+      child.kill("SIGTERM");
+      for (let i = 0; i < 50 && child.exitCode === null; i++) await sleep(100);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
  * Apache httpd 2.4 (mod_ssl), one virtual host per site, each on its own port:
  * - `locationTls12`: client certificates asked only under /cac (`SSLVerifyClient require`
  *   inside a `<Location>`), TLS 1.2: Apache renegotiates after the request;
@@ -111,17 +128,7 @@ export async function startApache(caFile) {
     ...hosts,
   ].join("\n");
   writeFileSync(join(dir, "httpd.conf"), `${config}\n`);
-  const child = spawn("/usr/sbin/apache2", ["-f", join(dir, "httpd.conf"), "-DFOREGROUND"], { stdio: "ignore" });
-  for (const origin of Object.values(origins)) await listening(Number(new URL(origin).port), child, log);
-  return {
-    origins,
-    log: () => (existsSync(log) ? readFileSync(log, "utf8") : ""),
-    async stop() {
-      child.kill("SIGTERM");
-      for (let i = 0; i < 50 && child.exitCode === null; i++) await sleep(100);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return serve(spawn("/usr/sbin/apache2", ["-f", join(dir, "httpd.conf"), "-DFOREGROUND"], { stdio: "ignore" }), dir, origins, log);
 }
 
 /**
@@ -161,15 +168,5 @@ export async function startNginx(caFile) {
     "}",
   ].join("\n");
   writeFileSync(join(dir, "nginx.conf"), `${config}\n`);
-  const child = spawn("/usr/sbin/nginx", ["-c", join(dir, "nginx.conf"), "-p", dir, "-g", "daemon off;"], { stdio: "ignore" });
-  for (const origin of Object.values(origins)) await listening(Number(new URL(origin).port), child, log);
-  return {
-    origins,
-    log: () => (existsSync(log) ? readFileSync(log, "utf8") : ""),
-    async stop() {
-      child.kill("SIGTERM");
-      for (let i = 0; i < 50 && child.exitCode === null; i++) await sleep(100);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return serve(spawn("/usr/sbin/nginx", ["-c", join(dir, "nginx.conf"), "-p", dir, "-g", "daemon off;"], { stdio: "ignore" }), dir, origins, log);
 }
