@@ -51,7 +51,7 @@ const currentAllowList = () => allowList(api);
 // sees, so the host starts with the browser (with this worker) and its port stays open.
 // Firefox's module is loaded now for the same reason.
 host.keepOpen().catch(() => {});
-ensureModuleLoaded(api).catch(() => {});
+void ensureModuleLoaded(api); // never rejects
 
 /** Mutual-TLS portal profiles: an administrator's `mtlsPortals`, else the build's. */
 async function mtlsProfiles() {

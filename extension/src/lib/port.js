@@ -1,7 +1,7 @@
 // The connection to cacbridge-host: a small state machine over a runtime.connectNative port.
 // UNINITIALIZED -> CONNECTING -> CONNECTED -> DISCONNECTED (-> CONNECTING on the next request,
-// or after a back-off when the port is to stay open or events are wanted). Pure logic: the browser API comes in as
-// `connect`, so Node tests drive it with a fake port.
+// or after a back-off when the port is to stay open or events are wanted). Pure logic: the
+// browser API comes in as `connect`, so Node tests drive it with a fake port.
 
 import { COMMANDS, HOST_NAME, PROTOCOL } from "./wire.js";
 

@@ -7,12 +7,10 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { insertCard, launch, startDisplay } from "./stack.mjs";
+import { TESTBED, insertCard, launch, startDisplay } from "./stack.mjs";
 import { isCacBridgeWindow, typePinWithKeys } from "./mtls-flows.mjs";
 import { choose, dialog, screenshot } from "./walk.mjs";
 import { startApache, startNginx } from "./web-servers.mjs";
-
-const TESTBED = process.env.CACBRIDGE_TESTBED ?? new URL("../../../target/testbed", import.meta.url).pathname;
 
 export function webServerSuite(which) {
   let card;

@@ -13,7 +13,7 @@ export const IDS = JSON.parse(readFileSync(join(EXTENSION, "ids.json"), "utf8"))
 export const PORTAL_ORIGIN = "https://localhost:8443";
 /** Firefox gives each add-on a random internal UUID; tests fix it to open extension pages. */
 export const FIREFOX_UUID = "5f0c5d3e-6a0b-4c4e-9d9e-0cac0b41d9e1";
-const TESTBED = process.env.CACBRIDGE_TESTBED ?? join(ROOT, "target/testbed");
+export const TESTBED = process.env.CACBRIDGE_TESTBED ?? join(ROOT, "target/testbed");
 /** The host, portal and verifier builds to use (scripts/run points this at target/release). */
 const BIN = process.env.CACBRIDGE_BIN ?? join(ROOT, "target/debug");
 const VIRTUAL_PIV = join(ROOT, "target/debug/virtual-piv");
